@@ -1,0 +1,1 @@
+//! A stormpool [`Manager`](stormpool::Manager) for mysql_async.

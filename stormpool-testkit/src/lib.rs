@@ -1,0 +1,1 @@
+//! Test support for stormpool: a loopback TCP fault proxy and database helpers.

@@ -1,0 +1,18 @@
+//! stormpool: an async connection pool and admission-control toolkit that
+//! keeps doing useful work under overload.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clock;
+mod error;
+mod manager;
+pub mod pool;
+mod settings;
+#[cfg(feature = "sim")]
+pub mod sim;
+mod sync;
+
+pub use error::{AcquireError, CloseError, ConfigError};
+pub use manager::Manager;
+pub use pool::{AcquireOptions, Builder, Config, Conn, Counters, Pool, Priority, Status};
+pub use settings::{Settings, SettingsId};

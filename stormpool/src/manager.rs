@@ -1,0 +1,87 @@
+//! The trait a database driver implements to be pooled.
+
+use std::future::Future;
+
+use crate::Settings;
+
+/// Creates, probes, configures and cancels connections for a [`Pool`](crate::Pool).
+///
+/// The pool never calls a manager method while holding its own lock, and
+/// bounds every async method in time (`connect_timeout`, `check_timeout`,
+/// the request's deadline), so a manager may block on the network freely.
+/// The pool also never drops a future of `connect` half-way because a request
+/// gave up: connects run as their own tasks and their result goes to the next
+/// waiter or the idle store.
+///
+/// Async methods return `impl Future + Send`; implement them with `async`
+/// blocks or `async fn`.
+pub trait Manager: Send + Sync + 'static {
+    /// The pooled connection.
+    type Connection: Send + 'static;
+    /// The driver's error, carried to the caller by
+    /// [`AcquireError`](crate::AcquireError).
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// What [`cancel`](Manager::cancel) needs to stop the statement running on
+    /// a connection while somebody else holds the connection (a PostgreSQL
+    /// cancel key, a MySQL connection id). Use `()` when the driver has none.
+    type CancelToken: Send + Sync + 'static;
+
+    /// Opens a new connection.
+    fn connect(&self) -> impl Future<Output = Result<Self::Connection, Self::Error>> + Send;
+
+    /// A cheap synchronous test, run on every return and checkout: `true`
+    /// when the connection is known to be unusable (closed socket, protocol
+    /// error seen). It must not do I/O.
+    fn is_broken(&self, conn: &mut Self::Connection) -> bool {
+        let _ = conn;
+        false
+    }
+
+    /// A real round trip to the server (an empty query, a ping), run at
+    /// checkout when the connection has been idle for longer than
+    /// `check_interval`. A hung server is only found this way: a socket
+    /// can look open while nothing answers. The pool bounds it with
+    /// `check_timeout`.
+    fn check(
+        &self,
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Brings the connection's session to `settings`, on top of a clean
+    /// session. The default does nothing.
+    fn apply(
+        &self,
+        conn: &mut Self::Connection,
+        settings: &Settings,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = (conn, settings);
+        async { Ok(()) }
+    }
+
+    /// Returns the session to a clean state (`DISCARD ALL`, a protocol reset),
+    /// before a connection that carries settings serves a request that asked
+    /// for other ones. The default does nothing.
+    fn reset(
+        &self,
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = conn;
+        async { Ok(()) }
+    }
+
+    /// The token with which [`cancel`](Manager::cancel) reaches this
+    /// connection's session; taken once, right after connecting.
+    fn cancel_token(&self, conn: &Self::Connection) -> Self::CancelToken;
+
+    /// Asks the server to stop the statement running on the session behind
+    /// `token` (server-side cancel), without touching the connection itself,
+    /// which its holder may be using. Used by the lease watchdog and for
+    /// statements abandoned by their request. The default does nothing.
+    fn cancel(
+        &self,
+        token: &Self::CancelToken,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = token;
+        async { Ok(()) }
+    }
+}

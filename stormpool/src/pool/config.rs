@@ -1,0 +1,237 @@
+//! The pool's configuration: plain data, validated by [`Builder::build`].
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::manager::Manager;
+use crate::pool::Pool;
+
+/// Everything a [`Pool`] can be configured with. Plain data: build one with
+/// [`Config::default`] and struct update syntax, or through [`Builder`].
+///
+/// Every field documents its default and unit. Nothing waits forever by
+/// default: acquires, connects, probes and the drain on close are all bounded.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The most connections the pool opens at once (idle, in use, being
+    /// handed over or being opened). Default: 10. Must be at least 1.
+    pub max_size: usize,
+    /// The pool opens connections in the background until this many are
+    /// idle or being opened. Default: 0. At most `max_size`.
+    pub min_idle: usize,
+    /// The most requests that may wait for a connection at once; one more is
+    /// rejected at once with [`AcquireError::TooManyWaiters`](crate::AcquireError::TooManyWaiters).
+    /// Default: 1024. Must be at least 1.
+    pub max_waiters: usize,
+    /// How long [`Pool::get`] waits for a connection when the request sets no
+    /// deadline of its own. Default: 5 s.
+    pub acquire_timeout: Duration,
+    /// The longest a single connect may take before it counts as failed.
+    /// Default: 5 s.
+    pub connect_timeout: Duration,
+    /// The longest the checkout probe ([`Manager::check`]) may take before
+    /// the connection is considered dead. Default: 2 s.
+    pub check_timeout: Duration,
+    /// A connection used within this window is not probed again at checkout
+    /// (HikariCP's bypass window). `Duration::ZERO` probes on every checkout.
+    /// Default: 500 ms.
+    pub check_interval: Duration,
+    /// At most this many connects run at once. Default: 4. Must be at least 1.
+    pub max_concurrent_connects: usize,
+    /// The first delay after a failed connect; doubles with each consecutive
+    /// failure up to `connect_backoff_max`, with full jitter. Default: 50 ms.
+    pub connect_backoff_min: Duration,
+    /// The cap of the connect backoff. Default: 2 s.
+    pub connect_backoff_max: Duration,
+    /// Idle connections beyond `min_idle` unused for this long are closed.
+    /// `None` keeps them. Default: 10 min.
+    pub idle_timeout: Option<Duration>,
+    /// Connections are closed (when idle, or when returned) after this age,
+    /// shortened by a random amount of up to an eighth so that connections
+    /// opened together do not all expire together. `None`: no limit.
+    /// Default: 30 min.
+    pub max_lifetime: Option<Duration>,
+    /// How long [`Pool::close`] waits for connections in use to come back.
+    /// Default: 10 s.
+    pub drain_timeout: Duration,
+    /// How often the maintenance task runs while requests are waiting (it
+    /// expires waiters, retries connects and drives the overload detector);
+    /// when nobody waits it sleeps longer. Default: 10 ms.
+    pub maintenance_tick: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_size: 10,
+            min_idle: 0,
+            max_waiters: 1024,
+            acquire_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            check_timeout: Duration::from_secs(2),
+            check_interval: Duration::from_millis(500),
+            max_concurrent_connects: 4,
+            connect_backoff_min: Duration::from_millis(50),
+            connect_backoff_max: Duration::from_secs(2),
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_lifetime: Some(Duration::from_secs(1800)),
+            drain_timeout: Duration::from_secs(10),
+            maintenance_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+impl Config {
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let counts = [
+            ("max_size", self.max_size),
+            ("max_waiters", self.max_waiters),
+            ("max_concurrent_connects", self.max_concurrent_connects),
+        ];
+        for (field, value) in counts {
+            if value == 0 {
+                return Err(ConfigError::Zero { field });
+            }
+        }
+        if self.min_idle > self.max_size {
+            return Err(ConfigError::MinIdleAboveMaxSize {
+                min_idle: self.min_idle,
+                max_size: self.max_size,
+            });
+        }
+        let durations = [
+            ("acquire_timeout", Some(self.acquire_timeout)),
+            ("connect_timeout", Some(self.connect_timeout)),
+            ("check_timeout", Some(self.check_timeout)),
+            ("connect_backoff_min", Some(self.connect_backoff_min)),
+            ("connect_backoff_max", Some(self.connect_backoff_max)),
+            ("idle_timeout", self.idle_timeout),
+            ("max_lifetime", self.max_lifetime),
+            ("drain_timeout", Some(self.drain_timeout)),
+            ("maintenance_tick", Some(self.maintenance_tick)),
+        ];
+        for (field, value) in durations {
+            if value == Some(Duration::ZERO) {
+                return Err(ConfigError::ZeroDuration { field });
+            }
+        }
+        if self.connect_backoff_max < self.connect_backoff_min {
+            return Err(ConfigError::OutOfRange {
+                field: "connect_backoff_max",
+                expected: "at least `connect_backoff_min`",
+            });
+        }
+        if self.max_waiters > u32::MAX as usize / 2 {
+            return Err(ConfigError::OutOfRange {
+                field: "max_waiters",
+                expected: "below 2^31",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`Pool`]: `Pool::builder(manager).max_size(16).build()?`.
+///
+/// Each setter documents its default; [`build`](Builder::build) validates the
+/// whole configuration and names the first bad field.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct Builder<M> {
+    manager: M,
+    config: Config,
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.config.$name = value;
+            self
+        }
+    };
+}
+
+impl<M: Manager> Builder<M> {
+    pub(crate) fn new(manager: M) -> Self {
+        Builder {
+            manager,
+            config: Config::default(),
+        }
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    setter!(
+        /// The most connections open at once. Defaults to 10.
+        max_size: usize
+    );
+    setter!(
+        /// Connections kept idle or opening in the background. Defaults to 0.
+        min_idle: usize
+    );
+    setter!(
+        /// The most requests waiting at once. Defaults to 1024.
+        max_waiters: usize
+    );
+    setter!(
+        /// The wait of a request without its own deadline. Defaults to 5 s.
+        acquire_timeout: Duration
+    );
+    setter!(
+        /// The bound of one connect. Defaults to 5 s.
+        connect_timeout: Duration
+    );
+    setter!(
+        /// The bound of the checkout probe. Defaults to 2 s.
+        check_timeout: Duration
+    );
+    setter!(
+        /// The window after a use in which no probe is made. Defaults to 500 ms.
+        check_interval: Duration
+    );
+    setter!(
+        /// The most connects running at once. Defaults to 4.
+        max_concurrent_connects: usize
+    );
+    setter!(
+        /// The first backoff after a failed connect. Defaults to 50 ms.
+        connect_backoff_min: Duration
+    );
+    setter!(
+        /// The cap of the connect backoff. Defaults to 2 s.
+        connect_backoff_max: Duration
+    );
+    setter!(
+        /// Closes idle connections unused this long (`None`: never). Defaults to 10 min.
+        idle_timeout: Option<Duration>
+    );
+    setter!(
+        /// Closes connections after this age, jittered (`None`: never). Defaults to 30 min.
+        max_lifetime: Option<Duration>
+    );
+    setter!(
+        /// How long `close` waits for connections in use. Defaults to 10 s.
+        drain_timeout: Duration
+    );
+    setter!(
+        /// The maintenance period while requests wait. Defaults to 10 ms.
+        maintenance_tick: Duration
+    );
+
+    /// Validates the configuration and creates the pool.
+    ///
+    /// No connection is opened here and no task is spawned until the first
+    /// request (or the first tick towards `min_idle`, which starts with it),
+    /// so a pool may be built outside a tokio runtime.
+    pub fn build(self) -> Result<Pool<M>, ConfigError> {
+        self.config.validate()?;
+        Ok(Pool::from_parts(self.manager, self.config))
+    }
+}

@@ -1,0 +1,146 @@
+//! What a single request asks of the pool: its deadline, priority class,
+//! fairness key and session settings.
+
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use crate::clock::Instant;
+use crate::Settings;
+
+/// A request's priority class, after Google SRE's criticality levels.
+///
+/// Between classes the priority is strict: a waiting request of a higher
+/// class is always served first. Load shedding takes the lowest class first;
+/// [`Critical`](Priority::Critical) requests are never shed and only leave by
+/// their own deadline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Serving this request is part of the service's purpose: never shed.
+    Critical,
+    /// The default class.
+    #[default]
+    Normal,
+    /// Requests the service can afford to refuse first when overloaded.
+    Sheddable,
+    /// Work nobody waits for (batch jobs, cache warming): served last, shed first.
+    Background,
+}
+
+impl Priority {
+    /// Every class, highest first.
+    pub const ALL: [Priority; 4] = [
+        Priority::Critical,
+        Priority::Normal,
+        Priority::Sheddable,
+        Priority::Background,
+    ];
+
+    /// The class's position in [`Priority::ALL`] (0 is `Critical`).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The class's name in lower case, as used in metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Critical => "critical",
+            Priority::Normal => "normal",
+            Priority::Sheddable => "sheddable",
+            Priority::Background => "background",
+        }
+    }
+}
+
+/// How long a request may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// The pool's `acquire_timeout`.
+    Default,
+    Timeout(Duration),
+    Deadline(Instant),
+}
+
+/// Options of one acquire: `pool.get_with(AcquireOptions::new().timeout(..))`.
+///
+/// ```
+/// use std::time::Duration;
+/// use stormpool::{AcquireOptions, Priority};
+///
+/// let opts = AcquireOptions::new()
+///     .timeout(Duration::from_millis(50))
+///     .priority(Priority::Critical)
+///     .key("tenant-42");
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct AcquireOptions {
+    pub(crate) wait: Wait,
+    pub(crate) priority: Priority,
+    pub(crate) key: u64,
+    pub(crate) settings: Option<Settings>,
+}
+
+impl Default for AcquireOptions {
+    fn default() -> Self {
+        AcquireOptions::new()
+    }
+}
+
+impl AcquireOptions {
+    /// The defaults: the pool's `acquire_timeout`, [`Priority::Normal`], no
+    /// fairness key, no settings.
+    pub fn new() -> Self {
+        AcquireOptions {
+            wait: Wait::Default,
+            priority: Priority::Normal,
+            key: 0,
+            settings: None,
+        }
+    }
+
+    /// Waits at most `timeout` from the call to `get_with`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.wait = Wait::Timeout(timeout);
+        self
+    }
+
+    /// Waits until `deadline` at the latest (tokio's clock). A request whose
+    /// deadline has passed is never handed a connection.
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.wait = Wait::Deadline(deadline);
+        self
+    }
+
+    /// The request's priority class. Defaults to [`Priority::Normal`].
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// A fairness key (a tenant, a user, an upstream request id): within a
+    /// class, waiting requests are served round-robin across keys, so one
+    /// key's fan-out cannot crowd out the others. Defaults to no key (all
+    /// keyless requests share one queue).
+    pub fn key(mut self, key: impl Hash) -> Self {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        // 0 is reserved for "no key".
+        self.key = hasher.finish().max(1);
+        self
+    }
+
+    /// The session settings the connection must carry.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.settings = Some(settings);
+        self
+    }
+
+    pub(crate) fn deadline_at(&self, now: Instant, default: Duration) -> Instant {
+        match self.wait {
+            Wait::Default => now + default,
+            Wait::Timeout(t) => now + t,
+            Wait::Deadline(d) => d,
+        }
+    }
+}

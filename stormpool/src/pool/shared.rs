@@ -1,0 +1,459 @@
+//! The part of the pool every handle, guard and task shares: the manager, the
+//! configuration and the locked [`State`], with the code that moves
+//! connections between them.
+
+use std::future::{poll_fn, Future};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::task::{Context, Poll};
+
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use super::conn::Conn;
+use super::options::AcquireOptions;
+use super::state::{
+    settings_id, Checkout, CloseCause, ConnectFailure, Effects, Entry, Failure, State,
+};
+use super::waitlist::WaiterId;
+use super::Config;
+use crate::clock::{self, Instant};
+use crate::error::AcquireError;
+use crate::manager::Manager;
+use crate::sync::{lock, Mutex, MutexGuard};
+
+pub(crate) struct Shared<M: Manager> {
+    pub(crate) manager: M,
+    pub(crate) config: Config,
+    /// # Invariant
+    /// Held only for O(1) transitions (see `state`): never across an
+    /// `.await`, a manager call, a wake or a destructor of a connection.
+    pub(crate) state: Mutex<State<M>>,
+    /// Counters bumped outside the lock.
+    pub(crate) checks: AtomicU64,
+    pub(crate) apply_errors: AtomicU64,
+    started: AtomicBool,
+    runtime: OnceLock<Handle>,
+    /// Wakes the maintenance task early (first waiter queued, pool closed).
+    maintenance: Arc<Notify>,
+    /// Signalled whenever a connection is closed after the pool was closed.
+    drained: Notify,
+}
+
+impl<M: Manager> Shared<M> {
+    pub(crate) fn new(manager: M, config: Config) -> Self {
+        Shared {
+            manager,
+            state: Mutex::new(State::new(&config)),
+            config,
+            checks: AtomicU64::new(0),
+            apply_errors: AtomicU64::new(0),
+            started: AtomicBool::new(false),
+            runtime: OnceLock::new(),
+            maintenance: Arc::new(Notify::new()),
+            drained: Notify::new(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<M>> {
+        lock(&self.state)
+    }
+
+    /// Starts the maintenance task on the current runtime, once.
+    pub(crate) fn ensure_started(self: &Arc<Self>) {
+        // Acquire pairs with the Release of the swap below: a thread that
+        // sees `true` also sees the runtime handle stored before it.
+        if self.started.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(handle) = Handle::try_current() else {
+            return;
+        };
+        let _ = self.runtime.set(handle.clone());
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        handle.spawn(maintenance(Arc::downgrade(self), self.maintenance.clone()));
+    }
+
+    /// Performs what a transition left to do outside the lock.
+    pub(crate) fn run(self: &Arc<Self>, mut fx: Effects<M>) {
+        fx.wakes.wake_all();
+        let closed_some = !fx.close.is_empty();
+        // Dropping a connection closes it; never under the lock.
+        drop(std::mem::take(&mut fx.close));
+        if closed_some {
+            self.drained.notify_waiters();
+        }
+        for _ in 0..fx.connects {
+            self.spawn_connect();
+        }
+        if fx.kick_maintenance {
+            self.maintenance.notify_one();
+        }
+    }
+
+    fn spawn_connect(self: &Arc<Self>) {
+        let pending = PendingConnect {
+            shared: self.clone(),
+            done: false,
+        };
+        let Some(handle) = self.runtime.get() else {
+            // No runtime was ever seen: `pending` reports the connect as
+            // abandoned when dropped here.
+            return;
+        };
+        handle.spawn(async move {
+            let mut pending = pending;
+            let shared = &pending.shared;
+            let connect = shared.manager.connect();
+            let result = match tokio::time::timeout(shared.config.connect_timeout, connect).await {
+                Ok(Ok(conn)) => {
+                    let token = shared.manager.cancel_token(&conn);
+                    Ok((conn, token))
+                }
+                Ok(Err(e)) => Err(ConnectFailure::Error(Arc::new(e))),
+                Err(_) => Err(ConnectFailure::TimedOut),
+            };
+            pending.finish(Some(result));
+        });
+    }
+
+    /// Takes a connection for a request, waiting if needed, then probes it
+    /// and brings it to the requested settings.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        opts: &AcquireOptions,
+    ) -> Result<Conn<M>, AcquireError<M::Error>> {
+        self.ensure_started();
+        let mut now = clock::now();
+        let deadline = opts.deadline_at(now, self.config.acquire_timeout);
+        loop {
+            let mut fx = Effects::new();
+            let step = {
+                let mut state = self.lock();
+                let step = state.checkout(
+                    now,
+                    deadline,
+                    opts.priority,
+                    opts.key,
+                    opts.settings.as_ref(),
+                    &self.config,
+                    &mut fx,
+                );
+                state.check_ledger();
+                step
+            };
+            self.run(fx);
+            let entry = match step {
+                Checkout::Ready(entry) => entry,
+                Checkout::Wait(id) => {
+                    let entry = self.wait(id, deadline).await?;
+                    now = clock::now();
+                    entry
+                }
+                Checkout::Reject(e) => return Err(e),
+            };
+            let mut conn = Conn::new(self.clone(), entry, now);
+            match self.prepare(&mut conn, opts, now, deadline).await {
+                Ok(()) => return Ok(conn),
+                // The connection was unusable; the guard closes it on drop
+                // and the request tries the next one, within its deadline.
+                Err(None) => now = clock::now(),
+                Err(Some(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits for a queued request's hand-off.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future removes the waiter from the queue in O(1); a
+    /// connection already handed to it goes to the next live waiter or the
+    /// idle store.
+    async fn wait(
+        self: &Arc<Self>,
+        id: WaiterId,
+        deadline: Instant,
+    ) -> Result<Box<Entry<M>>, AcquireError<M::Error>> {
+        let mut waiter = Waiter {
+            shared: self,
+            id,
+            done: false,
+        };
+        let timer = tokio::time::sleep_until(deadline);
+        tokio::pin!(timer);
+        poll_fn(|cx| {
+            // Arms the timer so the waiter wakes at its deadline; the state
+            // transition itself compares `now` with the deadline.
+            let _ = timer.as_mut().poll(cx);
+            waiter.poll(cx)
+        })
+        .await
+        .map_err(AcquireError::from)
+    }
+
+    /// Probes the connection if it has been idle past `check_interval`, and
+    /// brings its session to the requested settings. `Err(None)`: the
+    /// connection is unusable and marked to be closed; try another one.
+    async fn prepare(
+        &self,
+        conn: &mut Conn<M>,
+        opts: &AcquireOptions,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<(), Option<AcquireError<M::Error>>> {
+        let manager = &self.manager;
+        let bound = deadline.min(now + self.config.check_timeout);
+        if manager.is_broken(&mut conn.entry_mut().conn) {
+            conn.set_close(Some(CloseCause::Broken));
+            return Err(None);
+        }
+        let wanted = opts.settings.as_ref();
+        let entry = conn.entry_mut();
+        let carried = entry.settings.is_some();
+        let round_trip = if settings_id(wanted) != settings_id(entry.settings.as_ref()) {
+            true
+        } else {
+            now.duration_since(entry.last_used) >= self.config.check_interval
+        };
+        if !round_trip {
+            return Ok(());
+        }
+        // Until the round trips below finish, the session's state is
+        // unknown: a request dropped in the middle closes the connection.
+        conn.set_close(Some(CloseCause::Tainted));
+        let entry = conn.entry_mut();
+        let outcome = async {
+            if settings_id(wanted) == settings_id(entry.settings.as_ref()) {
+                self.checks.fetch_add(1, Ordering::Relaxed);
+                return manager.check(&mut entry.conn).await.map_err(|_| None);
+            }
+            if carried {
+                manager.reset(&mut entry.conn).await.map_err(|_| None)?;
+                entry.settings = None;
+            }
+            if let Some(settings) = wanted {
+                if let Err(e) = manager.apply(&mut entry.conn, settings).await {
+                    self.apply_errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(Some(AcquireError::Apply(e)));
+                }
+                entry.settings = Some(settings.clone());
+            }
+            Ok(())
+        };
+        match tokio::time::timeout_at(bound, outcome).await {
+            Ok(Ok(())) => {
+                conn.entry_mut().last_used = clock::now();
+                conn.set_close(None);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                conn.set_close(Some(CloseCause::CheckFailed));
+                Err(e)
+            }
+            Err(_) if bound >= deadline => {
+                // The request ran out of time, not the probe: fail it. The
+                // connection is closed (Tainted) since a round trip is
+                // still in flight on it.
+                Err(Some(AcquireError::Timeout))
+            }
+            Err(_) => {
+                conn.set_close(Some(CloseCause::CheckFailed));
+                Err(None)
+            }
+        }
+    }
+
+    /// A guard gives its connection back.
+    pub(crate) fn release(self: &Arc<Self>, mut entry: Box<Entry<M>>, close: Option<CloseCause>) {
+        let close = close.or_else(|| {
+            self.manager
+                .is_broken(&mut entry.conn)
+                .then_some(CloseCause::Broken)
+        });
+        let now = clock::now();
+        let mut fx = Effects::new();
+        {
+            let mut state = self.lock();
+            state.release(now, entry, close, &self.config, &mut fx);
+            state.check_ledger();
+        }
+        self.run(fx);
+    }
+
+    /// A guard's connection leaves the pool for good.
+    pub(crate) fn detach(self: &Arc<Self>) {
+        let mut fx = Effects::new();
+        {
+            let mut state = self.lock();
+            state.detach(clock::now(), &self.config, &mut fx);
+            state.check_ledger();
+        }
+        self.run(fx);
+    }
+
+    /// Runs one maintenance pass; returns when to run the next.
+    fn maintain(self: &Arc<Self>) -> Instant {
+        let now = clock::now();
+        let mut fx = Effects::new();
+        let next = {
+            let mut state = self.lock();
+            let next = state.maintain(now, &self.config, &mut fx);
+            state.check_ledger();
+            next
+        };
+        self.run(fx);
+        next
+    }
+
+    /// Closes the pool and waits, at most `drain_timeout`, for the
+    /// connections in use to come back.
+    pub(crate) async fn close(self: &Arc<Self>) -> Result<(), crate::CloseError> {
+        let mut fx = Effects::new();
+        {
+            let mut state = self.lock();
+            state.shut(&mut fx);
+            state.check_ledger();
+        }
+        fx.kick_maintenance = true;
+        self.run(fx);
+        let deadline = clock::now() + self.config.drain_timeout;
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Register before reading the state, so a close between the
+            // read and the await is not missed.
+            drained.as_mut().enable();
+            let open = self.lock().open;
+            if open == 0 {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                let still_open = self.lock().open;
+                return if still_open == 0 {
+                    Ok(())
+                } else {
+                    Err(crate::CloseError { still_open })
+                };
+            }
+        }
+    }
+
+    /// Applies `f` to the state and performs its effects.
+    pub(crate) fn transition<R>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut State<M>, Instant, &mut Effects<M>) -> R,
+    ) -> R {
+        let now = clock::now();
+        let mut fx = Effects::new();
+        let r = {
+            let mut state = self.lock();
+            let r = f(&mut state, now, &mut fx);
+            state.check_ledger();
+            r
+        };
+        self.run(fx);
+        r
+    }
+}
+
+/// A queued request, as seen from its future.
+struct Waiter<'a, M: Manager> {
+    shared: &'a Arc<Shared<M>>,
+    id: WaiterId,
+    /// The record was collected; nothing to clean up on drop.
+    done: bool,
+}
+
+impl<M: Manager> Waiter<'_, M> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Box<Entry<M>>, Failure<M::Error>>> {
+        let now = clock::now();
+        let mut fx = Effects::new();
+        let outcome = {
+            let mut state = self.shared.lock();
+            let outcome = state.poll_waiter(self.id, now, cx.waker(), &mut fx);
+            state.check_ledger();
+            outcome
+        };
+        // A connection passed on past the deadline may wake another waiter.
+        self.shared.run(fx);
+        match outcome {
+            None => Poll::Pending,
+            Some(result) => {
+                self.done = true;
+                Poll::Ready(result)
+            }
+        }
+    }
+}
+
+impl<M: Manager> Drop for Waiter<'_, M> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut fx = Effects::new();
+        {
+            let mut state = self.shared.lock();
+            state.drop_waiter(self.id, clock::now(), &mut fx);
+            state.check_ledger();
+        }
+        self.shared.run(fx);
+    }
+}
+
+/// A connect in flight, reported as abandoned if its task never finishes
+/// (the runtime shut down), so the ledger never keeps a phantom connect.
+struct PendingConnect<M: Manager> {
+    shared: Arc<Shared<M>>,
+    done: bool,
+}
+
+type ConnectResult<M> = Result<
+    (<M as Manager>::Connection, <M as Manager>::CancelToken),
+    ConnectFailure<<M as Manager>::Error>,
+>;
+
+impl<M: Manager> PendingConnect<M> {
+    fn finish(&mut self, result: Option<ConnectResult<M>>) {
+        self.done = true;
+        let now = clock::now();
+        let mut fx = Effects::new();
+        {
+            let mut state = self.shared.lock();
+            match result {
+                Some(result) => state.connected(now, result, &self.shared.config, &mut fx),
+                None => state.connect_abandoned(),
+            }
+            state.check_ledger();
+        }
+        self.shared.run(fx);
+    }
+}
+
+impl<M: Manager> Drop for PendingConnect<M> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(None);
+        }
+    }
+}
+
+/// The pool's one background task: runs [`State::maintain`] on a timer
+/// until the pool is gone.
+async fn maintenance<M: Manager>(shared: Weak<Shared<M>>, kick: Arc<Notify>) {
+    loop {
+        let next = {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            shared.maintain()
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = kick.notified() => {}
+        }
+    }
+}

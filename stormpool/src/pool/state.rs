@@ -1,0 +1,618 @@
+//! The pool's state under its one mutex: the ledger, the idle store, the
+//! waitlist, the connector's backoff and the counters, with every transition
+//! between them.
+//!
+//! # Implementation details
+//!
+//! Each method takes `now` and an [`Effects`] to fill: wakers to wake,
+//! connections to close and connects to start. The caller performs them after
+//! releasing the lock, so no user code (manager, waker, destructor) ever runs
+//! under it and the critical sections stay a few dozen instructions long.
+//!
+//! # Invariant (the ledger)
+//!
+//! `idle + in_use + handing_over + connecting + draining == open`, checked
+//! by [`State::check_ledger`] in debug builds after every transition. `open`
+//! never grows beyond `max_size`; after a shrink it may exceed the new size
+//! until enough connections come back, and then only decreases.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::idle::{IdleEntry, IdleStore};
+use super::options::Priority;
+use super::stats::Counters;
+use super::waitlist::{Order, Slot, WaiterId, Waitlist};
+use super::wake::WakeList;
+use crate::clock::{Instant, Rng};
+use crate::error::AcquireError;
+use crate::manager::Manager;
+use crate::pool::Config;
+use crate::Settings;
+
+/// A pooled connection and what the pool knows about it.
+pub(crate) struct Entry<M: Manager> {
+    pub(crate) conn: M::Connection,
+    pub(crate) cancel: M::CancelToken,
+    pub(crate) id: u64,
+    pub(crate) created: Instant,
+    pub(crate) last_used: Instant,
+    /// When the last hand-off to a waiter was made.
+    pub(crate) handed_at: Instant,
+    /// `created + max_lifetime - jitter`.
+    pub(crate) expires: Option<Instant>,
+    pub(crate) settings: Option<Settings>,
+}
+
+impl<M: Manager> IdleEntry for Box<Entry<M>> {
+    fn settings(&self) -> u32 {
+        settings_id(self.settings.as_ref())
+    }
+    fn last_used(&self) -> Instant {
+        self.last_used
+    }
+}
+
+pub(crate) fn settings_id(settings: Option<&Settings>) -> u32 {
+    settings.map_or(0, |s| s.id().get())
+}
+
+/// Why a waiter was removed from the waitlist without a connection.
+pub(crate) enum Failure<E> {
+    Timeout,
+    Closed,
+    Connect(ConnectFailure<E>),
+}
+
+/// How the last connect attempt failed.
+pub(crate) enum ConnectFailure<E> {
+    Error(Arc<E>),
+    TimedOut,
+}
+
+impl<E> Clone for ConnectFailure<E> {
+    fn clone(&self) -> Self {
+        match self {
+            ConnectFailure::Error(e) => ConnectFailure::Error(e.clone()),
+            ConnectFailure::TimedOut => ConnectFailure::TimedOut,
+        }
+    }
+}
+
+impl<E> From<Failure<E>> for AcquireError<E> {
+    fn from(failure: Failure<E>) -> Self {
+        match failure {
+            Failure::Timeout => AcquireError::Timeout,
+            Failure::Closed => AcquireError::Closed,
+            Failure::Connect(c) => c.into(),
+        }
+    }
+}
+
+impl<E> From<ConnectFailure<E>> for AcquireError<E> {
+    fn from(failure: ConnectFailure<E>) -> Self {
+        match failure {
+            ConnectFailure::Error(e) => AcquireError::Connect(e),
+            ConnectFailure::TimedOut => AcquireError::ConnectTimeout,
+        }
+    }
+}
+
+/// Why a connection was closed; each cause has its counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseCause {
+    /// `is_broken` said so on return or checkout.
+    Broken,
+    /// The holder called `Conn::taint`, or dropped the request mid-checkout.
+    Tainted,
+    /// The checkout probe, reset or apply failed or timed out.
+    CheckFailed,
+    /// Past `max_lifetime`.
+    Lifetime,
+    /// Idle for longer than `idle_timeout`.
+    IdleTimeout,
+    /// The pool was shrunk below its open connections.
+    Resize,
+    /// The pool was closed.
+    PoolClosed,
+}
+
+/// Work to do once the lock is released.
+pub(crate) struct Effects<M: Manager> {
+    pub(crate) wakes: WakeList,
+    pub(crate) close: Vec<Box<Entry<M>>>,
+    pub(crate) connects: usize,
+    /// The maintenance task should run now (first waiter queued, closed).
+    pub(crate) kick_maintenance: bool,
+}
+
+impl<M: Manager> Effects<M> {
+    pub(crate) fn new() -> Self {
+        Effects {
+            wakes: WakeList::new(),
+            close: Vec::new(),
+            connects: 0,
+            kick_maintenance: false,
+        }
+    }
+}
+
+/// The outcome of a checkout attempt.
+pub(crate) enum Checkout<M: Manager> {
+    /// An idle connection, now counted in use.
+    Ready(Box<Entry<M>>),
+    /// Queued as this waiter.
+    Wait(WaiterId),
+    Reject(AcquireError<M::Error>),
+}
+
+/// The connector's memory of failures, for backoff and fail-fast.
+pub(crate) struct Connector<E> {
+    pub(crate) failures: u32,
+    pub(crate) retry_at: Option<Instant>,
+    pub(crate) last_failure: Option<ConnectFailure<E>>,
+}
+
+pub(crate) type Grant<M> = Box<Entry<M>>;
+pub(crate) type Waiters<M> = Waitlist<Grant<M>, Failure<<M as Manager>::Error>>;
+
+pub(crate) struct State<M: Manager> {
+    pub(crate) max_size: usize,
+    pub(crate) open: usize,
+    pub(crate) in_use: usize,
+    pub(crate) handing_over: usize,
+    pub(crate) connecting: usize,
+    pub(crate) draining: usize,
+    pub(crate) idle: IdleStore<Box<Entry<M>>>,
+    pub(crate) waitlist: Waiters<M>,
+    pub(crate) closed: bool,
+    pub(crate) paused: bool,
+    pub(crate) connector: Connector<M::Error>,
+    pub(crate) counters: Counters,
+    next_conn_id: u64,
+    rng: Rng,
+}
+
+impl<M: Manager> State<M> {
+    pub(crate) fn new(config: &Config) -> Self {
+        State {
+            max_size: config.max_size,
+            open: 0,
+            in_use: 0,
+            handing_over: 0,
+            connecting: 0,
+            draining: 0,
+            idle: IdleStore::new(),
+            waitlist: Waitlist::new(),
+            closed: false,
+            paused: false,
+            connector: Connector {
+                failures: 0,
+                retry_at: None,
+                last_failure: None,
+            },
+            counters: Counters::default(),
+            next_conn_id: 1,
+            rng: Rng::new(),
+        }
+    }
+
+    /// Connections that exist and could serve a request eventually (not
+    /// merely being opened).
+    pub(crate) fn established(&self) -> usize {
+        self.open - self.connecting
+    }
+
+    /// Takes an idle connection, or queues the request, or rejects it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn checkout(
+        &mut self,
+        now: Instant,
+        deadline: Instant,
+        priority: Priority,
+        key: u64,
+        settings: Option<&Settings>,
+        config: &Config,
+        fx: &mut Effects<M>,
+    ) -> Checkout<M> {
+        if self.closed {
+            self.counters.rejected_closed += 1;
+            return Checkout::Reject(AcquireError::Closed);
+        }
+        let wanted = settings_id(settings);
+        if !self.paused {
+            if let Some((entry, _)) = self.idle.pop(wanted) {
+                self.in_use += 1;
+                self.counters.acquired_direct += 1;
+                return Checkout::Ready(entry);
+            }
+        }
+        if let Some(failure) = self.fail_fast(now) {
+            self.counters.connect_errors += 1;
+            return Checkout::Reject(failure.into());
+        }
+        if deadline <= now {
+            self.counters.timed_out += 1;
+            return Checkout::Reject(AcquireError::Timeout);
+        }
+        if self.waitlist.len() >= config.max_waiters {
+            self.counters.rejected_waiters += 1;
+            return Checkout::Reject(AcquireError::TooManyWaiters);
+        }
+        fx.kick_maintenance = self.waitlist.is_empty();
+        let id = self
+            .waitlist
+            .push(now, deadline, priority.index() as u8, key, wanted, None);
+        self.start_connects(now, config, fx);
+        Checkout::Wait(id)
+    }
+
+    /// While the database is down (no connection established, the last
+    /// attempt failed, the next not yet due), the error to fail a request
+    /// with at once.
+    fn fail_fast(&self, now: Instant) -> Option<ConnectFailure<M::Error>> {
+        if self.established() > 0 || self.connector.retry_at.is_none_or(|at| at <= now) {
+            return None;
+        }
+        self.connector.last_failure.clone()
+    }
+
+    /// Starts as many connects as real demand calls for, within
+    /// `max_size`, `max_concurrent_connects` and the backoff.
+    pub(crate) fn start_connects(&mut self, now: Instant, config: &Config, fx: &mut Effects<M>) {
+        if self.closed || self.paused || self.connector.retry_at.is_some_and(|at| at > now) {
+            return;
+        }
+        let wanted = self.waitlist.len() + config.min_idle.saturating_sub(self.idle.len());
+        while self.connecting < wanted
+            && self.connecting < config.max_concurrent_connects
+            && self.open < self.max_size
+        {
+            self.connecting += 1;
+            self.open += 1;
+            fx.connects += 1;
+        }
+    }
+
+    /// A connect task finished.
+    pub(crate) fn connected(
+        &mut self,
+        now: Instant,
+        result: Result<(M::Connection, M::CancelToken), ConnectFailure<M::Error>>,
+        config: &Config,
+        fx: &mut Effects<M>,
+    ) {
+        self.connecting -= 1;
+        match result {
+            Ok((conn, cancel)) => {
+                self.counters.connects_ok += 1;
+                self.connector.failures = 0;
+                self.connector.retry_at = None;
+                self.connector.last_failure = None;
+                let expires = config.max_lifetime.map(|life| {
+                    let jitter = self.rng.jitter(life / 8);
+                    now + (life - jitter)
+                });
+                let entry = Box::new(Entry {
+                    conn,
+                    cancel,
+                    id: self.next_conn_id,
+                    created: now,
+                    last_used: now,
+                    handed_at: now,
+                    expires,
+                    settings: None,
+                });
+                self.next_conn_id += 1;
+                self.dispatch(now, entry, fx);
+            }
+            Err(failure) => {
+                self.open -= 1;
+                self.counters.connects_failed += 1;
+                if matches!(failure, ConnectFailure::TimedOut) {
+                    self.counters.connect_timeouts += 1;
+                }
+                self.connector.failures = self.connector.failures.saturating_add(1);
+                let exp = (self.connector.failures - 1).min(20);
+                let ceiling = config
+                    .connect_backoff_min
+                    .saturating_mul(1 << exp)
+                    .min(config.connect_backoff_max);
+                // Full jitter, but never below the minimum: a retry storm
+                // against a database that refuses is what backoff prevents.
+                let delay = config.connect_backoff_min.max(self.rng.jitter(ceiling));
+                self.connector.retry_at = Some(now + delay);
+                if self.established() == 0 {
+                    // Nothing open could ever come back to the waiters: they
+                    // were waiting for this very attempt. Tell them why.
+                    let n = self.waitlist.len() as u64;
+                    self.counters.connect_errors += n;
+                    self.waitlist
+                        .fail_all(|| Failure::Connect(failure.clone()), &mut fx.wakes);
+                }
+                self.connector.last_failure = Some(failure);
+            }
+        }
+        self.start_connects(now, config, fx);
+    }
+
+    /// A connect task was dropped before it finished (its runtime shut down).
+    pub(crate) fn connect_abandoned(&mut self) {
+        self.connecting -= 1;
+        self.open -= 1;
+    }
+
+    /// Hands a connection that is free to the next live waiter, or to the
+    /// idle store. Never blocks and never hands to an expired waiter.
+    pub(crate) fn dispatch(&mut self, now: Instant, mut entry: Box<Entry<M>>, fx: &mut Effects<M>) {
+        if self.closed {
+            return self.close(entry, CloseCause::PoolClosed, fx);
+        }
+        if self.open > self.max_size {
+            return self.close(entry, CloseCause::Resize, fx);
+        }
+        if !self.paused && !self.waitlist.is_empty() {
+            let settings = settings_id(entry.settings.as_ref());
+            let mut evicted = 0;
+            let chosen = self.waitlist.pick(
+                now,
+                settings,
+                Order::Fifo,
+                &mut || Failure::Timeout,
+                &mut fx.wakes,
+                &mut evicted,
+            );
+            self.counters.evicted_expired += evicted;
+            self.counters.timed_out += evicted;
+            if let Some(id) = chosen {
+                entry.handed_at = now;
+                self.handing_over += 1;
+                self.counters.handoffs += 1;
+                self.waitlist.grant(id, entry, &mut fx.wakes);
+                return;
+            }
+        }
+        self.idle.push(entry);
+    }
+
+    /// A holder gave a connection back.
+    pub(crate) fn release(
+        &mut self,
+        now: Instant,
+        mut entry: Box<Entry<M>>,
+        close: Option<CloseCause>,
+        config: &Config,
+        fx: &mut Effects<M>,
+    ) {
+        self.in_use -= 1;
+        let cause = close.or_else(|| {
+            entry
+                .expires
+                .is_some_and(|at| at <= now)
+                .then_some(CloseCause::Lifetime)
+        });
+        match cause {
+            Some(cause) => {
+                self.close(entry, cause, fx);
+                self.start_connects(now, config, fx);
+            }
+            None => {
+                entry.last_used = now;
+                self.dispatch(now, entry, fx);
+            }
+        }
+    }
+
+    /// A holder took the connection out of the pool for good.
+    pub(crate) fn detach(&mut self, now: Instant, config: &Config, fx: &mut Effects<M>) {
+        self.in_use -= 1;
+        self.open -= 1;
+        self.counters.detached += 1;
+        self.start_connects(now, config, fx);
+    }
+
+    pub(crate) fn close(&mut self, entry: Box<Entry<M>>, cause: CloseCause, fx: &mut Effects<M>) {
+        self.open -= 1;
+        self.counters.count_close(cause);
+        fx.close.push(entry);
+    }
+
+    /// A waiter's future is polled: collect its hand-off, or notice its
+    /// deadline, or keep waiting.
+    pub(crate) fn poll_waiter(
+        &mut self,
+        id: WaiterId,
+        now: Instant,
+        waker: &std::task::Waker,
+        fx: &mut Effects<M>,
+    ) -> Option<Result<Box<Entry<M>>, Failure<M::Error>>> {
+        let record = self.waitlist.get_mut(id);
+        let deadline = record.deadline;
+        if let Slot::Queued = record.slot {
+            if now < deadline {
+                match &record.waker {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => record.waker = Some(waker.clone()),
+                }
+                return None;
+            }
+            self.waitlist.remove(id);
+            self.counters.timed_out += 1;
+            return Some(Err(self.timeout_failure()));
+        }
+        match self.waitlist.release(id) {
+            Slot::Granted(entry) => {
+                self.handing_over -= 1;
+                if entry.handed_at >= deadline {
+                    // Impossible by construction (`pick` skips expired
+                    // waiters); counted so tests and dashboards can prove it.
+                    self.counters.dead_handoffs += 1;
+                }
+                if now >= deadline {
+                    // Granted in time, but the request is past its deadline
+                    // now: it has given up, so the connection moves on.
+                    self.counters.timed_out += 1;
+                    self.dispatch(now, entry, fx);
+                    return Some(Err(self.timeout_failure()));
+                }
+                self.in_use += 1;
+                self.counters.acquired_waited += 1;
+                Some(Ok(entry))
+            }
+            Slot::Failed(failure) => Some(Err(failure)),
+            Slot::Queued | Slot::Vacant { .. } => Some(Err(Failure::Closed)),
+        }
+    }
+
+    /// A waiter's future was dropped: leave the queue in O(1), or pass on a
+    /// connection that was already handed to it.
+    pub(crate) fn drop_waiter(&mut self, id: WaiterId, now: Instant, fx: &mut Effects<M>) {
+        if let Slot::Queued = self.waitlist.get(id).slot {
+            self.waitlist.remove(id);
+            self.counters.cancelled += 1;
+            return;
+        }
+        if let Slot::Granted(entry) = self.waitlist.release(id) {
+            self.handing_over -= 1;
+            self.counters.cancelled += 1;
+            self.dispatch(now, entry, fx);
+        }
+    }
+
+    /// The failure of a waiter whose deadline passed: the connect error when
+    /// the database is unreachable, else a plain timeout.
+    fn timeout_failure(&self) -> Failure<M::Error> {
+        match &self.connector.last_failure {
+            Some(failure) if self.established() == 0 => Failure::Connect(failure.clone()),
+            _ => Failure::Timeout,
+        }
+    }
+
+    /// Periodic work: expire waiters, age out idle connections, keep
+    /// `min_idle`, retry connects after backoff. Returns when to run again.
+    pub(crate) fn maintain(
+        &mut self,
+        now: Instant,
+        config: &Config,
+        fx: &mut Effects<M>,
+    ) -> Instant {
+        // Waiters normally leave by their own timer or are evicted by the
+        // next returner; this pass bounds their stay when neither happens.
+        const SCAN: usize = 64;
+        for class in 0..Priority::ALL.len() {
+            let mut cursor = self.waitlist.oldest(class);
+            let mut scanned = 0;
+            while let Some(id) = cursor {
+                if scanned == SCAN {
+                    break;
+                }
+                scanned += 1;
+                cursor = self.waitlist.next_in_class(id);
+                if self.waitlist.get(id).deadline <= now {
+                    let failure = self.timeout_failure();
+                    self.waitlist.fail(id, failure, &mut fx.wakes);
+                    self.counters.evicted_expired += 1;
+                    self.counters.timed_out += 1;
+                }
+            }
+        }
+
+        if !self.closed {
+            let keep = config.min_idle;
+            let expired = self
+                .idle
+                .evict(0, |e| e.expires.is_some_and(|at| at <= now));
+            for entry in expired {
+                self.close_idle(entry, CloseCause::Lifetime, fx);
+            }
+            if let Some(timeout) = config.idle_timeout {
+                let stale = self
+                    .idle
+                    .evict(keep, |e| now.duration_since(e.last_used) >= timeout);
+                for entry in stale {
+                    self.close_idle(entry, CloseCause::IdleTimeout, fx);
+                }
+            }
+            self.start_connects(now, config, fx);
+        }
+
+        if !self.waitlist.is_empty() || self.connecting > 0 {
+            now + config.maintenance_tick
+        } else {
+            let mut next = now + Duration::from_secs(1);
+            if let Some(at) = self.connector.retry_at.filter(|at| *at > now) {
+                next = next.min(at);
+            }
+            next
+        }
+    }
+
+    fn close_idle(&mut self, entry: Box<Entry<M>>, cause: CloseCause, fx: &mut Effects<M>) {
+        self.close(entry, cause, fx);
+    }
+
+    /// Stops admissions, fails every waiter with `Closed`, closes the idle
+    /// connections. Connections in use are closed when they come back.
+    pub(crate) fn shut(&mut self, fx: &mut Effects<M>) {
+        self.closed = true;
+        self.waitlist.fail_all(|| Failure::Closed, &mut fx.wakes);
+        for entry in self.idle.drain() {
+            self.close(entry, CloseCause::PoolClosed, fx);
+        }
+    }
+
+    /// Sets a new `max_size`; a shrink closes idle connections at once and
+    /// the rest as they come back.
+    pub(crate) fn resize(
+        &mut self,
+        now: Instant,
+        max_size: usize,
+        config: &Config,
+        fx: &mut Effects<M>,
+    ) {
+        self.max_size = max_size;
+        while self.open > self.max_size {
+            let Some((entry, _)) = self.idle.pop(0) else {
+                break;
+            };
+            self.close(entry, CloseCause::Resize, fx);
+        }
+        self.start_connects(now, config, fx);
+    }
+
+    /// Stops serving requests: they queue until `resume` or their deadline.
+    pub(crate) fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// Serves the queued requests from the idle store again.
+    pub(crate) fn resume(&mut self, now: Instant, config: &Config, fx: &mut Effects<M>) {
+        if !self.paused {
+            return;
+        }
+        self.paused = false;
+        while !self.waitlist.is_empty() {
+            let Some((entry, _)) = self.idle.pop(0) else {
+                break;
+            };
+            self.dispatch(now, entry, fx);
+        }
+        self.start_connects(now, config, fx);
+    }
+
+    /// Panics (debug builds) when the ledger does not balance.
+    #[inline]
+    pub(crate) fn check_ledger(&self) {
+        debug_assert_eq!(
+            self.idle.len() + self.in_use + self.handing_over + self.connecting + self.draining,
+            self.open,
+            "ledger: idle {} + in_use {} + handing_over {} + connecting {} + draining {} != open {}",
+            self.idle.len(),
+            self.in_use,
+            self.handing_over,
+            self.connecting,
+            self.draining,
+            self.open
+        );
+    }
+}

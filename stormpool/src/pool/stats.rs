@@ -1,0 +1,121 @@
+//! What the pool can tell about itself: a cheap [`Status`] snapshot and the
+//! cumulative [`Counters`].
+
+use super::state::CloseCause;
+
+/// Cumulative counts of everything the pool did, since it was built.
+///
+/// Read them with [`Pool::status`](crate::Pool::status); each acquire ends in
+/// exactly one of `acquired_direct`, `acquired_waited`, `timed_out`,
+/// `rejected_*`, `connect_errors`, `apply_errors` or `cancelled`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Acquires served from the idle store without waiting.
+    pub acquired_direct: u64,
+    /// Acquires served after waiting in the waitlist.
+    pub acquired_waited: u64,
+    /// Acquires whose deadline passed before a connection reached them.
+    pub timed_out: u64,
+    /// Acquires rejected because `max_waiters` requests were waiting.
+    pub rejected_waiters: u64,
+    /// Acquires rejected because the pool was closed.
+    pub rejected_closed: u64,
+    /// Acquires failed with the connect error while the database was down.
+    pub connect_errors: u64,
+    /// Acquires failed because the requested settings could not be applied.
+    pub apply_errors: u64,
+    /// Acquires whose future was dropped by the caller while waiting.
+    pub cancelled: u64,
+    /// Expired waiters removed from the queue by a returner or the
+    /// maintenance task (rather than by their own timer).
+    pub evicted_expired: u64,
+    /// Connections handed from a returner or connect to a waiting request.
+    pub handoffs: u64,
+    /// Connections handed to a request that had already given up. The pool
+    /// is built so that this stays 0; it is counted to prove it.
+    pub dead_handoffs: u64,
+    /// Connects that succeeded.
+    pub connects_ok: u64,
+    /// Connects that failed (errors and timeouts).
+    pub connects_failed: u64,
+    /// Connects that took longer than `connect_timeout`.
+    pub connect_timeouts: u64,
+    /// Checkout probes run.
+    pub checks: u64,
+    /// Connections taken out of the pool with `Conn::detach`.
+    pub detached: u64,
+    /// Connections closed because `is_broken` reported them.
+    pub closed_broken: u64,
+    /// Connections closed because their holder tainted them, or dropped
+    /// the request while the connection was being prepared.
+    pub closed_tainted: u64,
+    /// Connections closed because the checkout probe, reset or apply failed.
+    pub closed_check_failed: u64,
+    /// Connections closed at the end of their lifetime.
+    pub closed_lifetime: u64,
+    /// Idle connections closed by the idle timeout.
+    pub closed_idle: u64,
+    /// Connections closed because the pool was shrunk.
+    pub closed_resize: u64,
+    /// Connections closed because the pool was closed.
+    pub closed_pool: u64,
+}
+
+impl Counters {
+    pub(crate) fn count_close(&mut self, cause: CloseCause) {
+        let counter = match cause {
+            CloseCause::Broken => &mut self.closed_broken,
+            CloseCause::Tainted => &mut self.closed_tainted,
+            CloseCause::CheckFailed => &mut self.closed_check_failed,
+            CloseCause::Lifetime => &mut self.closed_lifetime,
+            CloseCause::IdleTimeout => &mut self.closed_idle,
+            CloseCause::Resize => &mut self.closed_resize,
+            CloseCause::PoolClosed => &mut self.closed_pool,
+        };
+        *counter += 1;
+    }
+
+    /// Every connection closed, whatever the cause.
+    pub fn closed(&self) -> u64 {
+        self.closed_broken
+            + self.closed_tainted
+            + self.closed_check_failed
+            + self.closed_lifetime
+            + self.closed_idle
+            + self.closed_resize
+            + self.closed_pool
+    }
+}
+
+/// A snapshot of the pool, taken under its lock in O(1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    /// The current `max_size`.
+    pub max_size: usize,
+    /// Connections open or being opened: the sum of the five below.
+    pub open: usize,
+    /// Connections in the idle store.
+    pub idle: usize,
+    /// Connections held by requests.
+    pub in_use: usize,
+    /// Connections handed to a waiter that has not yet picked them up.
+    pub handing_over: usize,
+    /// Connects in flight.
+    pub connecting: usize,
+    /// Connections returned with a statement still running, being drained.
+    pub draining: usize,
+    /// Requests waiting, in total.
+    pub waiting: usize,
+    /// Requests waiting, per priority class (`Priority::ALL` order).
+    pub waiting_by_class: [usize; 4],
+    /// Consecutive failed connects (0 once one succeeds).
+    pub connect_failures: u32,
+    /// Whether the pool is paused.
+    pub paused: bool,
+    /// Whether the pool is closed.
+    pub closed: bool,
+    /// The cumulative counters.
+    pub counters: Counters,
+}

@@ -1,0 +1,713 @@
+//! The waitlist: every request waiting for a connection, queued by priority
+//! class and fairness key.
+//!
+//! # Implementation details
+//!
+//! Waiter records live in a slab (`Vec` plus free list) and are addressed by
+//! their index, a [`WaiterId`]. Each record is linked into three intrusive
+//! doubly-linked lists by index, so joining, leaving and being chosen are all
+//! O(1) and no operation ever scans the queue to find one waiter (seed 000:
+//! the O(n) self-removal convoy):
+//!
+//! * its **key queue**: the FIFO of its `(class, fairness key)`;
+//! * its **class list**: every waiter of its class in arrival order, whose
+//!   head is the class's oldest waiter (for the overload detector and for
+//!   shedding);
+//! * its **settings list**, when it asked for session settings: the waiters
+//!   of its class asking for the same settings, so a returned connection can
+//!   find a waiter it suits without a scan.
+//!
+//! Key queues with waiters form a ring per class; a cursor walks the ring so
+//! keys are served round-robin within a class. Classes are served in strict
+//! priority order.
+//!
+//! A record's [`Slot`] is the hand-off: a returner writes the connection (or
+//! a failure) into the slot of the waiter it removes from the lists and wakes
+//! it; it never waits for the waiter (seed 001: 152 returners stuck in an
+//! unbuffered send). Only the waiter frees its own record, after reading the
+//! slot, so an id is never reused while its waiter may still look at it.
+//!
+//! Nothing here reads the clock or touches a lock: the pool passes `now` in
+//! and holds its mutex around every call.
+
+use std::collections::HashMap;
+use std::task::Waker;
+
+use super::wake::WakeList;
+use crate::clock::Instant;
+
+/// The index of a waiter record.
+pub(crate) type WaiterId = u32;
+
+const NIL: u32 = u32::MAX;
+const CLASSES: usize = 4;
+
+/// How many times a waiter may be passed over in favour of one asking for
+/// the settings a returned connection carries, before it is served first
+/// regardless (smartconnpool's age counter). Bounds the starvation that the
+/// settings preference can cause.
+pub(crate) const MAX_BYPASS: u8 = 4;
+
+/// The state of a waiter's hand-off slot.
+pub(crate) enum Slot<G, F> {
+    /// The record is free; links the free list.
+    Vacant { next_free: u32 },
+    /// Waiting in the lists.
+    Queued,
+    /// Removed from the lists and handed `G` (a connection).
+    Granted(G),
+    /// Removed from the lists and failed with `F`.
+    Failed(F),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Links {
+    prev: u32,
+    next: u32,
+}
+
+const UNLINKED: Links = Links {
+    prev: NIL,
+    next: NIL,
+};
+
+/// One waiting request.
+pub(crate) struct Waiter<G, F> {
+    pub(crate) slot: Slot<G, F>,
+    pub(crate) waker: Option<Waker>,
+    pub(crate) enqueued: Instant,
+    pub(crate) deadline: Instant,
+    class: u8,
+    bypassed: u8,
+    settings: u32,
+    key: u32,
+    key_links: Links,
+    class_links: Links,
+    set_links: Links,
+}
+
+/// The head and tail of an intrusive list.
+#[derive(Clone, Copy, Debug)]
+struct Ends {
+    head: u32,
+    tail: u32,
+}
+
+const EMPTY: Ends = Ends {
+    head: NIL,
+    tail: NIL,
+};
+
+/// The FIFO of one `(class, key)`.
+struct KeyQueue {
+    class: u8,
+    hash: u64,
+    ends: Ends,
+    len: u32,
+    /// Neighbours in the class's ring of non-empty keys.
+    ring: Links,
+    in_ring: bool,
+}
+
+struct ClassQueue {
+    /// Every waiter of the class in arrival order.
+    all: Ends,
+    len: usize,
+    /// The key served next; `NIL` when no key of the class has waiters.
+    cursor: u32,
+}
+
+/// Which end of a key queue to serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// Oldest first (healthy).
+    Fifo,
+    /// Newest first (overloaded: fresh requests meet fresh deadlines).
+    Lifo,
+}
+
+/// Which list a link operation works on.
+#[derive(Clone, Copy)]
+enum List {
+    Key,
+    Class,
+    Settings,
+}
+
+pub(crate) struct Waitlist<G, F> {
+    records: Vec<Waiter<G, F>>,
+    free: u32,
+    keys: Vec<KeyQueue>,
+    free_keys: Vec<u32>,
+    key_index: HashMap<(u8, u64), u32>,
+    classes: [ClassQueue; CLASSES],
+    settings_lists: HashMap<(u8, u32), Ends>,
+    len: usize,
+}
+
+impl<G, F> Waitlist<G, F> {
+    pub(crate) fn new() -> Self {
+        // Keyless requests of each class share a permanent key queue at index
+        // `class`, so the common case never touches the key map.
+        let keys = (0..CLASSES as u8)
+            .map(|class| KeyQueue {
+                class,
+                hash: 0,
+                ends: EMPTY,
+                len: 0,
+                ring: UNLINKED,
+                in_ring: false,
+            })
+            .collect();
+        Waitlist {
+            records: Vec::new(),
+            free: NIL,
+            keys,
+            free_keys: Vec::new(),
+            key_index: HashMap::new(),
+            classes: std::array::from_fn(|_| ClassQueue {
+                all: EMPTY,
+                len: 0,
+                cursor: NIL,
+            }),
+            settings_lists: HashMap::new(),
+            len: 0,
+        }
+    }
+
+    /// Waiters queued (not yet granted or failed).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Waiters queued in one class.
+    pub(crate) fn class_len(&self, class: usize) -> usize {
+        self.classes[class].len
+    }
+
+    /// Waiters queued under one `(class, key)`.
+    pub(crate) fn key_len(&self, class: u8, key: u64) -> usize {
+        let idx = if key == 0 {
+            Some(class as u32)
+        } else {
+            self.key_index.get(&(class, key)).copied()
+        };
+        idx.map_or(0, |k| self.keys[k as usize].len as usize)
+    }
+
+    /// Record slots allocated (queued, or granted/failed and not yet
+    /// collected by their waiter, or free).
+    pub(crate) fn capacity(&self) -> usize {
+        self.records.len()
+    }
+
+    pub(crate) fn get(&self, id: WaiterId) -> &Waiter<G, F> {
+        &self.records[id as usize]
+    }
+
+    pub(crate) fn get_mut(&mut self, id: WaiterId) -> &mut Waiter<G, F> {
+        &mut self.records[id as usize]
+    }
+
+    /// The oldest queued waiter of a class.
+    pub(crate) fn oldest(&self, class: usize) -> Option<WaiterId> {
+        let head = self.classes[class].all.head;
+        (head != NIL).then_some(head)
+    }
+
+    /// The waiter queued after `id` in its class's arrival order.
+    pub(crate) fn next_in_class(&self, id: WaiterId) -> Option<WaiterId> {
+        let next = self.records[id as usize].class_links.next;
+        (next != NIL).then_some(next)
+    }
+
+    /// Adds a waiter at the back of its key queue.
+    pub(crate) fn push(
+        &mut self,
+        now: Instant,
+        deadline: Instant,
+        class: u8,
+        key: u64,
+        settings: u32,
+        waker: Option<Waker>,
+    ) -> WaiterId {
+        let key_idx = self.key_queue(class, key);
+        let record = Waiter {
+            slot: Slot::Queued,
+            waker,
+            enqueued: now,
+            deadline,
+            class,
+            bypassed: 0,
+            settings,
+            key: key_idx,
+            key_links: UNLINKED,
+            class_links: UNLINKED,
+            set_links: UNLINKED,
+        };
+        let id = if self.free != NIL {
+            let id = self.free;
+            let slot = &mut self.records[id as usize];
+            if let Slot::Vacant { next_free } = slot.slot {
+                self.free = next_free;
+            }
+            *slot = record;
+            id
+        } else {
+            self.records.push(record);
+            (self.records.len() - 1) as u32
+        };
+
+        let kq = &mut self.keys[key_idx as usize];
+        kq.len += 1;
+        let mut ends = kq.ends;
+        self.append(List::Key, &mut ends, id);
+        self.keys[key_idx as usize].ends = ends;
+        if !self.keys[key_idx as usize].in_ring {
+            self.ring_insert(class as usize, key_idx);
+        }
+
+        let mut all = self.classes[class as usize].all;
+        self.append(List::Class, &mut all, id);
+        self.classes[class as usize].all = all;
+        self.classes[class as usize].len += 1;
+
+        if settings != 0 {
+            let mut ends = self
+                .settings_lists
+                .get(&(class, settings))
+                .copied()
+                .unwrap_or(EMPTY);
+            self.append(List::Settings, &mut ends, id);
+            self.settings_lists.insert((class, settings), ends);
+        }
+        self.len += 1;
+        id
+    }
+
+    /// Removes a queued waiter from every list. The caller then writes its slot.
+    pub(crate) fn unlink(&mut self, id: WaiterId) {
+        let (class, key, settings) = {
+            let r = &self.records[id as usize];
+            debug_assert!(
+                matches!(r.slot, Slot::Queued),
+                "unlink of a waiter that is not queued"
+            );
+            debug_assert!(
+                r.key_links.prev != NIL || self.keys[r.key as usize].ends.head == id,
+                "unlink of a waiter that is not linked"
+            );
+            (r.class, r.key, r.settings)
+        };
+        let mut ends = self.keys[key as usize].ends;
+        self.detach(List::Key, &mut ends, id);
+        let kq = &mut self.keys[key as usize];
+        kq.ends = ends;
+        kq.len -= 1;
+        if kq.len == 0 {
+            self.ring_remove(class as usize, key);
+            if self.keys[key as usize].hash != 0 {
+                let hash = self.keys[key as usize].hash;
+                self.key_index.remove(&(class, hash));
+                self.free_keys.push(key);
+            }
+        }
+
+        let mut all = self.classes[class as usize].all;
+        self.detach(List::Class, &mut all, id);
+        self.classes[class as usize].all = all;
+        self.classes[class as usize].len -= 1;
+
+        if settings != 0 {
+            if let Some(mut ends) = self.settings_lists.get(&(class, settings)).copied() {
+                self.detach(List::Settings, &mut ends, id);
+                if ends.head == NIL {
+                    self.settings_lists.remove(&(class, settings));
+                } else {
+                    self.settings_lists.insert((class, settings), ends);
+                }
+            }
+        }
+        self.len -= 1;
+    }
+
+    /// Removes a queued waiter and fails it, queueing its waker on `wakes`.
+    pub(crate) fn fail(&mut self, id: WaiterId, failure: F, wakes: &mut WakeList) {
+        self.unlink(id);
+        let record = &mut self.records[id as usize];
+        record.slot = Slot::Failed(failure);
+        wakes.push(record.waker.take());
+    }
+
+    /// Removes a queued waiter and hands it `grant`, queueing its waker.
+    pub(crate) fn grant(&mut self, id: WaiterId, grant: G, wakes: &mut WakeList) {
+        self.unlink(id);
+        let record = &mut self.records[id as usize];
+        record.slot = Slot::Granted(grant);
+        wakes.push(record.waker.take());
+    }
+
+    /// Removes a queued waiter and frees its record at once: the waiter
+    /// itself leaves (its future was dropped, or its own timer fired).
+    pub(crate) fn remove(&mut self, id: WaiterId) {
+        self.unlink(id);
+        let record = &mut self.records[id as usize];
+        record.waker = None;
+        record.slot = Slot::Vacant {
+            next_free: self.free,
+        };
+        self.free = id;
+    }
+
+    /// Frees a record that is no longer queued; called by its waiter only.
+    pub(crate) fn release(&mut self, id: WaiterId) -> Slot<G, F> {
+        let record = &mut self.records[id as usize];
+        debug_assert!(!matches!(record.slot, Slot::Queued | Slot::Vacant { .. }));
+        record.waker = None;
+        let slot = std::mem::replace(
+            &mut record.slot,
+            Slot::Vacant {
+                next_free: self.free,
+            },
+        );
+        self.free = id;
+        slot
+    }
+
+    /// Chooses the waiter a connection carrying `settings` (0: none) goes to.
+    /// The waiter stays queued until the caller [`grant`](Waitlist::grant)s it.
+    ///
+    /// Highest class first; within a class the key at the round-robin cursor;
+    /// within a key the oldest (`Fifo`) or newest (`Lifo`) waiter. A waiter of
+    /// the same class that asked for exactly `settings` is preferred, unless
+    /// the waiter it would pass over has already been passed over
+    /// [`MAX_BYPASS`] times. Every expired waiter met on the way is removed
+    /// and failed with `expired()`: it is never handed the connection, and it
+    /// no longer stands in the way of the next returner.
+    pub(crate) fn pick(
+        &mut self,
+        now: Instant,
+        settings: u32,
+        order: Order,
+        expired: &mut impl FnMut() -> F,
+        wakes: &mut WakeList,
+        evicted: &mut u64,
+    ) -> Option<WaiterId> {
+        for class in 0..CLASSES {
+            while self.classes[class].cursor != NIL {
+                let key = self.classes[class].cursor;
+                let ends = self.keys[key as usize].ends;
+                let candidate = match order {
+                    Order::Fifo => ends.head,
+                    Order::Lifo => ends.tail,
+                };
+                if self.records[candidate as usize].deadline <= now {
+                    self.fail(candidate, expired(), wakes);
+                    *evicted += 1;
+                    continue;
+                }
+                let mut chosen = candidate;
+                if settings != 0
+                    && self.records[candidate as usize].settings != settings
+                    && self.records[candidate as usize].bypassed < MAX_BYPASS
+                {
+                    if let Some(matching) = self.live_with_settings(
+                        class as u8,
+                        settings,
+                        order,
+                        now,
+                        expired,
+                        wakes,
+                        evicted,
+                    ) {
+                        self.records[candidate as usize].bypassed += 1;
+                        chosen = matching;
+                    }
+                }
+                if chosen == candidate {
+                    // Round-robin: the next pick in this class starts at the
+                    // following key. `unlink` (by `grant`) moves the cursor
+                    // on again if this key's queue empties and leaves the ring.
+                    self.classes[class].cursor = self.keys[key as usize].ring.next;
+                }
+                return Some(chosen);
+            }
+        }
+        None
+    }
+
+    /// The first live waiter of `class` asking for `settings`, evicting the
+    /// expired ones before it.
+    #[allow(clippy::too_many_arguments)]
+    fn live_with_settings(
+        &mut self,
+        class: u8,
+        settings: u32,
+        order: Order,
+        now: Instant,
+        expired: &mut impl FnMut() -> F,
+        wakes: &mut WakeList,
+        evicted: &mut u64,
+    ) -> Option<WaiterId> {
+        loop {
+            let ends = self.settings_lists.get(&(class, settings)).copied()?;
+            let id = match order {
+                Order::Fifo => ends.head,
+                Order::Lifo => ends.tail,
+            };
+            if self.records[id as usize].deadline > now {
+                return Some(id);
+            }
+            self.fail(id, expired(), wakes);
+            *evicted += 1;
+        }
+    }
+
+    /// Fails every queued waiter (pool closed, database down).
+    pub(crate) fn fail_all(&mut self, mut failure: impl FnMut() -> F, wakes: &mut WakeList) {
+        for class in 0..CLASSES {
+            while let Some(id) = self.oldest(class) {
+                self.fail(id, failure(), wakes);
+            }
+        }
+    }
+
+    fn key_queue(&mut self, class: u8, key: u64) -> u32 {
+        if key == 0 {
+            return class as u32;
+        }
+        if let Some(&idx) = self.key_index.get(&(class, key)) {
+            return idx;
+        }
+        let queue = KeyQueue {
+            class,
+            hash: key,
+            ends: EMPTY,
+            len: 0,
+            ring: UNLINKED,
+            in_ring: false,
+        };
+        let idx = match self.free_keys.pop() {
+            Some(idx) => {
+                self.keys[idx as usize] = queue;
+                idx
+            }
+            None => {
+                self.keys.push(queue);
+                (self.keys.len() - 1) as u32
+            }
+        };
+        self.key_index.insert((class, key), idx);
+        idx
+    }
+
+    /// Puts a key into its class's ring just before the cursor, so it is
+    /// served after every key already waiting.
+    fn ring_insert(&mut self, class: usize, key: u32) {
+        let cursor = self.classes[class].cursor;
+        if cursor == NIL {
+            self.keys[key as usize].ring = Links {
+                prev: key,
+                next: key,
+            };
+            self.classes[class].cursor = key;
+        } else {
+            let prev = self.keys[cursor as usize].ring.prev;
+            self.keys[key as usize].ring = Links { prev, next: cursor };
+            self.keys[prev as usize].ring.next = key;
+            self.keys[cursor as usize].ring.prev = key;
+        }
+        self.keys[key as usize].in_ring = true;
+    }
+
+    fn ring_remove(&mut self, class: usize, key: u32) {
+        let Links { prev, next } = self.keys[key as usize].ring;
+        if next == key {
+            self.classes[class].cursor = NIL;
+        } else {
+            self.keys[prev as usize].ring.next = next;
+            self.keys[next as usize].ring.prev = prev;
+            if self.classes[class].cursor == key {
+                self.classes[class].cursor = next;
+            }
+        }
+        let kq = &mut self.keys[key as usize];
+        kq.ring = UNLINKED;
+        kq.in_ring = false;
+        debug_assert_eq!(kq.class as usize, class);
+    }
+
+    fn links(&mut self, list: List, id: u32) -> &mut Links {
+        let record = &mut self.records[id as usize];
+        match list {
+            List::Key => &mut record.key_links,
+            List::Class => &mut record.class_links,
+            List::Settings => &mut record.set_links,
+        }
+    }
+
+    fn append(&mut self, list: List, ends: &mut Ends, id: u32) {
+        *self.links(list, id) = Links {
+            prev: ends.tail,
+            next: NIL,
+        };
+        if ends.tail == NIL {
+            ends.head = id;
+        } else {
+            self.links(list, ends.tail).next = id;
+        }
+        ends.tail = id;
+    }
+
+    fn detach(&mut self, list: List, ends: &mut Ends, id: u32) {
+        let Links { prev, next } = *self.links(list, id);
+        if prev == NIL {
+            ends.head = next;
+        } else {
+            self.links(list, prev).next = next;
+        }
+        if next == NIL {
+            ends.tail = prev;
+        } else {
+            self.links(list, next).prev = prev;
+        }
+        *self.links(list, id) = UNLINKED;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    type W = Waitlist<u32, &'static str>;
+
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    fn pick(w: &mut W, now: Instant, settings: u32, order: Order) -> Option<WaiterId> {
+        let mut wakes = WakeList::new();
+        let mut evicted = 0;
+        let id = w.pick(
+            now,
+            settings,
+            order,
+            &mut || "expired",
+            &mut wakes,
+            &mut evicted,
+        )?;
+        w.grant(id, 0, &mut wakes);
+        Some(id)
+    }
+
+    #[test]
+    fn fifo_within_key_and_strict_priority_between_classes() {
+        let mut w = W::new();
+        let now = t0();
+        let later = now + Duration::from_secs(1);
+        let a = w.push(now, later, 1, 0, 0, None);
+        let b = w.push(now, later, 1, 0, 0, None);
+        let c = w.push(now, later, 3, 0, 0, None);
+        let d = w.push(now, later, 0, 0, 0, None);
+        assert_eq!(w.len(), 4);
+        assert_eq!(pick(&mut w, now, 0, Order::Fifo), Some(d));
+        assert_eq!(pick(&mut w, now, 0, Order::Fifo), Some(a));
+        assert_eq!(pick(&mut w, now, 0, Order::Fifo), Some(b));
+        assert_eq!(pick(&mut w, now, 0, Order::Fifo), Some(c));
+        assert_eq!(pick(&mut w, now, 0, Order::Fifo), None);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn lifo_serves_the_newest() {
+        let mut w = W::new();
+        let now = t0();
+        let later = now + Duration::from_secs(1);
+        let _a = w.push(now, later, 1, 0, 0, None);
+        let b = w.push(now, later, 1, 0, 0, None);
+        assert_eq!(pick(&mut w, now, 0, Order::Lifo), Some(b));
+    }
+
+    #[test]
+    fn round_robin_across_keys() {
+        let mut w = W::new();
+        let now = t0();
+        let later = now + Duration::from_secs(1);
+        let fan: Vec<_> = (0..3).map(|_| w.push(now, later, 1, 7, 0, None)).collect();
+        let x = w.push(now, later, 1, 8, 0, None);
+        let y = w.push(now, later, 1, 9, 0, None);
+        let order: Vec<_> = (0..5)
+            .map(|_| pick(&mut w, now, 0, Order::Fifo).unwrap())
+            .collect();
+        assert_eq!(order, vec![fan[0], x, y, fan[1], fan[2]]);
+        assert!(w.is_empty());
+        assert_eq!(w.key_index.len(), 0, "empty key queues are freed");
+    }
+
+    #[test]
+    fn expired_waiters_are_evicted_not_chosen() {
+        let mut w = W::new();
+        let now = t0();
+        let dead = w.push(now, now + Duration::from_millis(1), 1, 0, 0, None);
+        let live = w.push(now, now + Duration::from_secs(1), 1, 0, 0, None);
+        let mut wakes = WakeList::new();
+        let mut evicted = 0;
+        let later = now + Duration::from_millis(5);
+        let got = w.pick(
+            later,
+            0,
+            Order::Fifo,
+            &mut || "expired",
+            &mut wakes,
+            &mut evicted,
+        );
+        assert_eq!(got, Some(live));
+        assert_eq!(w.len(), 1, "the chosen waiter stays queued until granted");
+        assert_eq!(evicted, 1);
+        assert!(matches!(w.get(dead).slot, Slot::Failed("expired")));
+    }
+
+    #[test]
+    fn settings_preference_is_bounded() {
+        let mut w = W::new();
+        let now = t0();
+        let later = now + Duration::from_secs(1);
+        let plain = w.push(now, later, 1, 0, 0, None);
+        let wanting: Vec<_> = (0..10).map(|_| w.push(now, later, 1, 0, 5, None)).collect();
+        // The first MAX_BYPASS connections carrying settings 5 go to waiters
+        // asking for them; then the plain waiter is served.
+        for want in wanting.iter().take(MAX_BYPASS as usize) {
+            assert_eq!(pick(&mut w, now, 5, Order::Fifo), Some(*want));
+        }
+        assert_eq!(pick(&mut w, now, 5, Order::Fifo), Some(plain));
+    }
+
+    #[test]
+    fn unlink_from_the_middle_and_reuse_records() {
+        let mut w = W::new();
+        let now = t0();
+        let later = now + Duration::from_secs(1);
+        let ids: Vec<_> = (0..5)
+            .map(|i| w.push(now, later, 1, i % 2 + 1, 0, None))
+            .collect();
+        w.unlink(ids[2]);
+        w.get_mut(ids[2]).slot = Slot::Failed("cancelled");
+        let _ = w.release(ids[2]);
+        let again = w.push(now, later, 1, 0, 0, None);
+        assert_eq!(again, ids[2], "the freed record is reused");
+        assert_eq!(w.len(), 5);
+        let mut seen = Vec::new();
+        while let Some(id) = pick(&mut w, now, 0, Order::Fifo) {
+            seen.push(id);
+        }
+        seen.sort();
+        let mut expected = ids.clone();
+        expected.sort();
+        assert_eq!(seen, expected);
+    }
+}
