@@ -1,1 +1,33 @@
-//! Test support for stormpool: a loopback TCP fault proxy and database helpers.
+//! Test support for stormpool's database adapters: a loopback TCP
+//! [`FaultProxy`](proxy::FaultProxy) that resets, closes, freezes, slows or
+//! cuts connections on demand; helpers that find the live test databases
+//! ([`db`]) and control their servers ([`server`]); and a small load
+//! generator that records what each request saw ([`load`]).
+//!
+//! Everything here talks to loopback addresses only, and every fault a test
+//! injects into a server is undone by a drop guard, so a failing test still
+//! leaves the servers running.
+
+pub mod db;
+pub mod load;
+pub mod proxy;
+pub mod server;
+
+pub use proxy::{Fault, FaultProxy};
+
+/// Serializes the tests of one test binary that inject faults into a shared
+/// server (restarts, frozen processes, killed sessions): cargo runs the tests
+/// of a binary in parallel, and two of them restarting the same server at once
+/// would measure each other.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let _serial = stormpool_testkit::serial().await;
+/// // ... inject a fault, measure, undo ...
+/// # }
+/// ```
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
