@@ -40,7 +40,6 @@ pub enum Behavior {
 
 /// The simulated database's static parameters.
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct SimConfig {
     /// Time to open a connection. Default: 1 ms.
     pub connect_latency: Duration,

@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
+use crate::admission::{CodelConfig, DeadlineAware};
 use crate::error::ConfigError;
 use crate::manager::Manager;
 use crate::pool::Pool;
 
-/// Everything a [`Pool`] can be configured with. Plain data: build one with
-/// [`Config::default`] and struct update syntax, or through [`Builder`].
+/// Everything a [`Pool`] can be configured with. Plain data: start from
+/// [`Config::default`] and assign the fields to change, or use [`Builder`].
 ///
 /// Every field documents its default and unit. Nothing waits forever by
 /// default: acquires, connects, probes and the drain on close are all bounded.
@@ -59,6 +60,24 @@ pub struct Config {
     /// expires waiters, retries connects and drives the overload detector);
     /// when nobody waits it sleeps longer. Default: 10 ms.
     pub maintenance_tick: Duration,
+    /// The overload detector's target and interval. `None` turns admission
+    /// control off: plain FIFO within a class and no shedding.
+    /// Default: `Some` with target 5 ms, interval 100 ms.
+    pub codel: Option<CodelConfig>,
+    /// The most waiters shed in one maintenance tick (more may be shed by
+    /// hand-offs, a few at a time). Default: 256. Must be at least 1.
+    pub max_shed_per_tick: usize,
+    /// The most connections one fairness key may hold at once; its further
+    /// requests wait in a list of their own (a valve) and do not count as
+    /// queueing delay. `None`: no cap. Default: `None`.
+    pub max_in_flight_per_key: Option<usize>,
+    /// The most requests of one fairness key that may wait at once; one
+    /// more is rejected with
+    /// [`AcquireError::KeyQueueFull`](crate::AcquireError::KeyQueueFull).
+    /// `None`: no cap. Default: `None`.
+    pub max_queued_per_key: Option<usize>,
+    /// Whether to skip waiters with too little time left. Default: off.
+    pub deadline_aware: DeadlineAware,
 }
 
 impl Default for Config {
@@ -78,6 +97,11 @@ impl Default for Config {
             max_lifetime: Some(Duration::from_secs(1800)),
             drain_timeout: Duration::from_secs(10),
             maintenance_tick: Duration::from_millis(10),
+            codel: Some(CodelConfig::default()),
+            max_shed_per_tick: 256,
+            max_in_flight_per_key: None,
+            max_queued_per_key: None,
+            deadline_aware: DeadlineAware::Off,
         }
     }
 }
@@ -89,6 +113,12 @@ impl Config {
             ("max_size", self.max_size),
             ("max_waiters", self.max_waiters),
             ("max_concurrent_connects", self.max_concurrent_connects),
+            ("max_shed_per_tick", self.max_shed_per_tick),
+            (
+                "max_in_flight_per_key",
+                self.max_in_flight_per_key.unwrap_or(1),
+            ),
+            ("max_queued_per_key", self.max_queued_per_key.unwrap_or(1)),
         ];
         for (field, value) in counts {
             if value == 0 {
@@ -111,6 +141,8 @@ impl Config {
             ("max_lifetime", self.max_lifetime),
             ("drain_timeout", Some(self.drain_timeout)),
             ("maintenance_tick", Some(self.maintenance_tick)),
+            ("codel.target", self.codel.map(|c| c.target)),
+            ("codel.interval", self.codel.map(|c| c.interval)),
         ];
         for (field, value) in durations {
             if value == Some(Duration::ZERO) {
@@ -122,6 +154,13 @@ impl Config {
                 field: "connect_backoff_max",
                 expected: "at least `connect_backoff_min`",
             });
+        }
+        if let DeadlineAware::MinRemaining(d) = self.deadline_aware {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroDuration {
+                    field: "deadline_aware",
+                });
+            }
         }
         if self.max_waiters > u32::MAX as usize / 2 {
             return Err(ConfigError::OutOfRange {
@@ -223,6 +262,27 @@ impl<M: Manager> Builder<M> {
     setter!(
         /// The maintenance period while requests wait. Defaults to 10 ms.
         maintenance_tick: Duration
+    );
+    setter!(
+        /// The overload detector (`None`: no admission control). Defaults to
+        /// target 5 ms, interval 100 ms.
+        codel: Option<CodelConfig>
+    );
+    setter!(
+        /// The most waiters shed per maintenance tick. Defaults to 256.
+        max_shed_per_tick: usize
+    );
+    setter!(
+        /// The most connections one fairness key may hold. Defaults to no cap.
+        max_in_flight_per_key: Option<usize>
+    );
+    setter!(
+        /// The most waiting requests of one fairness key. Defaults to no cap.
+        max_queued_per_key: Option<usize>
+    );
+    setter!(
+        /// Skip waiters with too little time left. Defaults to off.
+        deadline_aware: DeadlineAware
     );
 
     /// Validates the configuration and creates the pool.

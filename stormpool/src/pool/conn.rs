@@ -64,7 +64,7 @@ impl<M: Manager> Conn<M> {
             .entry
             .take()
             .expect("Conn used after its connection was taken");
-        this.shared.detach();
+        this.shared.detach(entry.key);
         entry.conn
     }
 
@@ -116,7 +116,7 @@ impl<M: Manager> DerefMut for Conn<M> {
 impl<M: Manager> Drop for Conn<M> {
     fn drop(&mut self) {
         if let Some(entry) = self.entry.take() {
-            self.shared.release(entry, self.close);
+            self.shared.release(entry, self.acquired, self.close);
         }
     }
 }

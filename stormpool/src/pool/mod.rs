@@ -157,6 +157,12 @@ impl<M: Manager> Pool<M> {
             draining: state.draining,
             waiting: state.waitlist.len(),
             waiting_by_class: std::array::from_fn(|c| state.waitlist.class_len(c)),
+            held: state.waitlist.held_len(),
+            overloaded: state.is_overloaded(),
+            queue_delay: state
+                .waitlist
+                .head_age(crate::clock::now())
+                .unwrap_or_default(),
             connect_failures: state.connector.failures,
             paused: state.paused,
             closed: state.closed,

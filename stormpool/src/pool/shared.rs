@@ -267,28 +267,34 @@ impl<M: Manager> Shared<M> {
     }
 
     /// A guard gives its connection back.
-    pub(crate) fn release(self: &Arc<Self>, mut entry: Box<Entry<M>>, close: Option<CloseCause>) {
+    pub(crate) fn release(
+        self: &Arc<Self>,
+        mut entry: Box<Entry<M>>,
+        acquired: Instant,
+        close: Option<CloseCause>,
+    ) {
         let close = close.or_else(|| {
             self.manager
                 .is_broken(&mut entry.conn)
                 .then_some(CloseCause::Broken)
         });
         let now = clock::now();
+        let held = now.saturating_duration_since(acquired);
         let mut fx = Effects::new();
         {
             let mut state = self.lock();
-            state.release(now, entry, close, &self.config, &mut fx);
+            state.release(now, entry, held, close, &self.config, &mut fx);
             state.check_ledger();
         }
         self.run(fx);
     }
 
     /// A guard's connection leaves the pool for good.
-    pub(crate) fn detach(self: &Arc<Self>) {
+    pub(crate) fn detach(self: &Arc<Self>, key: u64) {
         let mut fx = Effects::new();
         {
             let mut state = self.lock();
-            state.detach(clock::now(), &self.config, &mut fx);
+            state.detach(clock::now(), key, &self.config, &mut fx);
             state.check_ledger();
         }
         self.run(fx);
@@ -314,7 +320,7 @@ impl<M: Manager> Shared<M> {
         let mut fx = Effects::new();
         {
             let mut state = self.lock();
-            state.shut(&mut fx);
+            state.shut(clock::now(), &mut fx);
             state.check_ledger();
         }
         fx.kick_maintenance = true;

@@ -22,8 +22,9 @@ use std::time::Duration;
 use super::idle::{IdleEntry, IdleStore};
 use super::options::Priority;
 use super::stats::Counters;
-use super::waitlist::{Order, Slot, WaiterId, Waitlist};
+use super::waitlist::{Order, Slot, WaiterId, Waitlist, CLASSES};
 use super::wake::WakeList;
+use crate::admission::{Codel, DeadlineAware};
 use crate::clock::{Instant, Rng};
 use crate::error::AcquireError;
 use crate::manager::Manager;
@@ -42,6 +43,8 @@ pub(crate) struct Entry<M: Manager> {
     /// `created + max_lifetime - jitter`.
     pub(crate) expires: Option<Instant>,
     pub(crate) settings: Option<Settings>,
+    /// The fairness key of the request holding it (0: none).
+    pub(crate) key: u64,
 }
 
 impl<M: Manager> IdleEntry for Box<Entry<M>> {
@@ -61,6 +64,7 @@ pub(crate) fn settings_id(settings: Option<&Settings>) -> u32 {
 pub(crate) enum Failure<E> {
     Timeout,
     Closed,
+    Shed { retry_after: Duration },
     Connect(ConnectFailure<E>),
 }
 
@@ -84,6 +88,7 @@ impl<E> From<Failure<E>> for AcquireError<E> {
         match failure {
             Failure::Timeout => AcquireError::Timeout,
             Failure::Closed => AcquireError::Closed,
+            Failure::Shed { retry_after } => AcquireError::Shed { retry_after },
             Failure::Connect(c) => c.into(),
         }
     }
@@ -116,6 +121,10 @@ pub(crate) enum CloseCause {
     /// The pool was closed.
     PoolClosed,
 }
+
+/// How many overdue waiters a hand-off may shed on its way; the maintenance
+/// tick sheds the rest. Keeps the hand-off's work bounded.
+const HANDOFF_SHED_BUDGET: usize = 8;
 
 /// Work to do once the lock is released.
 pub(crate) struct Effects<M: Manager> {
@@ -169,6 +178,12 @@ pub(crate) struct State<M: Manager> {
     pub(crate) paused: bool,
     pub(crate) connector: Connector<M::Error>,
     pub(crate) counters: Counters,
+    /// One overload detector per priority class, each watching its class's
+    /// own queue; `None` when admission control is off.
+    pub(crate) codel: Option<[Codel; CLASSES]>,
+    /// The moving average of hold times, for `DeadlineAware::LearnedHold`.
+    pub(crate) mean_hold: Duration,
+    deadline_aware: DeadlineAware,
     next_conn_id: u64,
     rng: Rng,
 }
@@ -192,9 +207,18 @@ impl<M: Manager> State<M> {
                 last_failure: None,
             },
             counters: Counters::default(),
+            codel: config.codel.map(|c| std::array::from_fn(|_| Codel::new(c))),
+            mean_hold: Duration::ZERO,
+            deadline_aware: config.deadline_aware,
             next_conn_id: 1,
             rng: Rng::new(),
         }
+        .with_valves(config.max_in_flight_per_key)
+    }
+
+    fn with_valves(mut self, cap: Option<usize>) -> Self {
+        self.waitlist.set_valve_cap(cap);
+        self
     }
 
     /// Connections that exist and could serve a request eventually (not
@@ -220,10 +244,12 @@ impl<M: Manager> State<M> {
             return Checkout::Reject(AcquireError::Closed);
         }
         let wanted = settings_id(settings);
-        if !self.paused {
-            if let Some((entry, _)) = self.idle.pop(wanted) {
+        if !self.paused && !self.waitlist.is_capped(key) {
+            if let Some((mut entry, _)) = self.idle.pop(wanted) {
                 self.in_use += 1;
                 self.counters.acquired_direct += 1;
+                self.waitlist.admit(key);
+                entry.key = key;
                 return Checkout::Ready(entry);
             }
         }
@@ -235,9 +261,15 @@ impl<M: Manager> State<M> {
             self.counters.timed_out += 1;
             return Checkout::Reject(AcquireError::Timeout);
         }
-        if self.waitlist.len() >= config.max_waiters {
+        if self.waitlist.len() + self.waitlist.held_len() >= config.max_waiters {
             self.counters.rejected_waiters += 1;
             return Checkout::Reject(AcquireError::TooManyWaiters);
+        }
+        if let Some(cap) = config.max_queued_per_key.filter(|_| key != 0) {
+            if self.waitlist.key_len(key) >= cap {
+                self.counters.rejected_key_queue += 1;
+                return Checkout::Reject(AcquireError::KeyQueueFull);
+            }
         }
         fx.kick_maintenance = self.waitlist.is_empty();
         let id = self
@@ -302,6 +334,7 @@ impl<M: Manager> State<M> {
                     handed_at: now,
                     expires,
                     settings: None,
+                    key: 0,
                 });
                 self.next_conn_id += 1;
                 self.dispatch(now, entry, fx);
@@ -327,8 +360,11 @@ impl<M: Manager> State<M> {
                     // were waiting for this very attempt. Tell them why.
                     let n = self.waitlist.len() as u64;
                     self.counters.connect_errors += n;
-                    self.waitlist
-                        .fail_all(|| Failure::Connect(failure.clone()), &mut fx.wakes);
+                    self.waitlist.fail_all(
+                        now,
+                        || Failure::Connect(failure.clone()),
+                        &mut fx.wakes,
+                    );
                 }
                 self.connector.last_failure = Some(failure);
             }
@@ -353,11 +389,15 @@ impl<M: Manager> State<M> {
         }
         if !self.paused && !self.waitlist.is_empty() {
             let settings = settings_id(entry.settings.as_ref());
+            let order = std::array::from_fn(|class| self.order(class, now));
+            // Waiters whose deadline falls before `horizon` are treated as
+            // expired: they could not use the connection in time.
+            let horizon = now + self.min_remaining();
             let mut evicted = 0;
             let chosen = self.waitlist.pick(
-                now,
+                horizon,
                 settings,
-                Order::Fifo,
+                order,
                 &mut || Failure::Timeout,
                 &mut fx.wakes,
                 &mut evicted,
@@ -366,25 +406,127 @@ impl<M: Manager> State<M> {
             self.counters.timed_out += evicted;
             if let Some(id) = chosen {
                 entry.handed_at = now;
+                entry.key = self.waitlist.key_of(id);
                 self.handing_over += 1;
                 self.counters.handoffs += 1;
                 self.waitlist.grant(id, entry, &mut fx.wakes);
+                self.admission_tick(now, HANDOFF_SHED_BUDGET, fx);
                 return;
             }
         }
         self.idle.push(entry);
+        self.admission_tick(now, HANDOFF_SHED_BUDGET, fx);
     }
 
-    /// A holder gave a connection back.
+    /// The order a class is served in: FIFO while healthy, newest first
+    /// (adaptive LIFO) while its own detector reports a standing queue.
+    ///
+    /// `Critical` waiters are never shed: their only way out is their own
+    /// deadline, so serving them newest first would let the oldest expire
+    /// even when the class alone fits in the pool. That class turns to LIFO
+    /// only once FIFO would hand out connections too late to be useful: its
+    /// oldest waiter has less than two mean hold times left.
+    fn order(&self, class: usize, now: Instant) -> Order {
+        let Some(codel) = &self.codel else {
+            return Order::Fifo;
+        };
+        if !codel[class].is_overloaded() {
+            return Order::Fifo;
+        }
+        if class == Priority::Critical.index() {
+            let Some(head) = self.waitlist.oldest(class) else {
+                return Order::Fifo;
+            };
+            let remaining = self
+                .waitlist
+                .get(head)
+                .deadline
+                .saturating_duration_since(now);
+            if remaining >= 2 * self.mean_hold {
+                return Order::Fifo;
+            }
+        }
+        Order::Lifo
+    }
+
+    /// The least time a waiter must have left to be handed a connection.
+    fn min_remaining(&self) -> Duration {
+        match self.deadline_aware {
+            DeadlineAware::Off => Duration::ZERO,
+            DeadlineAware::MinRemaining(d) => d,
+            DeadlineAware::LearnedHold => self.mean_hold,
+        }
+    }
+
+    /// Feeds each class's overload detector with the age of its oldest
+    /// waiter and, in the overloaded classes, sheds up to `budget` waiters
+    /// older than the slough age (lowest class first, never `Critical`).
+    pub(crate) fn admission_tick(&mut self, now: Instant, budget: usize, fx: &mut Effects<M>) {
+        let Some(detectors) = self.codel.as_mut() else {
+            return;
+        };
+        let mut overloaded = [false; CLASSES];
+        for (class, codel) in detectors.iter_mut().enumerate() {
+            overloaded[class] = codel.observe(now, self.waitlist.class_head_age(class, now));
+        }
+        if !overloaded[1..].contains(&true) {
+            return;
+        }
+        let retry_after = detectors[0].config().interval;
+        let slough = detectors[0].slough_age();
+        let shed = self.waitlist.shed(
+            now,
+            slough,
+            budget,
+            overloaded,
+            || Failure::Shed { retry_after },
+            &mut fx.wakes,
+        );
+        self.counters.shed += shed as u64;
+        if shed > 0 {
+            // A class emptied by shedding is no longer overloaded.
+            for (class, codel) in detectors.iter_mut().enumerate() {
+                if self.waitlist.class_len(class) == 0 {
+                    codel.observe(now, None);
+                }
+            }
+            self.serve_idle(now, fx);
+        }
+    }
+
+    /// Whether any class's detector reports a standing queue.
+    pub(crate) fn is_overloaded(&self) -> bool {
+        self.codel
+            .as_ref()
+            .is_some_and(|d| d.iter().any(Codel::is_overloaded))
+    }
+
+    /// Hands idle connections to eligible waiters. Normally there are none
+    /// while a connection is idle (no lost wake-up), but a waiter let in by
+    /// its key's valve, or a resume, can make one eligible.
+    fn serve_idle(&mut self, now: Instant, fx: &mut Effects<M>) {
+        while !self.paused && !self.waitlist.is_empty() {
+            let Some((entry, _)) = self.idle.pop(0) else {
+                break;
+            };
+            self.dispatch(now, entry, fx);
+        }
+    }
+
+    /// A holder gave a connection back after holding it for `held`.
     pub(crate) fn release(
         &mut self,
         now: Instant,
         mut entry: Box<Entry<M>>,
+        held: Duration,
         close: Option<CloseCause>,
         config: &Config,
         fx: &mut Effects<M>,
     ) {
         self.in_use -= 1;
+        // An exponentially weighted average with weight 1/16.
+        self.mean_hold = (self.mean_hold * 15 + held) / 16;
+        self.waitlist.key_done(std::mem::take(&mut entry.key), now);
         let cause = close.or_else(|| {
             entry
                 .expires
@@ -394,20 +536,24 @@ impl<M: Manager> State<M> {
         match cause {
             Some(cause) => {
                 self.close(entry, cause, fx);
+                self.serve_idle(now, fx);
                 self.start_connects(now, config, fx);
             }
             None => {
                 entry.last_used = now;
                 self.dispatch(now, entry, fx);
+                self.serve_idle(now, fx);
             }
         }
     }
 
     /// A holder took the connection out of the pool for good.
-    pub(crate) fn detach(&mut self, now: Instant, config: &Config, fx: &mut Effects<M>) {
+    pub(crate) fn detach(&mut self, now: Instant, key: u64, config: &Config, fx: &mut Effects<M>) {
         self.in_use -= 1;
         self.open -= 1;
         self.counters.detached += 1;
+        self.waitlist.key_done(key, now);
+        self.serve_idle(now, fx);
         self.start_connects(now, config, fx);
     }
 
@@ -436,8 +582,9 @@ impl<M: Manager> State<M> {
                 }
                 return None;
             }
-            self.waitlist.remove(id);
+            self.waitlist.remove(id, now);
             self.counters.timed_out += 1;
+            self.serve_idle(now, fx);
             return Some(Err(self.timeout_failure()));
         }
         match self.waitlist.release(id) {
@@ -452,7 +599,7 @@ impl<M: Manager> State<M> {
                     // Granted in time, but the request is past its deadline
                     // now: it has given up, so the connection moves on.
                     self.counters.timed_out += 1;
-                    self.dispatch(now, entry, fx);
+                    self.pass_on(now, entry, fx);
                     return Some(Err(self.timeout_failure()));
                 }
                 self.in_use += 1;
@@ -468,15 +615,24 @@ impl<M: Manager> State<M> {
     /// connection that was already handed to it.
     pub(crate) fn drop_waiter(&mut self, id: WaiterId, now: Instant, fx: &mut Effects<M>) {
         if let Slot::Queued = self.waitlist.get(id).slot {
-            self.waitlist.remove(id);
+            self.waitlist.remove(id, now);
             self.counters.cancelled += 1;
+            self.serve_idle(now, fx);
             return;
         }
         if let Slot::Granted(entry) = self.waitlist.release(id) {
             self.handing_over -= 1;
             self.counters.cancelled += 1;
-            self.dispatch(now, entry, fx);
+            self.pass_on(now, entry, fx);
         }
+    }
+
+    /// A connection granted to a waiter that will not take it goes on to
+    /// the next one; the waiter's valve place is freed.
+    fn pass_on(&mut self, now: Instant, mut entry: Box<Entry<M>>, fx: &mut Effects<M>) {
+        self.waitlist.key_done(std::mem::take(&mut entry.key), now);
+        self.dispatch(now, entry, fx);
+        self.serve_idle(now, fx);
     }
 
     /// The failure of a waiter whose deadline passed: the connect error when
@@ -510,12 +666,15 @@ impl<M: Manager> State<M> {
                 cursor = self.waitlist.next_in_class(id);
                 if self.waitlist.get(id).deadline <= now {
                     let failure = self.timeout_failure();
-                    self.waitlist.fail(id, failure, &mut fx.wakes);
+                    self.waitlist.fail(id, failure, now, &mut fx.wakes);
                     self.counters.evicted_expired += 1;
                     self.counters.timed_out += 1;
                 }
             }
         }
+
+        self.admission_tick(now, config.max_shed_per_tick, fx);
+        self.serve_idle(now, fx);
 
         if !self.closed {
             let keep = config.min_idle;
@@ -553,9 +712,10 @@ impl<M: Manager> State<M> {
 
     /// Stops admissions, fails every waiter with `Closed`, closes the idle
     /// connections. Connections in use are closed when they come back.
-    pub(crate) fn shut(&mut self, fx: &mut Effects<M>) {
+    pub(crate) fn shut(&mut self, now: Instant, fx: &mut Effects<M>) {
         self.closed = true;
-        self.waitlist.fail_all(|| Failure::Closed, &mut fx.wakes);
+        self.waitlist
+            .fail_all(now, || Failure::Closed, &mut fx.wakes);
         for entry in self.idle.drain() {
             self.close(entry, CloseCause::PoolClosed, fx);
         }

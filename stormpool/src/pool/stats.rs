@@ -7,7 +7,7 @@ use super::state::CloseCause;
 ///
 /// Read them with [`Pool::status`](crate::Pool::status); each acquire ends in
 /// exactly one of `acquired_direct`, `acquired_waited`, `timed_out`,
-/// `rejected_*`, `connect_errors`, `apply_errors` or `cancelled`.
+/// `rejected_*`, `shed`, `connect_errors`, `apply_errors` or `cancelled`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Counters {
@@ -21,6 +21,10 @@ pub struct Counters {
     pub rejected_waiters: u64,
     /// Acquires rejected because the pool was closed.
     pub rejected_closed: u64,
+    /// Acquires rejected by load shedding ([`AcquireError::Shed`](crate::AcquireError::Shed)).
+    pub shed: u64,
+    /// Acquires rejected because their fairness key's queue was full.
+    pub rejected_key_queue: u64,
     /// Acquires failed with the connect error while the database was down.
     pub connect_errors: u64,
     /// Acquires failed because the requested settings could not be applied.
@@ -112,6 +116,12 @@ pub struct Status {
     pub waiting_by_class: [usize; 4],
     /// Consecutive failed connects (0 once one succeeds).
     pub connect_failures: u32,
+    /// Requests held back by their fairness key's in-flight cap.
+    pub held: usize,
+    /// Whether the overload detector reports a standing queue.
+    pub overloaded: bool,
+    /// The age of the oldest waiting request (zero when nobody waits).
+    pub queue_delay: std::time::Duration,
     /// Whether the pool is paused.
     pub paused: bool,
     /// Whether the pool is closed.

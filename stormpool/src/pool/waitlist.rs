@@ -40,7 +40,7 @@ use crate::clock::Instant;
 pub(crate) type WaiterId = u32;
 
 const NIL: u32 = u32::MAX;
-const CLASSES: usize = 4;
+pub(crate) const CLASSES: usize = 4;
 
 /// How many times a waiter may be passed over in favour of one asking for
 /// the settings a returned connection carries, before it is served first
@@ -79,6 +79,10 @@ pub(crate) struct Waiter<G, F> {
     pub(crate) deadline: Instant,
     class: u8,
     bypassed: u8,
+    /// Held back by its key's in-flight cap (a valve): linked into its key
+    /// queue's `held` list only, invisible to `pick` and to the overload
+    /// detector until promoted.
+    held: bool,
     settings: u32,
     key: u32,
     key_links: Links,
@@ -104,6 +108,9 @@ struct KeyQueue {
     hash: u64,
     ends: Ends,
     len: u32,
+    /// Waiters held back by the key's in-flight cap, oldest first.
+    held: Ends,
+    held_len: u32,
     /// Neighbours in the class's ring of non-empty keys.
     ring: Links,
     in_ring: bool,
@@ -143,6 +150,12 @@ pub(crate) struct Waitlist<G, F> {
     classes: [ClassQueue; CLASSES],
     settings_lists: HashMap<(u8, u32), Ends>,
     len: usize,
+    held: usize,
+    /// The valves: with a per-key cap, the requests each key has admitted
+    /// (eligible waiters plus connections it holds). A request arriving at
+    /// a key at its cap is held back.
+    valve_cap: Option<u32>,
+    admitted: HashMap<u64, u32>,
 }
 
 impl<G, F> Waitlist<G, F> {
@@ -155,6 +168,8 @@ impl<G, F> Waitlist<G, F> {
                 hash: 0,
                 ends: EMPTY,
                 len: 0,
+                held: EMPTY,
+                held_len: 0,
                 ring: UNLINKED,
                 in_ring: false,
             })
@@ -172,12 +187,59 @@ impl<G, F> Waitlist<G, F> {
             }),
             settings_lists: HashMap::new(),
             len: 0,
+            held: 0,
+            valve_cap: None,
+            admitted: HashMap::new(),
         }
     }
 
-    /// Waiters queued (not yet granted or failed).
+    /// Caps the requests each fairness key may have admitted (eligible or
+    /// holding a connection) at once.
+    pub(crate) fn set_valve_cap(&mut self, cap: Option<usize>) {
+        self.valve_cap = cap.map(|c| c.min(u32::MAX as usize) as u32);
+    }
+
+    /// Whether a new request under `key` must be held back.
+    pub(crate) fn is_capped(&self, key: u64) -> bool {
+        match self.valve_cap {
+            Some(cap) if key != 0 => self.admitted.get(&key).is_some_and(|&n| n >= cap),
+            _ => false,
+        }
+    }
+
+    /// A request under `key` took a connection without queueing.
+    pub(crate) fn admit(&mut self, key: u64) {
+        if self.valve_cap.is_some() && key != 0 {
+            *self.admitted.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    /// A request under `key` gave its connection back, or left the queue
+    /// without one: its place goes to the key's oldest held request.
+    pub(crate) fn key_done(&mut self, key: u64, now: Instant) {
+        if self.valve_cap.is_none() || key == 0 {
+            return;
+        }
+        if let Some(n) = self.admitted.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.admitted.remove(&key);
+            }
+        }
+        if self.promote(key, now).is_some() {
+            self.admit(key);
+        }
+    }
+
+    /// Waiters queued and eligible for a connection (not held back by a
+    /// valve, not yet granted or failed).
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Waiters held back by their key's in-flight cap.
+    pub(crate) fn held_len(&self) -> usize {
+        self.held
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -189,20 +251,33 @@ impl<G, F> Waitlist<G, F> {
         self.classes[class].len
     }
 
-    /// Waiters queued under one `(class, key)`.
-    pub(crate) fn key_len(&self, class: u8, key: u64) -> usize {
-        let idx = if key == 0 {
-            Some(class as u32)
-        } else {
-            self.key_index.get(&(class, key)).copied()
-        };
-        idx.map_or(0, |k| self.keys[k as usize].len as usize)
+    /// Waiters queued or held under one fairness key, in every class.
+    pub(crate) fn key_len(&self, key: u64) -> usize {
+        (0..CLASSES as u8)
+            .filter_map(|class| self.key_index.get(&(class, key)))
+            .map(|&k| {
+                let kq = &self.keys[k as usize];
+                (kq.len + kq.held_len) as usize
+            })
+            .sum()
     }
 
-    /// Record slots allocated (queued, or granted/failed and not yet
-    /// collected by their waiter, or free).
-    pub(crate) fn capacity(&self) -> usize {
-        self.records.len()
+    /// The fairness key a waiter queued under (0: none).
+    pub(crate) fn key_of(&self, id: WaiterId) -> u64 {
+        self.keys[self.records[id as usize].key as usize].hash
+    }
+
+    /// The age of the oldest eligible waiter, in any class.
+    pub(crate) fn head_age(&self, now: Instant) -> Option<std::time::Duration> {
+        (0..CLASSES)
+            .filter_map(|c| self.class_head_age(c, now))
+            .max()
+    }
+
+    /// The age of the oldest eligible waiter of one class.
+    pub(crate) fn class_head_age(&self, class: usize, now: Instant) -> Option<std::time::Duration> {
+        let head = self.classes[class].all.head;
+        (head != NIL).then(|| now.saturating_duration_since(self.records[head as usize].enqueued))
     }
 
     pub(crate) fn get(&self, id: WaiterId) -> &Waiter<G, F> {
@@ -225,7 +300,8 @@ impl<G, F> Waitlist<G, F> {
         (next != NIL).then_some(next)
     }
 
-    /// Adds a waiter at the back of its key queue.
+    /// Adds a waiter at the back of its key queue, or of its key's held list
+    /// when the key is at its valve cap.
     pub(crate) fn push(
         &mut self,
         now: Instant,
@@ -235,6 +311,10 @@ impl<G, F> Waitlist<G, F> {
         settings: u32,
         waker: Option<Waker>,
     ) -> WaiterId {
+        let held = self.is_capped(key);
+        if !held {
+            self.admit(key);
+        }
         let key_idx = self.key_queue(class, key);
         let record = Waiter {
             slot: Slot::Queued,
@@ -243,6 +323,7 @@ impl<G, F> Waitlist<G, F> {
             deadline,
             class,
             bypassed: 0,
+            held,
             settings,
             key: key_idx,
             key_links: UNLINKED,
@@ -261,7 +342,45 @@ impl<G, F> Waitlist<G, F> {
             self.records.push(record);
             (self.records.len() - 1) as u32
         };
+        if held {
+            let kq = &mut self.keys[key_idx as usize];
+            kq.held_len += 1;
+            let mut ends = kq.held;
+            self.append(List::Key, &mut ends, id);
+            self.keys[key_idx as usize].held = ends;
+            self.held += 1;
+        } else {
+            self.link_eligible(id);
+        }
+        id
+    }
 
+    /// Lets the oldest waiter held back under `key` (highest class first)
+    /// into its key queue, as if it arrived `now`: the time it spent held by
+    /// its own key's cap is not queueing delay of the pool.
+    pub(crate) fn promote(&mut self, key: u64, now: Instant) -> Option<WaiterId> {
+        let kq = (0..CLASSES as u8)
+            .filter_map(|class| self.key_index.get(&(class, key)).copied())
+            .find(|&k| self.keys[k as usize].held_len > 0)?;
+        let mut held = self.keys[kq as usize].held;
+        let id = held.head;
+        self.detach(List::Key, &mut held, id);
+        self.keys[kq as usize].held = held;
+        self.keys[kq as usize].held_len -= 1;
+        self.held -= 1;
+        let record = &mut self.records[id as usize];
+        record.held = false;
+        record.enqueued = now;
+        self.link_eligible(id);
+        Some(id)
+    }
+
+    /// Links a record into its key queue, class list and settings list.
+    fn link_eligible(&mut self, id: WaiterId) {
+        let (class, key_idx, settings) = {
+            let r = &self.records[id as usize];
+            (r.class, r.key, r.settings)
+        };
         let kq = &mut self.keys[key_idx as usize];
         kq.len += 1;
         let mut ends = kq.ends;
@@ -286,7 +405,18 @@ impl<G, F> Waitlist<G, F> {
             self.settings_lists.insert((class, settings), ends);
         }
         self.len += 1;
-        id
+    }
+
+    /// Unlinks a waiter that leaves without a connection, giving its valve
+    /// place to the next held request of its key.
+    fn leave(&mut self, id: WaiterId, now: Instant) {
+        let record = &self.records[id as usize];
+        let held = record.held;
+        let key = self.keys[record.key as usize].hash;
+        self.unlink(id);
+        if !held {
+            self.key_done(key, now);
+        }
     }
 
     /// Removes a queued waiter from every list. The caller then writes its slot.
@@ -298,11 +428,22 @@ impl<G, F> Waitlist<G, F> {
                 "unlink of a waiter that is not queued"
             );
             debug_assert!(
-                r.key_links.prev != NIL || self.keys[r.key as usize].ends.head == id,
+                r.key_links.prev != NIL
+                    || self.keys[r.key as usize].ends.head == id
+                    || self.keys[r.key as usize].held.head == id,
                 "unlink of a waiter that is not linked"
             );
             (r.class, r.key, r.settings)
         };
+        if self.records[id as usize].held {
+            let mut held = self.keys[key as usize].held;
+            self.detach(List::Key, &mut held, id);
+            self.keys[key as usize].held = held;
+            self.keys[key as usize].held_len -= 1;
+            self.held -= 1;
+            self.free_key_if_unused(key);
+            return;
+        }
         let mut ends = self.keys[key as usize].ends;
         self.detach(List::Key, &mut ends, id);
         let kq = &mut self.keys[key as usize];
@@ -310,11 +451,7 @@ impl<G, F> Waitlist<G, F> {
         kq.len -= 1;
         if kq.len == 0 {
             self.ring_remove(class as usize, key);
-            if self.keys[key as usize].hash != 0 {
-                let hash = self.keys[key as usize].hash;
-                self.key_index.remove(&(class, hash));
-                self.free_keys.push(key);
-            }
+            self.free_key_if_unused(key);
         }
 
         let mut all = self.classes[class as usize].all;
@@ -336,8 +473,8 @@ impl<G, F> Waitlist<G, F> {
     }
 
     /// Removes a queued waiter and fails it, queueing its waker on `wakes`.
-    pub(crate) fn fail(&mut self, id: WaiterId, failure: F, wakes: &mut WakeList) {
-        self.unlink(id);
+    pub(crate) fn fail(&mut self, id: WaiterId, failure: F, now: Instant, wakes: &mut WakeList) {
+        self.leave(id, now);
         let record = &mut self.records[id as usize];
         record.slot = Slot::Failed(failure);
         wakes.push(record.waker.take());
@@ -353,8 +490,8 @@ impl<G, F> Waitlist<G, F> {
 
     /// Removes a queued waiter and frees its record at once: the waiter
     /// itself leaves (its future was dropped, or its own timer fired).
-    pub(crate) fn remove(&mut self, id: WaiterId) {
-        self.unlink(id);
+    pub(crate) fn remove(&mut self, id: WaiterId, now: Instant) {
+        self.leave(id, now);
         let record = &mut self.records[id as usize];
         record.waker = None;
         record.slot = Slot::Vacant {
@@ -382,7 +519,8 @@ impl<G, F> Waitlist<G, F> {
     /// The waiter stays queued until the caller [`grant`](Waitlist::grant)s it.
     ///
     /// Highest class first; within a class the key at the round-robin cursor;
-    /// within a key the oldest (`Fifo`) or newest (`Lifo`) waiter. A waiter of
+    /// within a key the oldest (`Fifo`) or newest (`Lifo`) waiter, as
+    /// `order` says for the class. A waiter of
     /// the same class that asked for exactly `settings` is preferred, unless
     /// the waiter it would pass over has already been passed over
     /// [`MAX_BYPASS`] times. Every expired waiter met on the way is removed
@@ -392,7 +530,7 @@ impl<G, F> Waitlist<G, F> {
         &mut self,
         now: Instant,
         settings: u32,
-        order: Order,
+        order: [Order; CLASSES],
         expired: &mut impl FnMut() -> F,
         wakes: &mut WakeList,
         evicted: &mut u64,
@@ -401,12 +539,12 @@ impl<G, F> Waitlist<G, F> {
             while self.classes[class].cursor != NIL {
                 let key = self.classes[class].cursor;
                 let ends = self.keys[key as usize].ends;
-                let candidate = match order {
+                let candidate = match order[class] {
                     Order::Fifo => ends.head,
                     Order::Lifo => ends.tail,
                 };
                 if self.records[candidate as usize].deadline <= now {
-                    self.fail(candidate, expired(), wakes);
+                    self.fail(candidate, expired(), now, wakes);
                     *evicted += 1;
                     continue;
                 }
@@ -418,7 +556,7 @@ impl<G, F> Waitlist<G, F> {
                     if let Some(matching) = self.live_with_settings(
                         class as u8,
                         settings,
-                        order,
+                        order[class],
                         now,
                         expired,
                         wakes,
@@ -462,17 +600,67 @@ impl<G, F> Waitlist<G, F> {
             if self.records[id as usize].deadline > now {
                 return Some(id);
             }
-            self.fail(id, expired(), wakes);
+            self.fail(id, expired(), now, wakes);
             *evicted += 1;
         }
     }
 
-    /// Fails every queued waiter (pool closed, database down).
-    pub(crate) fn fail_all(&mut self, mut failure: impl FnMut() -> F, wakes: &mut WakeList) {
-        for class in 0..CLASSES {
-            while let Some(id) = self.oldest(class) {
-                self.fail(id, failure(), wakes);
+    /// Sheds up to `budget` waiters of the classes `which` selects that have
+    /// queued for longer than `max_age`: the oldest of the lowest class
+    /// first, never `Critical` (class 0). Returns how many were shed.
+    pub(crate) fn shed(
+        &mut self,
+        now: Instant,
+        max_age: std::time::Duration,
+        budget: usize,
+        which: [bool; CLASSES],
+        mut failure: impl FnMut() -> F,
+        wakes: &mut WakeList,
+    ) -> usize {
+        let mut shed = 0;
+        for class in (1..CLASSES).rev().filter(|&c| which[c]) {
+            while shed < budget {
+                let Some(id) = self.oldest(class) else { break };
+                if now.saturating_duration_since(self.records[id as usize].enqueued) <= max_age {
+                    break;
+                }
+                self.fail(id, failure(), now, wakes);
+                shed += 1;
             }
+        }
+        shed
+    }
+
+    /// Fails every queued waiter (pool closed, database down).
+    pub(crate) fn fail_all(
+        &mut self,
+        now: Instant,
+        mut failure: impl FnMut() -> F,
+        wakes: &mut WakeList,
+    ) {
+        // Failing an eligible waiter may promote a held one into the queue,
+        // so go on until both are empty.
+        while self.len + self.held > 0 {
+            for class in 0..CLASSES {
+                while let Some(id) = self.oldest(class) {
+                    self.fail(id, failure(), now, wakes);
+                }
+            }
+            for key in 0..self.keys.len() {
+                while self.keys[key].held_len > 0 {
+                    let id = self.keys[key].held.head;
+                    self.fail(id, failure(), now, wakes);
+                }
+            }
+        }
+    }
+
+    fn free_key_if_unused(&mut self, key: u32) {
+        let kq = &self.keys[key as usize];
+        if kq.hash != 0 && kq.len == 0 && kq.held_len == 0 {
+            let index = (kq.class, kq.hash);
+            self.key_index.remove(&index);
+            self.free_keys.push(key);
         }
     }
 
@@ -488,6 +676,8 @@ impl<G, F> Waitlist<G, F> {
             hash: key,
             ends: EMPTY,
             len: 0,
+            held: EMPTY,
+            held_len: 0,
             ring: UNLINKED,
             in_ring: false,
         };
@@ -596,7 +786,7 @@ mod tests {
         let id = w.pick(
             now,
             settings,
-            order,
+            [order; CLASSES],
             &mut || "expired",
             &mut wakes,
             &mut evicted,
@@ -661,7 +851,7 @@ mod tests {
         let got = w.pick(
             later,
             0,
-            Order::Fifo,
+            [Order::Fifo; CLASSES],
             &mut || "expired",
             &mut wakes,
             &mut evicted,
@@ -688,6 +878,70 @@ mod tests {
     }
 
     #[test]
+    fn held_waiters_are_invisible_until_promoted() {
+        let mut w = W::new();
+        let now = t0();
+        let later = now + Duration::from_secs(1);
+        let held = {
+            w.set_valve_cap(Some(1));
+            w.admit(7);
+            w.push(now, later, 1, 7, 0, None)
+        };
+        assert_eq!((w.len(), w.held_len(), w.key_len(7)), (0, 1, 1));
+        assert_eq!(w.head_age(now), None, "held waiters are not queueing delay");
+        assert_eq!(pick(&mut w, now, 0, Order::Fifo), None);
+        let t1 = now + Duration::from_millis(30);
+        // The key's connection comes back: the held waiter is let in.
+        w.key_done(7, t1);
+        assert_eq!((w.len(), w.held_len()), (1, 0));
+        assert_eq!(w.head_age(t1), Some(Duration::ZERO));
+        assert_eq!(pick(&mut w, t1, 0, Order::Fifo), Some(held));
+        assert!(
+            w.is_capped(7),
+            "the granted waiter holds the key's one place"
+        );
+        w.key_done(7, t1);
+        assert!(!w.is_capped(7));
+        assert!(w.key_index.is_empty());
+        assert!(w.admitted.is_empty());
+    }
+
+    #[test]
+    fn shedding_takes_the_oldest_of_the_lowest_class_and_spares_critical() {
+        let mut w = W::new();
+        let now = t0();
+        let later = now + Duration::from_secs(1);
+        let critical = w.push(now, later, 0, 0, 0, None);
+        let normal = w.push(now, later, 1, 0, 0, None);
+        let bg_old = w.push(now, later, 3, 0, 0, None);
+        let t1 = now + Duration::from_millis(20);
+        let bg_new = w.push(t1, later, 3, 0, 0, None);
+        let mut wakes = WakeList::new();
+        let shed = w.shed(
+            t1,
+            Duration::from_millis(10),
+            1,
+            [true; CLASSES],
+            || "shed",
+            &mut wakes,
+        );
+        assert_eq!(shed, 1);
+        assert!(matches!(w.get(bg_old).slot, Slot::Failed("shed")));
+        let shed = w.shed(
+            t1,
+            Duration::from_millis(10),
+            10,
+            [true; CLASSES],
+            || "shed",
+            &mut wakes,
+        );
+        assert_eq!(shed, 1);
+        assert!(matches!(w.get(normal).slot, Slot::Failed("shed")));
+        assert!(matches!(w.get(critical).slot, Slot::Queued));
+        assert!(matches!(w.get(bg_new).slot, Slot::Queued));
+    }
+
+    #[test]
     fn unlink_from_the_middle_and_reuse_records() {
         let mut w = W::new();
         let now = t0();
@@ -695,9 +949,7 @@ mod tests {
         let ids: Vec<_> = (0..5)
             .map(|i| w.push(now, later, 1, i % 2 + 1, 0, None))
             .collect();
-        w.unlink(ids[2]);
-        w.get_mut(ids[2]).slot = Slot::Failed("cancelled");
-        let _ = w.release(ids[2]);
+        w.remove(ids[2], now);
         let again = w.push(now, later, 1, 0, 0, None);
         assert_eq!(again, ids[2], "the freed record is reused");
         assert_eq!(w.len(), 5);
