@@ -26,11 +26,15 @@
 
 mod codel;
 mod gate;
+#[cfg(feature = "tower")]
+mod layer;
 
 use std::time::Duration;
 
 pub use codel::{Codel, CodelConfig};
 pub use gate::{Gate, GateBuilder, GateError, Permit, PermitManager};
+#[cfg(feature = "tower")]
+pub use layer::{GateLayer, GateService, GateServiceError};
 
 /// Whether the pool refuses to hand a connection to a waiter that has too
 /// little time left to use it.
