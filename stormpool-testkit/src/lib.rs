@@ -11,6 +11,7 @@
 pub mod db;
 pub mod load;
 pub mod proxy;
+pub mod scenarios;
 pub mod server;
 
 pub use proxy::{Fault, FaultProxy};

@@ -160,6 +160,16 @@ impl Load {
         self.events.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// The events so far, while the load goes on.
+    pub fn report_so_far(&self) -> Report {
+        let events = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Report { events }
+    }
+
     /// Stops the tasks (each finishes its current request) and returns every
     /// request's event, in the order they finished.
     pub async fn stop(self) -> Report {

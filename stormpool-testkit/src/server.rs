@@ -176,16 +176,20 @@ impl Server {
         let requested = Instant::now();
         self.stop()?;
         let down = Instant::now();
-        // `pg_ctlcluster start` only returns once the server is ready, so
-        // readiness is polled from another thread meanwhile.
+        // `pg_ctlcluster start` returns a while after the server is ready
+        // (it polls), so readiness is polled from here meanwhile and the
+        // starter is left to finish on its own thread.
         let starter = std::thread::spawn(move || self.start());
         let up = self.wait_ready(Duration::from_secs(30));
-        let started = starter
-            .join()
-            .map_err(|_| io::Error::other("start panicked"))?;
-        started?;
-        let up =
-            up.ok_or_else(|| io::Error::other(format!("{self:?} not ready 30 s after start")))?;
+        let Some(up) = up else {
+            let started = starter
+                .join()
+                .map_err(|_| io::Error::other("start panicked"))?;
+            started?;
+            return Err(io::Error::other(format!(
+                "{self:?} not ready 30 s after start"
+            )));
+        };
         Ok(Restart {
             requested,
             down,
@@ -268,5 +272,22 @@ impl Drop for Frozen {
         if let Err(e) = signal(self.pid, "CONT") {
             eprintln!("could not thaw process {}: {e}", self.pid);
         }
+    }
+}
+
+/// Runs SQL on the local MariaDB as root through the `mysql` client (for
+/// test setup such as creating users); returns its tab-separated output.
+pub fn mariadb_sql(sql: &str) -> io::Result<String> {
+    let out = Command::new("mysql")
+        .args(["-h", "127.0.0.1", "-u", "root", "-N", "-B", "-e", sql])
+        .stdin(Stdio::null())
+        .output()?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(io::Error::other(format!(
+            "mysql failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
     }
 }

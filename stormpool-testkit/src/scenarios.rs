@@ -1,0 +1,527 @@
+//! Fault scenarios shared by the database adapters' tests: the same
+//! acceptance checks, run against PostgreSQL and MariaDB through a
+//! [`Harness`] that knows the adapter's SQL.
+//!
+//! Each scenario builds its own pool, injects one fault, measures, undoes
+//! the fault (also when it panics, through drop guards) and asserts. Each
+//! prints its measurements on one `measured:` line (shown with
+//! `--nocapture`). Run them one at a time ([`serial`](crate::serial)): they
+//! restart and freeze shared servers.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stormpool::{AcquireError, AcquireOptions, Conn, Manager, Pool};
+
+use crate::load::{chain, wait_until, Load, LoadConfig, Outcome, Report, Step};
+use crate::proxy::{Fault, FaultProxy};
+use crate::server::{freeze, Server};
+
+/// How a query failed, as the adapter's classifier sees it.
+#[derive(Clone, Debug)]
+pub struct QueryError {
+    /// The error with its sources.
+    pub message: String,
+    /// Whether the adapter calls it a connection error.
+    pub connection_error: bool,
+}
+
+/// What the scenarios need to know about one adapter.
+pub trait Harness: Send + Sync + 'static {
+    /// The adapter's manager.
+    type M: Manager;
+
+    /// The server the adapter's tests run against.
+    const SERVER: Server;
+
+    /// A manager for `url` whose sessions the server can tell apart by
+    /// `tag` (an application name, a user), so [`kill_sessions`](Harness::kill_sessions)
+    /// finds exactly them. Each scenario uses its own tag; the scenarios run
+    /// one at a time.
+    fn manager(url: &str, tag: &str) -> Self::M;
+
+    /// Runs a trivial query on `conn` and returns the server's id of its
+    /// session (backend pid, connection id).
+    fn session(conn: &mut Conn<Self::M>) -> impl Future<Output = Result<u64, QueryError>> + Send;
+
+    /// Ends, on the server, every session tagged `tag`, from a connection
+    /// of its own; returns the ids of the sessions ended, once they are gone.
+    fn kill_sessions(url: &str, tag: &str) -> impl Future<Output = Vec<u64>> + Send;
+
+    /// The process to freeze to make `session` hang: its backend process,
+    /// or the whole server when sessions have no process of their own.
+    fn freeze_target(session: u64) -> Option<u32>;
+}
+
+/// The error of an acquire, displayed with its sources.
+pub fn acquire_error<E: std::error::Error + 'static>(e: &AcquireError<E>) -> String {
+    chain(e)
+}
+
+/// One load request: acquire by `deadline`, run the session query, release.
+async fn request<H: Harness>(pool: &Pool<H::M>, deadline: Instant) -> Step {
+    let options = AcquireOptions::new().deadline(deadline.into());
+    let mut conn = match pool.get_with(options).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            return Step {
+                acquired: None,
+                outcome: Outcome::AcquireFailed {
+                    error: acquire_error(&e),
+                },
+            }
+        }
+    };
+    let acquired = Some(Instant::now());
+    let outcome = match H::session(&mut conn).await {
+        Ok(session) => Outcome::Ok { session },
+        Err(e) => Outcome::QueryFailed {
+            error: e.message,
+            connection_error: e.connection_error,
+        },
+    };
+    Step { acquired, outcome }
+}
+
+fn start_load<H: Harness>(pool: &Pool<H::M>, config: LoadConfig) -> Load {
+    let pool = Arc::new(pool.clone());
+    Load::start(config, move |_, deadline| {
+        let pool = pool.clone();
+        async move { request::<H>(&pool, deadline).await }
+    })
+}
+
+/// Opens `n` connections at once (so the pool holds `n`) and returns their
+/// sessions.
+async fn warm<H: Harness>(pool: &Pool<H::M>, n: usize) -> BTreeSet<u64> {
+    let mut conns = Vec::new();
+    let mut sessions = BTreeSet::new();
+    for _ in 0..n {
+        let mut conn = pool.get().await.unwrap_or_else(|e| {
+            panic!("warming the pool failed: {}", acquire_error(&e));
+        });
+        sessions.insert(H::session(&mut conn).await.expect("warm-up query"));
+        conns.push(conn);
+    }
+    sessions
+}
+
+/// The pool has `n` connections established and `n` distinct sessions not
+/// in `old` served requests that started after `since`.
+fn full_and_new<H: Harness>(
+    pool: &Pool<H::M>,
+    load: &Load,
+    n: usize,
+    since: Instant,
+    old: &BTreeSet<u64>,
+) -> bool {
+    let status = pool.status();
+    let fresh = load.report_so_far().sessions_after(since);
+    if std::env::var_os("STORMPOOL_TRACE").is_some() {
+        eprintln!(
+            "  {:?} after: open {} connecting {} idle {} waiting {} fresh {}",
+            since.elapsed(),
+            status.open,
+            status.connecting,
+            status.idle,
+            status.waiting,
+            fresh.difference(old).count()
+        );
+    }
+    status.open - status.connecting >= n && fresh.difference(old).count() >= n
+}
+
+fn print_failures(report: &Report) {
+    for e in report.query_failures().take(10) {
+        eprintln!("  query failure: {:?}", e.outcome);
+    }
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for e in report.acquire_failures() {
+        if let Outcome::AcquireFailed { error } = &e.outcome {
+            let head = error.split(':').next().unwrap_or_default().to_owned();
+            *kinds.entry(head).or_default() += 1;
+        }
+    }
+    for (kind, n) in kinds {
+        eprintln!("  acquire failure x{n}: {kind}");
+    }
+}
+
+const SIZE: usize = 8;
+
+/// Killed sessions: 32 looping tasks on 8 connections; every pool session
+/// is ended on the server.
+///
+/// Asserts that requests handed an idle killed connection never see the
+/// error (the checkout probe, run on every checkout here, replaces it); that
+/// the requests whose query failed all held their connection during the
+/// kill and failed with a connection error; that no acquire failed; and that
+/// the pool is back to 8 established connections, serving 8 sessions none of
+/// which was killed, within 1 s of the kill.
+pub async fn killed_sessions<H: Harness>(url: &str) {
+    let tag = "stormpool_kill";
+    let pool = Pool::builder(H::manager(url, tag))
+        .max_size(SIZE)
+        .check_interval(Duration::ZERO)
+        .connect_backoff_max(Duration::from_millis(250))
+        .build()
+        .expect("pool config");
+    warm::<H>(&pool, SIZE).await;
+    let load = start_load::<H>(&pool, LoadConfig::default());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let kill_start = Instant::now();
+    let killed: BTreeSet<u64> = H::kill_sessions(url, tag).await.into_iter().collect();
+    let kill_end = Instant::now();
+    let recovered = wait_until(Duration::from_secs(5), || {
+        full_and_new::<H>(&pool, &load, SIZE, kill_end, &killed)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let report = load.stop().await;
+    let in_flight = report.holding_during(kill_start, kill_end);
+    let recovery = recovered.map(|t| t - kill_end);
+    eprintln!(
+        "measured: killed {} sessions in {:?}; {in_flight} requests held a connection meanwhile; \
+         full capacity with new sessions after {recovery:?}; {}",
+        killed.len(),
+        kill_end - kill_start,
+        report.summary()
+    );
+    print_failures(&report);
+
+    assert!(!killed.is_empty(), "no pool session was found to kill");
+    for e in report.query_failures() {
+        let Outcome::QueryFailed {
+            connection_error, ..
+        } = &e.outcome
+        else {
+            unreachable!()
+        };
+        assert!(*connection_error, "not a connection error: {e:?}");
+        let acquired = e.acquired.expect("a query failure had a connection");
+        assert!(
+            acquired <= kill_end,
+            "a request that got its connection after the kill saw the error: {e:?}"
+        );
+    }
+    assert!(report.query_failures().count() <= in_flight);
+    assert_eq!(report.acquire_failures().count(), 0, "{}", report.summary());
+    let recovery = recovery.expect("the pool did not recover within 5 s");
+    assert!(
+        recovery <= Duration::from_secs(1),
+        "full capacity took {recovery:?}"
+    );
+    let after = report.sessions_after(kill_end);
+    assert!(after.is_disjoint(&killed), "a killed session served again");
+}
+
+/// Server restart under load: 32 looping tasks with 500 ms acquire
+/// deadlines on 8 connections while the server is stopped and started.
+///
+/// What counts as an error: the pool fails requests fast with
+/// `AcquireError::Connect` while no connection can be established (and with
+/// `Timeout` when a deadline passes meanwhile), by design. Those acquire-side
+/// failures are counted and reported apart, and each must return within its
+/// deadline plus 50 ms. The *errors* bounded by the acceptance are the
+/// requests that were handed a connection and whose query then failed: at
+/// most the number of requests holding a connection while the server went
+/// down.
+///
+/// Also asserts the first success within 1 s and full capacity (8 new
+/// sessions) within 2 s of the server accepting connections again. The
+/// pool's connect backoff is capped at 250 ms here: with the default 2 s
+/// cap, a retry may be scheduled up to 2 s after the server is back.
+pub async fn restart_under_load<H: Harness>(url: &str) {
+    let _restore = H::SERVER.guard();
+    let tag = "stormpool_restart";
+    let pool = Pool::builder(H::manager(url, tag))
+        .max_size(SIZE)
+        .check_interval(Duration::ZERO)
+        .connect_timeout(Duration::from_secs(1))
+        .connect_backoff_max(Duration::from_millis(250))
+        .build()
+        .expect("pool config");
+    let before = warm::<H>(&pool, SIZE).await;
+    let config = LoadConfig {
+        acquire_timeout: Duration::from_millis(500),
+        ..LoadConfig::default()
+    };
+    let load = start_load::<H>(&pool, config);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let restart = tokio::task::spawn_blocking(move || H::SERVER.restart())
+        .await
+        .expect("restart task")
+        .expect("restart");
+    let up = restart.up;
+    let recovered = wait_until(Duration::from_secs(10), || {
+        full_and_new::<H>(&pool, &load, SIZE, up, &before)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let report = load.stop().await;
+    let in_flight = report.holding_during(restart.requested, restart.down);
+    let first = report.first_success_after(up).map(|e| e.ended - up);
+    let full = recovered.map(|t| t.saturating_duration_since(up));
+    eprintln!(
+        "measured: {:?} down after {:?}, up {:?} later; first success {first:?} and full \
+         capacity {full:?} after up; {in_flight} requests held a connection during the stop; {}",
+        H::SERVER,
+        restart.down - restart.requested,
+        restart.up - restart.down,
+        report.summary()
+    );
+    print_failures(&report);
+
+    let overshoot = report.max_acquire_overshoot();
+    assert!(
+        overshoot <= Duration::from_millis(50),
+        "an acquire outlived its deadline by {overshoot:?}"
+    );
+    let errors = report.query_failures().count();
+    assert!(
+        errors <= in_flight,
+        "{errors} query errors, {in_flight} in flight at the restart"
+    );
+    let first = first.expect("no success after the restart");
+    assert!(
+        first <= Duration::from_secs(1),
+        "first success after {first:?}"
+    );
+    let full = full.expect("the pool did not refill within 10 s");
+    assert!(
+        full <= Duration::from_secs(2),
+        "full capacity after {full:?}"
+    );
+}
+
+/// A hung session: the server process behind one pooled session is frozen
+/// (SIGSTOP) while the session is idle.
+///
+/// Asserts that an acquire returns within its deadline plus 50 ms (with
+/// another session when the server still accepts connections), that the
+/// frozen session is never handed out again, even after it thaws, and that
+/// the pool serves 4 concurrent requests within 2 s after the thaw.
+pub async fn hung_session<H: Harness>(url: &str) {
+    let _restore = H::SERVER.guard();
+    let tag = "stormpool_hung";
+    let pool = Pool::builder(H::manager(url, tag))
+        .max_size(4)
+        .check_interval(Duration::ZERO)
+        .check_timeout(Duration::from_millis(200))
+        .connect_timeout(Duration::from_millis(500))
+        .connect_backoff_max(Duration::from_millis(250))
+        .build()
+        .expect("pool config");
+    let sessions = warm::<H>(&pool, 1).await;
+    let frozen_session = *sessions.first().expect("one session");
+    let pid = H::freeze_target(frozen_session).expect("a process to freeze");
+    let deadline = Duration::from_millis(800);
+    let mut outcomes = Vec::new();
+    {
+        let _frozen = freeze(pid).expect("SIGSTOP");
+        for _ in 0..3 {
+            let start = Instant::now();
+            let got = pool.get_with(AcquireOptions::new().timeout(deadline)).await;
+            let elapsed = start.elapsed();
+            let session = match got {
+                Ok(mut conn) => Some(H::session(&mut conn).await.map_err(|e| e.message)),
+                Err(e) => Some(Err(acquire_error(&e))),
+            };
+            outcomes.push((elapsed, session));
+        }
+    }
+    let thawed = Instant::now();
+    let served = wait_until(Duration::from_secs(5), || pool.status().open > 0).await;
+    let mut after = BTreeSet::new();
+    let mut recovered = None;
+    while thawed.elapsed() < Duration::from_secs(3) {
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            if let Ok(conn) = pool.get_with(AcquireOptions::new().timeout(deadline)).await {
+                conns.push(conn);
+            }
+        }
+        for conn in &mut conns {
+            if let Ok(s) = H::session(conn).await {
+                after.insert(s);
+            }
+        }
+        if conns.len() == 4 && recovered.is_none() {
+            recovered = Some(thawed.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = pool.status();
+    eprintln!(
+        "measured: with session {frozen_session} frozen: {outcomes:?}; after thaw 4 connections in \
+         {recovered:?} (pool served {served:?}); closed by failed probes {}, tainted {}",
+        status.counters.closed_check_failed, status.counters.closed_tainted
+    );
+    for (elapsed, outcome) in &outcomes {
+        assert!(
+            *elapsed <= deadline + Duration::from_millis(50),
+            "an acquire took {elapsed:?} against a {deadline:?} deadline"
+        );
+        if let Some(Ok(session)) = outcome {
+            assert_ne!(
+                *session, frozen_session,
+                "the frozen session was handed out"
+            );
+        }
+    }
+    assert!(
+        !after.contains(&frozen_session),
+        "the frozen session served again after the thaw"
+    );
+    let recovered = recovered.expect("no recovery within 3 s of the thaw");
+    assert!(
+        recovered <= Duration::from_secs(2),
+        "recovery took {recovered:?}"
+    );
+}
+
+/// A blackholed network (the fault proxy forwards nothing, connects hang):
+/// concurrent acquires with 300 ms deadlines all return within their
+/// deadline plus 50 ms; no request is handed a hung connection; after the
+/// fault clears the pool serves 4 concurrent requests within 2 s.
+pub async fn blackhole<H: Harness>(url: &str) {
+    let upstream = crate::db::server_addr(url, 0).expect("server address");
+    let proxy = FaultProxy::start(upstream).await.expect("proxy");
+    let proxied = crate::db::with_addr(url, proxy.local_addr());
+    let tag = "stormpool_blackhole";
+    let pool = Pool::builder(H::manager(&proxied, tag))
+        .max_size(4)
+        .check_interval(Duration::ZERO)
+        .check_timeout(Duration::from_millis(100))
+        .connect_timeout(Duration::from_millis(500))
+        .connect_backoff_max(Duration::from_millis(250))
+        .build()
+        .expect("pool config");
+    warm::<H>(&pool, 4).await;
+
+    proxy.set_fault(Fault::Blackhole);
+    let deadline = Duration::from_millis(300);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let start = Instant::now();
+                let got = pool.get_with(AcquireOptions::new().timeout(deadline)).await;
+                (
+                    start.elapsed(),
+                    got.map(drop).map_err(|e| acquire_error(&e)),
+                )
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("acquire task"));
+    }
+    let during = pool.status();
+
+    proxy.set_fault(Fault::None);
+    let cleared = Instant::now();
+    let mut recovered = None;
+    while cleared.elapsed() < Duration::from_secs(3) {
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            if let Ok(mut conn) = pool.get_with(AcquireOptions::new().timeout(deadline)).await {
+                if H::session(&mut conn).await.is_ok() {
+                    conns.push(conn);
+                }
+            }
+        }
+        if conns.len() == 4 {
+            recovered = Some(cleared.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "measured: blackhole acquires {outcomes:?}; probes failed {}, tainted {}; recovery \
+         {recovered:?}",
+        during.counters.closed_check_failed, during.counters.closed_tainted
+    );
+    for (elapsed, outcome) in &outcomes {
+        assert!(
+            *elapsed <= deadline + Duration::from_millis(50),
+            "an acquire took {elapsed:?}"
+        );
+        assert!(outcome.is_err(), "a request was handed a hung connection");
+    }
+    assert!(during.counters.closed_check_failed + during.counters.closed_tainted > 0);
+    let recovered = recovered.expect("no recovery within 3 s");
+    assert!(
+        recovered <= Duration::from_secs(2),
+        "recovery took {recovered:?}"
+    );
+}
+
+/// A hung connect does not block other acquires: with new connections
+/// blackholed by the proxy (established ones unaffected), a request waiting
+/// while a connect hangs is served by a connection returned meanwhile, and
+/// one with nothing to get returns at its deadline.
+pub async fn hung_connect<H: Harness>(url: &str) {
+    let upstream = crate::db::server_addr(url, 0).expect("server address");
+    let proxy = FaultProxy::start(upstream).await.expect("proxy");
+    let proxied = crate::db::with_addr(url, proxy.local_addr());
+    let tag = "stormpool_hungconnect";
+    let pool = Pool::builder(H::manager(&proxied, tag))
+        .max_size(2)
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .expect("pool config");
+    let mut held = pool.get().await.expect("first connection");
+    H::session(&mut held).await.expect("query");
+
+    proxy.set_fault_for_new(Fault::Blackhole);
+    let waiter = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let got = pool
+                .get_with(AcquireOptions::new().timeout(Duration::from_secs(1)))
+                .await;
+            (
+                start.elapsed(),
+                got.map(drop).map_err(|e| acquire_error(&e)),
+            )
+        })
+    };
+    // Wait until the waiter's connect hangs in the proxy.
+    wait_until(Duration::from_secs(1), || proxy.accepted() >= 2).await;
+    let released = Instant::now();
+    drop(held);
+    let (waited, got) = waiter.await.expect("waiter");
+    let handed_after = released.elapsed();
+
+    // Both slots busy: the hung connect and the connection now idle. A
+    // request that cannot be served returns at its deadline.
+    let held = pool.get().await.expect("the idle connection");
+    let start = Instant::now();
+    let starved = pool
+        .get_with(AcquireOptions::new().timeout(Duration::from_millis(300)))
+        .await;
+    let starved_after = start.elapsed();
+    drop(held);
+    eprintln!(
+        "measured: waiter served {handed_after:?} after the release (waited {waited:?}); \
+         starved request returned after {starved_after:?}"
+    );
+    assert!(got.is_ok(), "the waiter was not served: {got:?}");
+    assert!(
+        waited < Duration::from_secs(1),
+        "the waiter waited for the hung connect"
+    );
+    assert!(starved.is_err());
+    assert!(
+        starved_after <= Duration::from_millis(350),
+        "{starved_after:?}"
+    );
+}
