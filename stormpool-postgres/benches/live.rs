@@ -1,0 +1,2 @@
+//! Live PostgreSQL comparison bench (filled in by the next commit).
+fn main() {}

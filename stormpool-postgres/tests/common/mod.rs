@@ -1,0 +1,110 @@
+//! What the shared fault scenarios need to know about PostgreSQL, and
+//! helpers of the adapter's own tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use stormpool::{Conn, Pool};
+use stormpool_postgres::tokio_postgres::{self, NoTls, SimpleQueryMessage};
+use stormpool_postgres::{Classify, PgManager};
+use stormpool_testkit::scenarios::{Harness, QueryError};
+use stormpool_testkit::server::Server;
+
+/// The live database's URL, or `None` (skip) when unset outside CI.
+pub fn url() -> Option<String> {
+    stormpool_testkit::db::pg_url()
+}
+
+pub fn config(url: &str, application_name: &str) -> tokio_postgres::Config {
+    let mut config: tokio_postgres::Config = url.parse().expect("STORMPOOL_PG_URL");
+    config.application_name(application_name);
+    config
+}
+
+pub fn pool(url: &str, application_name: &str) -> Pool<PgManager> {
+    Pool::builder(PgManager::new(config(url, application_name)))
+        .max_size(4)
+        .build()
+        .expect("pool config")
+}
+
+/// A connection of the test's own, outside any pool.
+pub async fn side(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("side connection");
+    tokio::spawn(connection);
+    client
+}
+
+/// The first column of the first row of a simple query.
+pub async fn scalar(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
+    let messages = client.simple_query(sql).await.expect(sql);
+    messages.into_iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+        _ => None,
+    })
+}
+
+pub struct Pg;
+
+impl Harness for Pg {
+    type M = PgManager;
+    const SERVER: Server = Server::Postgres;
+
+    fn manager(url: &str, tag: &str) -> PgManager {
+        PgManager::new(config(url, tag))
+    }
+
+    async fn session(conn: &mut Conn<PgManager>) -> Result<u64, QueryError> {
+        let messages = conn
+            .simple_query("SELECT pg_backend_pid()")
+            .await
+            .map_err(|e| QueryError {
+                message: stormpool_testkit::load::chain(&e),
+                connection_error: e.is_connection_error(),
+            })?;
+        let pid = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0).and_then(|v| v.parse().ok()),
+            _ => None,
+        });
+        Ok(pid.expect("pg_backend_pid() returns a row"))
+    }
+
+    async fn kill_sessions(url: &str, tag: &str) -> Vec<u64> {
+        let client = side(url).await;
+        // The filter runs first (OFFSET 0 keeps the planner from merging
+        // the subquery and calling the function on other rows).
+        let rows = client
+            .query(
+                "SELECT pid FROM \
+                 (SELECT pid FROM pg_stat_activity \
+                  WHERE application_name = $1 AND pid <> pg_backend_pid() OFFSET 0) s \
+                 WHERE pg_terminate_backend(pid)",
+                &[&tag],
+            )
+            .await
+            .expect("pg_terminate_backend");
+        let pids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+        // Signalled all at once; now wait until every one is gone.
+        for _ in 0..1000 {
+            let left: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
+                    &[&pids],
+                )
+                .await
+                .expect("pg_stat_activity")
+                .get(0);
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        pids.into_iter().map(|pid| pid as u64).collect()
+    }
+
+    fn freeze_target(session: u64) -> Option<u32> {
+        u32::try_from(session).ok()
+    }
+}
