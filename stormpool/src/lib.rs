@@ -6,8 +6,10 @@
 pub mod admission;
 pub mod clock;
 mod error;
+pub mod fanout;
 mod manager;
 pub mod pool;
+pub mod retry;
 mod settings;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -262,6 +262,9 @@ struct Session {
 /// A connection to the simulated database.
 #[derive(Debug)]
 pub struct SimConnection {
+    /// A token tests swap on every checkout and return: finding it already
+    /// set on checkout means two holders share the connection.
+    pub owner: AtomicU64,
     id: u64,
     generation: u64,
     broken: bool,
@@ -476,6 +479,7 @@ impl Manager for SimManager {
         }
         db.stats.live.fetch_add(1, Ordering::Relaxed);
         Ok(SimConnection {
+            owner: AtomicU64::new(0),
             id: db.next_id.fetch_add(1, Ordering::Relaxed),
             generation: db.generation.load(Ordering::SeqCst),
             broken: false,

@@ -78,6 +78,10 @@ pub struct Config {
     pub max_queued_per_key: Option<usize>,
     /// Whether to skip waiters with too little time left. Default: off.
     pub deadline_aware: DeadlineAware,
+    /// The seed of the pool's jitter (lifetimes, connect backoff), for
+    /// reproducible tests. `None`: seeded differently for every pool.
+    /// Default: `None`.
+    pub jitter_seed: Option<u64>,
 }
 
 impl Default for Config {
@@ -102,6 +106,7 @@ impl Default for Config {
             max_in_flight_per_key: None,
             max_queued_per_key: None,
             deadline_aware: DeadlineAware::Off,
+            jitter_seed: None,
         }
     }
 }
@@ -283,6 +288,11 @@ impl<M: Manager> Builder<M> {
     setter!(
         /// Skip waiters with too little time left. Defaults to off.
         deadline_aware: DeadlineAware
+    );
+    setter!(
+        /// Seeds the pool's jitter, for reproducible tests. Defaults to a
+        /// different seed for every pool.
+        jitter_seed: Option<u64>
     );
 
     /// Validates the configuration and creates the pool.

@@ -156,7 +156,18 @@ impl<M: Manager> Shared<M> {
             };
             let mut conn = Conn::new(self.clone(), entry, now);
             match self.prepare(&mut conn, opts, now, deadline).await {
-                Ok(()) => return Ok(conn),
+                Ok(false) => return Ok(conn),
+                Ok(true) => {
+                    // The round trips may have finished at the deadline: a
+                    // request out of time does not get the connection, which
+                    // goes back to the pool in good order.
+                    if clock::now() < deadline {
+                        return Ok(conn);
+                    }
+                    drop(conn);
+                    self.lock().counters.timed_out += 1;
+                    return Err(AcquireError::Timeout);
+                }
                 // The connection was unusable; the guard closes it on drop
                 // and the request tries the next one, within its deadline.
                 Err(None) => now = clock::now(),
@@ -195,15 +206,16 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Probes the connection if it has been idle past `check_interval`, and
-    /// brings its session to the requested settings. `Err(None)`: the
-    /// connection is unusable and marked to be closed; try another one.
+    /// brings its session to the requested settings. `Ok(true)` when round
+    /// trips were made. `Err(None)`: the connection is unusable and marked to
+    /// be closed; try another one.
     async fn prepare(
         &self,
         conn: &mut Conn<M>,
         opts: &AcquireOptions,
         now: Instant,
         deadline: Instant,
-    ) -> Result<(), Option<AcquireError<M::Error>>> {
+    ) -> Result<bool, Option<AcquireError<M::Error>>> {
         let manager = &self.manager;
         let bound = deadline.min(now + self.config.check_timeout);
         if manager.is_broken(&mut conn.entry_mut().conn) {
@@ -219,7 +231,7 @@ impl<M: Manager> Shared<M> {
             now.duration_since(entry.last_used) >= self.config.check_interval
         };
         if !round_trip {
-            return Ok(());
+            return Ok(false);
         }
         // Until the round trips below finish, the session's state is
         // unknown: a request dropped in the middle closes the connection.
@@ -247,7 +259,7 @@ impl<M: Manager> Shared<M> {
             Ok(Ok(())) => {
                 conn.entry_mut().last_used = clock::now();
                 conn.set_close(None);
-                Ok(())
+                Ok(true)
             }
             Ok(Err(e)) => {
                 conn.set_close(Some(CloseCause::CheckFailed));

@@ -211,7 +211,7 @@ impl<M: Manager> State<M> {
             mean_hold: Duration::ZERO,
             deadline_aware: config.deadline_aware,
             next_conn_id: 1,
-            rng: Rng::new(),
+            rng: config.jitter_seed.map_or_else(Rng::new, Rng::with_seed),
         }
         .with_valves(config.max_in_flight_per_key)
     }
@@ -243,6 +243,11 @@ impl<M: Manager> State<M> {
             self.counters.rejected_closed += 1;
             return Checkout::Reject(AcquireError::Closed);
         }
+        if deadline <= now {
+            // A request out of time is never handed a connection.
+            self.counters.timed_out += 1;
+            return Checkout::Reject(AcquireError::Timeout);
+        }
         let wanted = settings_id(settings);
         if !self.paused && !self.waitlist.is_capped(key) {
             if let Some((mut entry, _)) = self.idle.pop(wanted) {
@@ -256,10 +261,6 @@ impl<M: Manager> State<M> {
         if let Some(failure) = self.fail_fast(now) {
             self.counters.connect_errors += 1;
             return Checkout::Reject(failure.into());
-        }
-        if deadline <= now {
-            self.counters.timed_out += 1;
-            return Checkout::Reject(AcquireError::Timeout);
         }
         if self.waitlist.len() + self.waitlist.held_len() >= config.max_waiters {
             self.counters.rejected_waiters += 1;
@@ -760,9 +761,16 @@ impl<M: Manager> State<M> {
         self.start_connects(now, config, fx);
     }
 
-    /// Panics (debug builds) when the ledger does not balance.
+    /// Panics (debug builds) when the ledger does not balance, or a
+    /// connection is idle while an eligible request waits (a lost wake-up).
     #[inline]
     pub(crate) fn check_ledger(&self) {
+        debug_assert!(
+            self.paused || self.idle.len() == 0 || self.waitlist.is_empty(),
+            "lost wake-up: {} idle connections and {} eligible waiters",
+            self.idle.len(),
+            self.waitlist.len()
+        );
         debug_assert_eq!(
             self.idle.len() + self.in_use + self.handing_over + self.connecting + self.draining,
             self.open,

@@ -535,6 +535,28 @@ impl<G, F> Waitlist<G, F> {
         wakes: &mut WakeList,
         evicted: &mut u64,
     ) -> Option<WaiterId> {
+        // Evicting a waiter may let a held waiter of its key into a class
+        // already walked past: walk again until a pass evicts nobody.
+        loop {
+            let before = *evicted;
+            if let Some(id) = self.pick_once(now, settings, order, expired, wakes, evicted) {
+                return Some(id);
+            }
+            if *evicted == before {
+                return None;
+            }
+        }
+    }
+
+    fn pick_once(
+        &mut self,
+        now: Instant,
+        settings: u32,
+        order: [Order; CLASSES],
+        expired: &mut impl FnMut() -> F,
+        wakes: &mut WakeList,
+        evicted: &mut u64,
+    ) -> Option<WaiterId> {
         for class in 0..CLASSES {
             while self.classes[class].cursor != NIL {
                 let key = self.classes[class].cursor;

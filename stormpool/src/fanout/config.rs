@@ -1,0 +1,193 @@
+//! The fan-out's configuration: plain data, validated by
+//! [`FanOutBuilder::build`].
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::FanOut;
+
+/// When a fan-out has its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Completion {
+    /// Every target has finished (succeeded, failed or timed out). The
+    /// default.
+    #[default]
+    All,
+    /// `k` targets have succeeded, or so many have failed that `k` no longer
+    /// can: the targets still running are cancelled and the rest are not
+    /// started. `k` must be at least 1 and at most the number of targets.
+    Quorum(usize),
+    /// The first success; the same as `Quorum(1)`.
+    First,
+}
+
+impl Completion {
+    /// The successes that satisfy this completion among `targets` targets.
+    pub(crate) fn needed(self, targets: usize) -> usize {
+        match self {
+            Completion::All => targets,
+            Completion::Quorum(k) => k,
+            Completion::First => 1,
+        }
+    }
+}
+
+/// Everything a [`FanOut`] is configured with. Plain data; checked by
+/// [`validate`](FanOutConfig::validate) and by [`FanOutBuilder::build`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FanOutConfig {
+    /// The most targets in flight at once, over all the runs of one
+    /// [`FanOut`] and its clones. Default: 16. Between 1 and
+    /// [`Semaphore::MAX_PERMITS`].
+    pub max_in_flight: usize,
+    /// The deadline over one target's whole attempt sequence, counted from
+    /// the moment it starts (has its permit). Default: 5 s. Positive, at
+    /// most 24 h.
+    pub per_target_timeout: Duration,
+    /// When a run has its answer. Default: [`Completion::All`].
+    pub completion: Completion,
+}
+
+impl Default for FanOutConfig {
+    fn default() -> Self {
+        FanOutConfig {
+            max_in_flight: 16,
+            per_target_timeout: Duration::from_secs(5),
+            completion: Completion::All,
+        }
+    }
+}
+
+impl FanOutConfig {
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), FanOutConfigError> {
+        if self.max_in_flight == 0 {
+            return Err(FanOutConfigError::Zero {
+                field: "max_in_flight",
+            });
+        }
+        if self.max_in_flight > Semaphore::MAX_PERMITS {
+            return Err(FanOutConfigError::OutOfRange {
+                field: "max_in_flight",
+                expected: "at most `tokio::sync::Semaphore::MAX_PERMITS`",
+            });
+        }
+        if self.per_target_timeout.is_zero() {
+            return Err(FanOutConfigError::ZeroDuration {
+                field: "per_target_timeout",
+            });
+        }
+        if self.per_target_timeout > Duration::from_secs(24 * 3600) {
+            return Err(FanOutConfigError::OutOfRange {
+                field: "per_target_timeout",
+                expected: "at most 24 h",
+            });
+        }
+        if self.completion == Completion::Quorum(0) {
+            return Err(FanOutConfigError::Zero {
+                field: "completion",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A fan-out configuration value that was refused. Names the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FanOutConfigError {
+    /// A count that must be at least 1 was 0 (`max_in_flight`, or the `k`
+    /// of `Completion::Quorum`).
+    Zero {
+        /// The configuration field.
+        field: &'static str,
+    },
+    /// A duration that must be positive was zero.
+    ZeroDuration {
+        /// The configuration field.
+        field: &'static str,
+    },
+    /// A value is outside the range the field accepts.
+    OutOfRange {
+        /// The configuration field.
+        field: &'static str,
+        /// What the field accepts.
+        expected: &'static str,
+    },
+}
+
+impl FanOutConfigError {
+    /// The configuration field at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            FanOutConfigError::Zero { field }
+            | FanOutConfigError::ZeroDuration { field }
+            | FanOutConfigError::OutOfRange { field, .. } => field,
+        }
+    }
+}
+
+impl fmt::Display for FanOutConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FanOutConfigError::Zero { field } => write!(f, "`{field}` must be at least 1"),
+            FanOutConfigError::ZeroDuration { field } => {
+                write!(f, "`{field}` must be a positive duration")
+            }
+            FanOutConfigError::OutOfRange { field, expected } => {
+                write!(f, "`{field}` must be {expected}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FanOutConfigError {}
+
+/// Builds a [`FanOut`]: `FanOut::builder().max_in_flight(8).build()?`.
+///
+/// Each setter documents its default; [`build`](FanOutBuilder::build)
+/// validates the whole configuration and names the first bad field.
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct FanOutBuilder {
+    config: FanOutConfig,
+}
+
+impl FanOutBuilder {
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: FanOutConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The most targets in flight at once. Defaults to 16.
+    pub fn max_in_flight(mut self, max_in_flight: usize) -> Self {
+        self.config.max_in_flight = max_in_flight;
+        self
+    }
+
+    /// The deadline over one target's whole attempt sequence. Defaults to 5 s.
+    pub fn per_target_timeout(mut self, timeout: Duration) -> Self {
+        self.config.per_target_timeout = timeout;
+        self
+    }
+
+    /// When a run has its answer. Defaults to [`Completion::All`].
+    pub fn completion(mut self, completion: Completion) -> Self {
+        self.config.completion = completion;
+        self
+    }
+
+    /// Validates the configuration and creates the fan-out.
+    ///
+    /// # Errors
+    ///
+    /// A field out of range, named by the error.
+    pub fn build(self) -> Result<FanOut, FanOutConfigError> {
+        self.config.validate()?;
+        Ok(FanOut::from_config(self.config))
+    }
+}

@@ -1,0 +1,481 @@
+//! The retry policy: its configuration, the builder that validates it, and
+//! [`RetryPolicy::run`], which drives one call's attempt sequence.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::clock::{self, Instant, Rng};
+
+use super::backoff::Backoff;
+use super::budget::RetryBudget;
+use super::classify::{Classification, Classify};
+use super::error::RetryError;
+use super::sequence::{Next, Sequence};
+
+/// The most attempts a policy may make. Far more than a budgeted policy
+/// needs; it keeps the worst-case computation small.
+const MAX_ATTEMPTS: u32 = 100;
+/// The longest per-attempt timeout; keeps deadline arithmetic in range.
+const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// A retry or budget configuration value that was refused. Names the field.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RetryConfigError {
+    /// A count that must be at least 1 was 0.
+    Zero {
+        /// The configuration field.
+        field: &'static str,
+    },
+    /// A duration that must be positive was zero.
+    ZeroDuration {
+        /// The configuration field.
+        field: &'static str,
+    },
+    /// A value is outside the range the field accepts.
+    OutOfRange {
+        /// The configuration field.
+        field: &'static str,
+        /// What the field accepts.
+        expected: &'static str,
+    },
+    /// The backoff could sleep, over `max_attempts - 1` retries, as long as
+    /// one attempt's timeout or longer.
+    SleepBudget {
+        /// The sum of the backoff's ceilings over all retries.
+        worst_case_sleep: Duration,
+        /// The per-attempt timeout the sleeps must stay below.
+        attempt_timeout: Duration,
+    },
+}
+
+impl RetryConfigError {
+    /// The configuration field at fault (`backoff_cap` for a sleep budget
+    /// the backoff exceeds).
+    pub fn field(&self) -> &'static str {
+        match self {
+            RetryConfigError::Zero { field }
+            | RetryConfigError::ZeroDuration { field }
+            | RetryConfigError::OutOfRange { field, .. } => field,
+            RetryConfigError::SleepBudget { .. } => "backoff_cap",
+        }
+    }
+}
+
+impl fmt::Display for RetryConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RetryConfigError::Zero { field } => write!(f, "`{field}` must be at least 1"),
+            RetryConfigError::ZeroDuration { field } => {
+                write!(f, "`{field}` must be a positive duration")
+            }
+            RetryConfigError::OutOfRange { field, expected } => {
+                write!(f, "`{field}` must be {expected}")
+            }
+            RetryConfigError::SleepBudget {
+                worst_case_sleep,
+                attempt_timeout,
+            } => write!(
+                f,
+                "the backoff may sleep {worst_case_sleep:?} in total, which must be below \
+                 `attempt_timeout` ({attempt_timeout:?}): lower `backoff_cap`, \
+                 `backoff_base` or `max_attempts`"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RetryConfigError {}
+
+/// Everything a [`RetryPolicy`] is configured with. Plain data; checked by
+/// [`validate`](RetryConfig::validate) and by
+/// [`RetryPolicyBuilder::build`].
+///
+/// The defaults make at most 3 attempts of at most 1 s each, sleeping at
+/// most 50 ms + 100 ms between them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct RetryConfig {
+    /// The most attempts per call, the first included. Default: 3. Between
+    /// 1 and 100.
+    pub max_attempts: u32,
+    /// The longest one attempt may take; it is also the sleep budget: the
+    /// backoff's worst-case total sleep must stay strictly below it.
+    /// Default: 1 s. Positive, at most 24 h.
+    pub attempt_timeout: Duration,
+    /// The ceiling of the first retry's delay. Default: 50 ms. Positive.
+    pub backoff_base: Duration,
+    /// The largest delay between two attempts. Default: 500 ms. At least
+    /// `backoff_base`.
+    pub backoff_cap: Duration,
+    /// The growth of the delay's ceiling per retry. Default: 2. Finite, at
+    /// least 1.
+    pub backoff_factor: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 3,
+            attempt_timeout: Duration::from_secs(1),
+            backoff_base: Duration::from_millis(50),
+            backoff_cap: Duration::from_millis(500),
+            backoff_factor: 2.0,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), RetryConfigError> {
+        self.checked_backoff().map(drop)
+    }
+
+    /// The worst-case total sleep of a call: the sum of the backoff's
+    /// ceilings over `max_attempts - 1` retries.
+    ///
+    /// # Errors
+    ///
+    /// The backoff fields are invalid.
+    pub fn worst_case_sleep(&self) -> Result<Duration, RetryConfigError> {
+        let backoff = Backoff::new(self.backoff_base, self.backoff_cap, self.backoff_factor)?;
+        Ok(backoff.worst_case_total(self.max_attempts.saturating_sub(1)))
+    }
+
+    fn checked_backoff(&self) -> Result<Backoff, RetryConfigError> {
+        if self.max_attempts == 0 {
+            return Err(RetryConfigError::Zero {
+                field: "max_attempts",
+            });
+        }
+        if self.max_attempts > MAX_ATTEMPTS {
+            return Err(RetryConfigError::OutOfRange {
+                field: "max_attempts",
+                expected: "at most 100",
+            });
+        }
+        if self.attempt_timeout.is_zero() {
+            return Err(RetryConfigError::ZeroDuration {
+                field: "attempt_timeout",
+            });
+        }
+        if self.attempt_timeout > MAX_ATTEMPT_TIMEOUT {
+            return Err(RetryConfigError::OutOfRange {
+                field: "attempt_timeout",
+                expected: "at most 24 h",
+            });
+        }
+        let backoff = Backoff::new(self.backoff_base, self.backoff_cap, self.backoff_factor)?;
+        let worst_case_sleep = backoff.worst_case_total(self.max_attempts - 1);
+        if worst_case_sleep >= self.attempt_timeout {
+            return Err(RetryConfigError::SleepBudget {
+                worst_case_sleep,
+                attempt_timeout: self.attempt_timeout,
+            });
+        }
+        Ok(backoff)
+    }
+}
+
+/// Builds a [`RetryPolicy`]: `RetryPolicy::builder(classifier).max_attempts(3).build()?`.
+///
+/// Each setter documents its default; [`build`](RetryPolicyBuilder::build)
+/// validates the whole configuration and names the first bad field.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RetryPolicyBuilder<C> {
+    config: RetryConfig,
+    classifier: C,
+    rng: Option<Rng>,
+}
+
+impl<C> RetryPolicyBuilder<C> {
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: RetryConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The most attempts per call, the first included. Defaults to 3.
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.config.max_attempts = max_attempts;
+        self
+    }
+
+    /// The bound of one attempt, and of all sleeps together. Defaults to 1 s.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.config.attempt_timeout = timeout;
+        self
+    }
+
+    /// The ceiling of the first retry's delay. Defaults to 50 ms.
+    pub fn backoff_base(mut self, base: Duration) -> Self {
+        self.config.backoff_base = base;
+        self
+    }
+
+    /// The largest delay between attempts. Defaults to 500 ms.
+    pub fn backoff_cap(mut self, cap: Duration) -> Self {
+        self.config.backoff_cap = cap;
+        self
+    }
+
+    /// The growth of the delay's ceiling per retry. Defaults to 2.
+    pub fn backoff_factor(mut self, factor: f64) -> Self {
+        self.config.backoff_factor = factor;
+        self
+    }
+
+    /// The generator of the jitter; seed it for deterministic tests.
+    /// Defaults to [`Rng::new`].
+    pub fn rng(mut self, rng: Rng) -> Self {
+        self.rng = Some(rng);
+        self
+    }
+
+    /// Validates the configuration and creates the policy.
+    ///
+    /// # Errors
+    ///
+    /// A field out of range, named by the error; in particular
+    /// [`RetryConfigError::SleepBudget`] when the backoff's worst-case total
+    /// sleep is not strictly below `attempt_timeout`.
+    pub fn build(self) -> Result<RetryPolicy<C>, RetryConfigError> {
+        let backoff = self.config.checked_backoff()?;
+        Ok(RetryPolicy {
+            config: self.config,
+            backoff,
+            rng: Mutex::new(self.rng.unwrap_or_default()),
+            classifier: self.classifier,
+        })
+    }
+}
+
+/// Where and by when one call may run: its overall deadline and its
+/// destination's [`RetryBudget`]. Both optional; the default has neither.
+#[derive(Debug, Clone, Copy, Default)]
+#[must_use]
+pub struct CallOptions<'a> {
+    deadline: Option<Instant>,
+    budget: Option<&'a RetryBudget>,
+}
+
+impl<'a> CallOptions<'a> {
+    /// No deadline and no budget: the call is bounded by `max_attempts`
+    /// attempts of `attempt_timeout` and the sleeps between them.
+    pub fn new() -> Self {
+        CallOptions::default()
+    }
+
+    /// Nothing is started that cannot finish before `deadline`.
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The deadline `timeout` from now. A zero timeout means the call fails
+    /// at once with [`RetryError::TimedOut`] and no attempt.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        // An overflowing deadline is no deadline.
+        self.deadline = clock::now().checked_add(timeout);
+        self
+    }
+
+    /// Each call deposits into `budget`, and each retry withdraws from it.
+    pub fn budget(mut self, budget: &'a RetryBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+}
+
+/// What the operation is told about the attempt it is asked to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    number: u32,
+    deadline: Instant,
+}
+
+impl Attempt {
+    /// 1 for the first attempt, 2 for the first retry, and so on.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// When this attempt will be abandoned: pass it on (as a request
+    /// timeout header, a statement timeout) so that the destination can
+    /// abandon the work too.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether this attempt is a retry.
+    pub fn is_retry(&self) -> bool {
+        self.number > 1
+    }
+}
+
+/// A validated retry policy: how many attempts, how long each, how long to
+/// sleep between them, and which failures to retry at all.
+///
+/// Share one policy (in an `Arc`) between all the calls it governs; the
+/// per-call state lives in [`run`](RetryPolicy::run)'s future, and the
+/// per-destination state in a [`RetryBudget`].
+///
+/// ```
+/// use std::time::Duration;
+/// use stormpool::retry::{CallOptions, Classification, RetryBudget, RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let policy = RetryPolicy::builder(|error: &&str| match *error {
+///     "conflict" => Classification::Permanent,
+///     _ => Classification::Transient,
+/// })
+/// .max_attempts(3)
+/// .attempt_timeout(Duration::from_millis(200))
+/// .backoff_base(Duration::from_millis(10))
+/// .backoff_cap(Duration::from_millis(50))
+/// .build()?;
+/// let budget = RetryBudget::new(Default::default())?;
+///
+/// let options = CallOptions::new().timeout(Duration::from_secs(1)).budget(&budget);
+/// let value = policy
+///     .run(options, |attempt| async move {
+///         if attempt.number() < 2 { Err("reset") } else { Ok(attempt.number()) }
+///     })
+///     .await?;
+/// assert_eq!(value, 2);
+/// # Ok(())
+/// # }
+/// ```
+pub struct RetryPolicy<C> {
+    config: RetryConfig,
+    backoff: Backoff,
+    /// Locked only to draw one delay.
+    rng: Mutex<Rng>,
+    classifier: C,
+}
+
+impl<C> fmt::Debug for RetryPolicy<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> RetryPolicy<C> {
+    /// A builder with the default configuration and `classifier`, which
+    /// decides which failures may be retried at all.
+    pub fn builder(classifier: C) -> RetryPolicyBuilder<C> {
+        RetryPolicyBuilder {
+            config: RetryConfig::default(),
+            classifier,
+            rng: None,
+        }
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &RetryConfig {
+        &self.config
+    }
+
+    /// The backoff schedule.
+    pub fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+
+    /// The most a call sleeps in total (always below `attempt_timeout`).
+    pub fn worst_case_sleep(&self) -> Duration {
+        self.backoff
+            .worst_case_total(self.config.max_attempts.saturating_sub(1))
+    }
+
+    /// The classifier.
+    pub fn classifier(&self) -> &C {
+        &self.classifier
+    }
+
+    /// A delay for retry `retry` drawn from the backoff.
+    pub(crate) fn jittered_delay(&self, retry: u32) -> Duration {
+        // The generator's state is always valid, even after a panic elsewhere.
+        let mut rng = match self.rng.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        self.backoff.delay(retry, &mut rng)
+    }
+
+    /// Runs `op` until it succeeds or the policy gives up.
+    ///
+    /// Each attempt is bounded by `attempt_timeout` (and the deadline); a
+    /// timed-out attempt is [`Transient`](Classification::Transient). After
+    /// a failure, the call gives up when the failure is permanent or
+    /// overloaded, when `max_attempts` were made, when the next sleep plus a
+    /// whole attempt would not finish before the deadline, or when the
+    /// budget has no retry left; otherwise it sleeps and tries again. The
+    /// call deposits into the budget once, at its start.
+    ///
+    /// # Errors
+    ///
+    /// [`RetryError::Failed`] with the last error, or
+    /// [`RetryError::TimedOut`]; either says how many attempts were made and
+    /// why no further one was.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the attempt in progress (or the sleep) and
+    /// makes no further attempt. A retry already withdrawn from the budget
+    /// stays spent.
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        options: CallOptions<'_>,
+        mut op: F,
+    ) -> Result<T, RetryError<E>>
+    where
+        C: Classify<E>,
+        F: FnMut(Attempt) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if let Some(budget) = options.budget {
+            budget.deposit();
+        }
+        let mut sequence = Sequence::new(options.deadline);
+        loop {
+            let attempts = sequence.attempts();
+            let Some(deadline) =
+                sequence.attempt_deadline(clock::now(), self.config.attempt_timeout)
+            else {
+                return Err(RetryError::TimedOut {
+                    attempts,
+                    stop: super::Stop::Deadline,
+                });
+            };
+            let attempt = Attempt {
+                number: attempts + 1,
+                deadline,
+            };
+            let (class, error) = match tokio::time::timeout_at(deadline, op(attempt)).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => (self.classifier.classify(&error), Some(error)),
+                Err(_elapsed) => (Classification::Transient, None),
+            };
+            match sequence.after_failure(class, clock::now(), self, options.budget) {
+                Next::Retry(delay) => tokio::time::sleep(delay).await,
+                Next::Stop(stop) => {
+                    let attempts = sequence.attempts();
+                    return Err(match error {
+                        Some(error) => RetryError::Failed {
+                            error,
+                            attempts,
+                            stop,
+                        },
+                        None => RetryError::TimedOut { attempts, stop },
+                    });
+                }
+            }
+        }
+    }
+}
