@@ -1,0 +1,115 @@
+//! What the shared fault scenarios need to know about MariaDB, and helpers
+//! of the adapter's own tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use stormpool::{Conn, Pool};
+use stormpool_mysql::mysql_async::prelude::Queryable;
+use stormpool_mysql::mysql_async::{self, Opts, OptsBuilder};
+use stormpool_mysql::{Classify, MySqlManager};
+use stormpool_testkit::scenarios::{Harness, QueryError};
+use stormpool_testkit::server::{mariadb_sql, Server};
+
+/// The password of the users the tests create.
+pub const TEST_PASSWORD: &str = "stormpool-test-Pw-4711";
+
+/// The live database's URL, or `None` (skip) when unset outside CI.
+pub fn url() -> Option<String> {
+    stormpool_testkit::db::mysql_url()
+}
+
+/// Creates (once) a user `name` with [`TEST_PASSWORD`] and every right on
+/// the test database.
+pub fn ensure_user(name: &str) {
+    let sql = format!(
+        "CREATE USER IF NOT EXISTS '{name}'@'%' IDENTIFIED BY '{TEST_PASSWORD}'; \
+         GRANT ALL ON test.* TO '{name}'@'%';"
+    );
+    mariadb_sql(&sql).expect("creating a test user");
+}
+
+/// `url`'s options, logging in as `user` with [`TEST_PASSWORD`], always
+/// over TCP: by default mysql_async moves a connection to 127.0.0.1 onto
+/// the server's Unix socket, which would bypass a fault proxy.
+pub fn opts_as(url: &str, user: &str) -> Opts {
+    let opts = Opts::from_url(url).expect("STORMPOOL_MYSQL_URL");
+    OptsBuilder::from_opts(opts)
+        .user(Some(user))
+        .pass(Some(TEST_PASSWORD))
+        .prefer_socket(false)
+        .into()
+}
+
+pub fn pool(url: &str) -> Pool<MySqlManager> {
+    Pool::builder(MySqlManager::from_url(url).expect("STORMPOOL_MYSQL_URL"))
+        .max_size(4)
+        .build()
+        .expect("pool config")
+}
+
+/// A connection of the test's own, outside any pool.
+pub async fn side(url: &str) -> mysql_async::Conn {
+    mysql_async::Conn::from_url(url)
+        .await
+        .expect("side connection")
+}
+
+pub struct MariaDb;
+
+impl Harness for MariaDb {
+    type M = MySqlManager;
+    const SERVER: Server = Server::MariaDb;
+
+    /// Sessions are told apart by user: `tag` is a user of its own.
+    fn manager(url: &str, tag: &str) -> MySqlManager {
+        ensure_user(tag);
+        MySqlManager::new(opts_as(url, tag))
+    }
+
+    async fn session(conn: &mut Conn<MySqlManager>) -> Result<u64, QueryError> {
+        let id: Option<u64> = conn
+            .query_first("SELECT CONNECTION_ID()")
+            .await
+            .map_err(|e| QueryError {
+                message: stormpool_testkit::load::chain(&e),
+                connection_error: e.is_connection_error(),
+            })?;
+        Ok(id.expect("CONNECTION_ID() returns a row"))
+    }
+
+    async fn kill_sessions(url: &str, tag: &str) -> Vec<u64> {
+        let mut side = side(url).await;
+        let ids: Vec<u64> = side
+            .exec(
+                "SELECT id FROM information_schema.processlist WHERE user = ?",
+                (tag,),
+            )
+            .await
+            .expect("processlist");
+        for id in &ids {
+            // A session may end by itself meanwhile: ignore "unknown thread".
+            let _ = side.query_drop(format!("KILL CONNECTION {id}")).await;
+        }
+        for _ in 0..1000 {
+            let left: Vec<u64> = side
+                .exec(
+                    "SELECT id FROM information_schema.processlist WHERE user = ?",
+                    (tag,),
+                )
+                .await
+                .expect("processlist");
+            if !left.iter().any(|id| ids.contains(id)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let _ = side.disconnect().await;
+        ids
+    }
+
+    /// MariaDB runs sessions as threads: freezing one means freezing all.
+    fn freeze_target(_session: u64) -> Option<u32> {
+        Server::MariaDb.main_pid()
+    }
+}
