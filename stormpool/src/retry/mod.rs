@@ -44,7 +44,7 @@
 //! three stacked layers of three make it 27-fold. A budget lets retries add at
 //! most `retry_ratio` (10 %) of the requests to each destination, plus a small
 //! floor, so sustained amplification stays near 1.1 per layer. See
-//! [`budget`](self::budget) for the design, after Finagle and tower.
+//! [`budget`] for the design, after Finagle and tower.
 //!
 //! # Deadlines
 //!
@@ -68,7 +68,7 @@
 //!     .backoff_base(Duration::from_millis(20))
 //!     .backoff_cap(Duration::from_millis(100))
 //!     .build()?;
-//! let budgets: Budgets<&str> = Budgets::new(BudgetConfig::default())?;
+//! let budgets: Budgets<String> = Budgets::new(BudgetConfig::default())?;
 //! let budget = budgets.get("replica-1");
 //!
 //! let options = CallOptions::new().timeout(Duration::from_secs(1)).budget(&budget);

@@ -324,13 +324,14 @@ impl Attempt {
 /// per-destination state in a [`RetryBudget`].
 ///
 /// ```
+/// use std::io::{Error, ErrorKind};
 /// use std::time::Duration;
 /// use stormpool::retry::{CallOptions, Classification, RetryBudget, RetryPolicy};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let policy = RetryPolicy::builder(|error: &&str| match *error {
-///     "conflict" => Classification::Permanent,
+/// let policy = RetryPolicy::builder(|error: &Error| match error.kind() {
+///     ErrorKind::InvalidInput => Classification::Permanent,
 ///     _ => Classification::Transient,
 /// })
 /// .max_attempts(3)
@@ -343,7 +344,10 @@ impl Attempt {
 /// let options = CallOptions::new().timeout(Duration::from_secs(1)).budget(&budget);
 /// let value = policy
 ///     .run(options, |attempt| async move {
-///         if attempt.number() < 2 { Err("reset") } else { Ok(attempt.number()) }
+///         match attempt.number() {
+///             1 => Err(Error::from(ErrorKind::ConnectionReset)),
+///             n => Ok(n),
+///         }
 ///     })
 ///     .await?;
 /// assert_eq!(value, 2);
