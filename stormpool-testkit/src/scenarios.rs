@@ -525,3 +525,51 @@ pub async fn hung_connect<H: Harness>(url: &str) {
         "{starved_after:?}"
     );
 }
+
+/// Nothing listens on the port: every acquire fails fast with
+/// `AcquireError::Connect` (no panic, no waiting for the deadline), and the
+/// pool's connect backoff keeps the attempts few however many requests come.
+pub async fn refused_port<H: Harness>(url: &str) {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let refused = crate::db::with_addr(url, addr);
+    let pool = Pool::builder(H::manager(&refused, "stormpool_refused"))
+        .max_size(4)
+        .acquire_timeout(Duration::from_secs(5))
+        .build()
+        .expect("pool config");
+    let start = Instant::now();
+    let mut requests = 0u64;
+    let mut slowest = Duration::ZERO;
+    while start.elapsed() < Duration::from_secs(1) {
+        let asked = Instant::now();
+        let got = pool.get().await;
+        slowest = slowest.max(asked.elapsed());
+        requests += 1;
+        match got {
+            Err(AcquireError::Connect(e)) => {
+                let text = chain(&*e);
+                assert!(!text.is_empty());
+            }
+            Err(e) => panic!("expected a connect error, got {}", acquire_error(&e)),
+            Ok(_) => panic!("connected to a closed port"),
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let counters = pool.status().counters;
+    let attempts = counters.connects_ok + counters.connects_failed;
+    eprintln!(
+        "measured: {requests} requests in 1 s against a closed port: slowest {slowest:?}, \
+         {attempts} connect attempts"
+    );
+    assert!(slowest < Duration::from_millis(500), "slowest {slowest:?}");
+    // The backoff starts at 50 ms and doubles: about 6 attempts in a second.
+    assert!(
+        attempts <= 12,
+        "{attempts} connect attempts for {requests} requests"
+    );
+    assert!(requests >= 50);
+}

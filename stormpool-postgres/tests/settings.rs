@@ -1,0 +1,136 @@
+//! Session settings, verified by reading the server's session state: a
+//! connection carrying settings is never handed to a request asking for
+//! other ones without a reset.
+
+mod common;
+
+use std::sync::Arc;
+
+use stormpool::{AcquireError, AcquireOptions, Conn, Settings};
+use stormpool_postgres::{Classify, Operation, PgManager};
+
+async fn show(conn: &Conn<PgManager>, name: &str) -> String {
+    common::scalar(conn.client(), &format!("SHOW {name}"))
+        .await
+        .expect("SHOW returns a row")
+}
+
+#[tokio::test]
+async fn settings_are_applied_and_reset() {
+    let Some(url) = common::url() else { return };
+    let pool = common::pool(&url, "stormpool_settings");
+    let default_tz = common::scalar(&common::side(&url).await, "SHOW TimeZone")
+        .await
+        .expect("default time zone");
+    let utc = Settings::new([("TimeZone", "UTC")]);
+    let tokyo = Settings::new([("TimeZone", "Asia/Tokyo")]);
+
+    let conn = pool
+        .get_with(AcquireOptions::new().settings(utc.clone()))
+        .await
+        .expect("acquire");
+    assert_eq!(show(&conn, "TimeZone").await, "UTC");
+    // State the request added on its own must not survive a reset either.
+    conn.batch_execute("SET statement_timeout = 1234")
+        .await
+        .expect("SET");
+    drop(conn);
+
+    let conn = pool
+        .get_with(AcquireOptions::new().settings(tokyo))
+        .await
+        .expect("acquire");
+    assert_eq!(show(&conn, "TimeZone").await, "Asia/Tokyo");
+    assert_eq!(show(&conn, "statement_timeout").await, "0");
+    drop(conn);
+
+    let conn = pool.get().await.expect("acquire");
+    assert_eq!(show(&conn, "TimeZone").await, default_tz);
+    drop(conn);
+    assert_eq!(
+        pool.status().counters.connects_ok,
+        1,
+        "one connection served all"
+    );
+}
+
+#[tokio::test]
+async fn list_values_keep_their_meaning() {
+    let Some(url) = common::url() else { return };
+    let pool = common::pool(&url, "stormpool_settings_list");
+    let path = Settings::new([("search_path", "pg_catalog, public")]);
+    let conn = pool
+        .get_with(AcquireOptions::new().settings(path))
+        .await
+        .expect("acquire");
+    assert_eq!(show(&conn, "search_path").await, "pg_catalog, public");
+}
+
+#[tokio::test]
+async fn bad_settings_fail_the_request_with_apply() {
+    let Some(url) = common::url() else { return };
+    let pool = common::pool(&url, "stormpool_settings_bad");
+    let injected = Settings::new([("TimeZone = 'UTC'; DROP TABLE x; --", "1")]);
+    match pool
+        .get_with(AcquireOptions::new().settings(injected))
+        .await
+    {
+        Err(AcquireError::Apply(e)) => {
+            assert_eq!(e.operation(), Operation::Apply);
+            assert!(e.as_driver().is_none(), "rejected before any I/O");
+        }
+        other => panic!("expected Apply, got {other:?}"),
+    }
+    let unknown = Settings::new([("no_such_parameter", "1")]);
+    match pool.get_with(AcquireOptions::new().settings(unknown)).await {
+        Err(AcquireError::Apply(e)) => {
+            assert_eq!(e.sqlstate().map(|s| s.code()), Some("42704"));
+            assert!(!e.is_retryable());
+        }
+        other => panic!("expected Apply, got {other:?}"),
+    }
+}
+
+/// Requests asking for different time zones, at random, on few
+/// connections: every one sees exactly the time zone it asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_settings_never_leak_between_requests() {
+    let Some(url) = common::url() else { return };
+    let pool = common::pool(&url, "stormpool_settings_mixed");
+    let default_tz = common::scalar(&common::side(&url).await, "SHOW TimeZone")
+        .await
+        .expect("default time zone");
+    let choices: Arc<Vec<(Option<Settings>, String)>> = Arc::new(
+        [None, Some("UTC"), Some("Asia/Tokyo"), Some("Europe/Paris")]
+            .into_iter()
+            .map(|tz| match tz {
+                None => (None, default_tz.clone()),
+                Some(tz) => (Some(Settings::new([("TimeZone", tz)])), tz.to_owned()),
+            })
+            .collect(),
+    );
+    let tasks: Vec<_> = (0..12)
+        .map(|task| {
+            let (pool, choices) = (pool.clone(), choices.clone());
+            tokio::spawn(async move {
+                let mut checked = 0;
+                for i in 0..40 {
+                    let (settings, expected) = &choices[(task * 7 + i * 3) % choices.len()];
+                    let mut options = AcquireOptions::new();
+                    if let Some(s) = settings {
+                        options = options.settings(s.clone());
+                    }
+                    let conn = pool.get_with(options).await.expect("acquire");
+                    assert_eq!(&show(&conn, "TimeZone").await, expected);
+                    checked += 1;
+                }
+                checked
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for task in tasks {
+        checked += task.await.expect("task");
+    }
+    assert_eq!(checked, 480);
+}
