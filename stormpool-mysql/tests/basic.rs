@@ -1,0 +1,94 @@
+//! Basic use against the live server: acquire, query, release, reuse, the
+//! checkout probe and a broken connection's removal.
+
+mod common;
+
+use std::time::Duration;
+
+use stormpool::Pool;
+use stormpool_mysql::mysql_async::prelude::Queryable;
+use stormpool_mysql::{Classify, MySqlManager};
+
+#[tokio::test]
+async fn acquire_query_release_and_reuse() {
+    let Some(url) = common::url() else { return };
+    let pool = common::pool(&url);
+    let mut conn = pool.get().await.expect("acquire");
+    let sum: Option<i64> = conn.exec_first("SELECT 1 + ?", (41,)).await.expect("query");
+    assert_eq!(sum, Some(42));
+    let id = conn.id();
+    drop(conn);
+    let status = pool.status();
+    assert_eq!((status.open, status.idle, status.in_use), (1, 1, 0));
+
+    let conn = pool.get().await.expect("acquire again");
+    assert_eq!(conn.id(), id, "the idle connection is reused");
+    assert_eq!(pool.status().counters.connects_ok, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_stay_within_max_size() {
+    let Some(url) = common::url() else { return };
+    let pool = common::pool(&url);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    let mut conn = pool.get().await.expect("acquire");
+                    conn.query_drop("SELECT 1").await.expect("query");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let status = pool.status();
+    assert!(status.open <= 4);
+    assert!(status.counters.connects_ok <= 4);
+    assert_eq!(
+        status.counters.acquired_direct + status.counters.acquired_waited,
+        320
+    );
+}
+
+#[tokio::test]
+async fn idle_connection_is_probed_after_check_interval() {
+    let Some(url) = common::url() else { return };
+    let manager = MySqlManager::from_url(&url).expect("url");
+    let pool = Pool::builder(manager)
+        .check_interval(Duration::from_millis(20))
+        .build()
+        .expect("pool");
+    drop(pool.get().await.expect("acquire"));
+    drop(pool.get().await.expect("hot"));
+    assert_eq!(
+        pool.status().counters.checks,
+        0,
+        "a hot connection is not probed"
+    );
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    drop(pool.get().await.expect("cold"));
+    assert_eq!(pool.status().counters.checks, 1);
+}
+
+#[tokio::test]
+async fn connection_killed_in_use_is_closed_on_return() {
+    let Some(url) = common::url() else { return };
+    let pool = common::pool(&url);
+    let mut conn = pool.get().await.expect("acquire");
+    let id = conn.id();
+    let mut side = common::side(&url).await;
+    side.query_drop(format!("KILL CONNECTION {id}"))
+        .await
+        .expect("kill");
+    let err = conn.query_drop("SELECT 1").await.expect_err("killed");
+    assert!(err.is_connection_error(), "{err:?}");
+    drop(conn);
+    let status = pool.status();
+    assert_eq!(status.counters.closed_broken, 1);
+    assert_eq!(status.open, 0);
+    let conn = pool.get().await.expect("a new connection");
+    assert_ne!(conn.id(), id);
+}

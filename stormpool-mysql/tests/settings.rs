@@ -1,0 +1,141 @@
+//! Session variables, verified by reading the server's session state: a
+//! connection carrying settings is never handed to a request asking for
+//! other ones without a reset.
+
+mod common;
+
+use std::sync::Arc;
+
+use stormpool::{AcquireError, AcquireOptions, Conn, Settings};
+use stormpool_mysql::mysql_async::prelude::Queryable;
+use stormpool_mysql::{Classify, MySqlManager, Operation};
+
+async fn time_zone(conn: &mut Conn<MySqlManager>) -> String {
+    conn.query_first("SELECT @@session.time_zone")
+        .await
+        .expect("query")
+        .expect("a row")
+}
+
+#[tokio::test]
+async fn settings_are_applied_and_reset() {
+    let Some(url) = common::url() else { return };
+    let pool = common::pool(&url);
+    let mut side = common::side(&url).await;
+    let default_tz: String = side
+        .query_first("SELECT @@session.time_zone")
+        .await
+        .expect("query")
+        .expect("row");
+    let utc = Settings::new([("time_zone", "+00:00"), ("wait_timeout", "600")]);
+    let tokyo = Settings::new([("time_zone", "+09:00")]);
+
+    let mut conn = pool
+        .get_with(AcquireOptions::new().settings(utc))
+        .await
+        .expect("acquire");
+    assert_eq!(time_zone(&mut conn).await, "+00:00");
+    let wait: Option<u64> = conn
+        .query_first("SELECT @@session.wait_timeout")
+        .await
+        .expect("query");
+    assert_eq!(wait, Some(600), "a numeric value is set as a number");
+    // State the request added on its own must not survive a reset either.
+    conn.query_drop("SET @stormpool_marker = 1")
+        .await
+        .expect("SET");
+    drop(conn);
+
+    let mut conn = pool
+        .get_with(AcquireOptions::new().settings(tokyo))
+        .await
+        .expect("acquire");
+    assert_eq!(time_zone(&mut conn).await, "+09:00");
+    let marker: Option<Option<i64>> = conn
+        .query_first("SELECT @stormpool_marker")
+        .await
+        .expect("query");
+    assert_eq!(marker, Some(None), "the reset cleared the session");
+    drop(conn);
+
+    let mut conn = pool.get().await.expect("acquire");
+    assert_eq!(time_zone(&mut conn).await, default_tz);
+    drop(conn);
+    assert_eq!(
+        pool.status().counters.connects_ok,
+        1,
+        "one connection served all"
+    );
+}
+
+#[tokio::test]
+async fn bad_settings_fail_the_request_with_apply() {
+    let Some(url) = common::url() else { return };
+    let pool = common::pool(&url);
+    let injected = Settings::new([("time_zone = '+00:00'; DROP TABLE x; --", "1")]);
+    match pool
+        .get_with(AcquireOptions::new().settings(injected))
+        .await
+    {
+        Err(AcquireError::Apply(e)) => {
+            assert_eq!(e.operation(), Operation::Apply);
+            assert!(e.as_driver().is_none(), "rejected before any I/O");
+        }
+        other => panic!("expected Apply, got {other:?}"),
+    }
+    let unknown = Settings::new([("no_such_variable", "1")]);
+    match pool.get_with(AcquireOptions::new().settings(unknown)).await {
+        Err(AcquireError::Apply(e)) => {
+            assert_eq!(e.server_code(), Some(1193), "{e:?}");
+            assert!(!e.is_retryable());
+        }
+        other => panic!("expected Apply, got {other:?}"),
+    }
+}
+
+/// Requests asking for different time zones, at random, on few
+/// connections: every one sees exactly the time zone it asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_settings_never_leak_between_requests() {
+    let Some(url) = common::url() else { return };
+    let pool = common::pool(&url);
+    let mut side = common::side(&url).await;
+    let default_tz: String = side
+        .query_first("SELECT @@session.time_zone")
+        .await
+        .expect("query")
+        .expect("row");
+    let choices: Arc<Vec<(Option<Settings>, String)>> = Arc::new(
+        [None, Some("+00:00"), Some("+09:00"), Some("-05:00")]
+            .into_iter()
+            .map(|tz| match tz {
+                None => (None, default_tz.clone()),
+                Some(tz) => (Some(Settings::new([("time_zone", tz)])), tz.to_owned()),
+            })
+            .collect(),
+    );
+    let tasks: Vec<_> = (0..12)
+        .map(|task| {
+            let (pool, choices) = (pool.clone(), choices.clone());
+            tokio::spawn(async move {
+                let mut checked = 0;
+                for i in 0..40 {
+                    let (settings, expected) = &choices[(task * 7 + i * 3) % choices.len()];
+                    let mut options = AcquireOptions::new();
+                    if let Some(s) = settings {
+                        options = options.settings(s.clone());
+                    }
+                    let mut conn = pool.get_with(options).await.expect("acquire");
+                    assert_eq!(&time_zone(&mut conn).await, expected);
+                    checked += 1;
+                }
+                checked
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for task in tasks {
+        checked += task.await.expect("task");
+    }
+    assert_eq!(checked, 480);
+}
