@@ -7,8 +7,8 @@ use super::shared::Shared;
 use super::state::{CloseCause, Entry};
 use crate::clock::Instant;
 use crate::manager::Manager;
-use crate::sync::Arc;
 use crate::Settings;
+use std::sync::Arc;
 
 /// A connection checked out of a [`Pool`](crate::Pool).
 ///

@@ -23,6 +23,8 @@
 mod config;
 mod conn;
 mod idle;
+#[cfg(all(test, stormpool_loom))]
+mod loom_models;
 mod options;
 mod shared;
 mod state;

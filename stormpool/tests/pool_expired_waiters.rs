@@ -1,0 +1,188 @@
+//! The incident of seeds 000/001 as tests: a backlog of waiters whose
+//! deadlines pass while they are queued ahead of live ones must never be
+//! handed a connection, and must not stand between the live waiters and the
+//! returned connections.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use stormpool::sim::{SimConfig, SimManager};
+use stormpool::{AcquireError, AcquireOptions, Conn, Pool};
+use tokio::time::Instant;
+
+/// Lets the spawned requests run until `n` of them are queued.
+async fn wait_for_waiters(pool: &Pool<SimManager>, n: usize) {
+    while pool.status().waiting < n {
+        tokio::task::yield_now().await;
+    }
+}
+
+fn pool(size: usize) -> Pool<SimManager> {
+    Pool::builder(SimManager::new(SimConfig::default()))
+        .max_size(size)
+        .max_waiters(100_000)
+        .build()
+        .unwrap()
+}
+
+/// Seed 001's recipe, deterministically: capacity 4, all held; a backlog
+/// whose deadlines pass while queued ahead of 8 live waiters; time moves past
+/// the backlog's deadlines and the connections are returned *before* any
+/// expired waiter has run (as when they are stuck behind a contended mutex).
+#[tokio::test(start_paused = true)]
+async fn returned_connections_skip_the_expired_backlog() {
+    let pool = pool(4);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(pool.get().await.unwrap());
+    }
+    let dead_handoffs = Arc::new(AtomicUsize::new(0));
+    let mut backlog = Vec::new();
+    for _ in 0..200 {
+        let p = pool.clone();
+        let dead = dead_handoffs.clone();
+        backlog.push(tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_millis(10);
+            match p.get_with(AcquireOptions::new().deadline(deadline)).await {
+                Ok(_) if Instant::now() >= deadline => {
+                    dead.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+                other => other.map(drop),
+            }
+        }));
+    }
+    let served = Arc::new(AtomicUsize::new(0));
+    let mut live = Vec::new();
+    for _ in 0..8 {
+        let p = pool.clone();
+        let served = served.clone();
+        live.push(tokio::spawn(async move {
+            let mut conn = p
+                .get_with(AcquireOptions::new().timeout(Duration::from_secs(5)))
+                .await?;
+            conn.query().await.unwrap();
+            served.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, AcquireError<_>>(())
+        }));
+    }
+    wait_for_waiters(&pool, 208).await;
+
+    // The backlog's deadlines pass; their timers fire, but none of them
+    // runs before the returners do.
+    tokio::time::advance(Duration::from_millis(11)).await;
+    drop(held);
+    let status = pool.status();
+    assert_eq!(
+        status.counters.handoffs - 4,
+        4,
+        "all four went to live waiters"
+    );
+    assert_eq!(
+        status.counters.evicted_expired, 200,
+        "the returners evicted the backlog on their way"
+    );
+
+    for task in backlog {
+        assert!(matches!(task.await.unwrap(), Err(AcquireError::Timeout)));
+    }
+    for task in live {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        8,
+        "every live request is served"
+    );
+    assert_eq!(dead_handoffs.load(Ordering::SeqCst), 0);
+    assert_eq!(pool.status().counters.dead_handoffs, 0);
+}
+
+/// The same race with real threads: returners on a multi-thread runtime,
+/// expired waiters and live ones interleaved, repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_returners_never_hand_to_expired_waiters() {
+    let pool = pool(4);
+    let mut served = 0;
+    let mut dead = 0;
+    for _round in 0..20 {
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(pool.get().await.unwrap());
+        }
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let p = pool.clone();
+            // Every other waiter gives up after 1 ms; the rest wait.
+            let timeout = if i % 2 == 0 {
+                Duration::from_millis(1)
+            } else {
+                Duration::from_secs(5)
+            };
+            tasks.push(tokio::spawn(async move {
+                let deadline = Instant::now() + timeout;
+                match p.get_with(AcquireOptions::new().deadline(deadline)).await {
+                    Ok(conn) => {
+                        let late = Instant::now() >= deadline;
+                        drop(conn);
+                        Some(late)
+                    }
+                    Err(_) => None,
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        // Return the connections from other tasks, all at once.
+        let returners: Vec<_> = held
+            .into_iter()
+            .map(|c| tokio::spawn(async move { drop(c) }))
+            .collect();
+        for r in returners {
+            r.await.unwrap();
+        }
+        for t in tasks {
+            match t.await.unwrap() {
+                Some(true) => dead += 1,
+                Some(false) => served += 1,
+                None => {}
+            }
+        }
+    }
+    assert_eq!(dead, 0, "a request got its connection after its deadline");
+    assert!(served >= 20 * 32, "every live request is served: {served}");
+    assert_eq!(pool.status().counters.dead_handoffs, 0);
+}
+
+/// A backlog of 10,000 expired waiters is cleared by the first returner in
+/// one pass, not re-scanned by every later one (seed 000's relocated convoy).
+#[tokio::test(start_paused = true)]
+async fn an_expired_prefix_is_evicted_once() {
+    let pool = pool(1);
+    let held = pool.get().await.unwrap();
+    let mut backlog = Vec::new();
+    for _ in 0..10_000 {
+        let p = pool.clone();
+        backlog.push(tokio::spawn(async move {
+            p.get_with(AcquireOptions::new().timeout(Duration::from_millis(5)))
+                .await
+                .map(drop)
+        }));
+    }
+    let p = pool.clone();
+    let live = tokio::spawn(async move {
+        p.get_with(AcquireOptions::new().timeout(Duration::from_secs(1)))
+            .await
+            .map(|c| Conn::id(&c))
+    });
+    wait_for_waiters(&pool, 10_001).await;
+    tokio::time::advance(Duration::from_millis(6)).await;
+    let id = Conn::id(&held);
+    drop(held);
+    assert_eq!(pool.status().counters.evicted_expired, 10_000);
+    assert_eq!(pool.status().waiting, 0);
+    assert_eq!(live.await.unwrap().unwrap(), id);
+    for task in backlog {
+        assert!(task.await.unwrap().is_err());
+    }
+}
