@@ -1,0 +1,14 @@
+//! Runnable examples of stormpool, kept as a library so that their tests
+//! drive the same code the examples run.
+//!
+//! - [`peer_sync`]: push a route table to many peers over one shared pooled
+//!   HTTP client, with a bounded [`FanOut`](stormpool::fanout::FanOut), a
+//!   budgeted [`RetryPolicy`](stormpool::retry::RetryPolicy) and a deadline
+//!   over each peer's whole attempt sequence (`cargo run -p
+//!   stormpool-examples --example peer-sync`).
+//! - [`peer_server`]: the loopback peers it pushes to, which count the
+//!   connections they accept and can be healthy, slow, or answer
+//!   `409 Conflict`.
+
+pub mod peer_server;
+pub mod peer_sync;
