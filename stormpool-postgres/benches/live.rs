@@ -1,2 +1,163 @@
-//! Live PostgreSQL comparison bench (filled in by the next commit).
-fn main() {}
+//! stormpool-postgres against deadpool-postgres and bb8-postgres on the live
+//! server, in one run: `SELECT 1` and a 2 ms `pg_sleep`, 32 concurrent
+//! requests on 8 connections per iteration, each pool with its default
+//! checkout validation.
+//!
+//! Skips (prints and exits 0) when `STORMPOOL_PG_URL` is unset.
+//!
+//! ```text
+//! STORMPOOL_PG_URL=postgres://root@127.0.0.1:5432/test \
+//!     cargo bench -p stormpool-postgres --bench live
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use stormpool::Pool;
+use stormpool_postgres::tokio_postgres::{self, NoTls};
+use stormpool_postgres::PgManager;
+use tokio::runtime::Runtime;
+
+const POOL_SIZE: u32 = 8;
+const CONCURRENCY: usize = 32;
+
+fn url() -> Option<String> {
+    std::env::var("STORMPOOL_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn config(url: &str) -> tokio_postgres::Config {
+    let mut config: tokio_postgres::Config = url.parse().expect("STORMPOOL_PG_URL");
+    config.application_name("stormpool_bench");
+    config
+}
+
+/// The three pools behind one interface: run `sql` on a pooled connection.
+#[derive(Clone)]
+enum AnyPool {
+    Stormpool(Pool<PgManager>),
+    Deadpool(deadpool_postgres::Pool),
+    Bb8(bb8::Pool<bb8_postgres::PostgresConnectionManager<NoTls>>),
+}
+
+impl AnyPool {
+    fn name(&self) -> &'static str {
+        match self {
+            AnyPool::Stormpool(_) => "stormpool",
+            AnyPool::Deadpool(_) => "deadpool",
+            AnyPool::Bb8(_) => "bb8",
+        }
+    }
+
+    async fn run(&self, sql: &'static str) {
+        match self {
+            AnyPool::Stormpool(pool) => {
+                let conn = pool.get().await.expect("stormpool get");
+                conn.simple_query(sql).await.expect("query");
+            }
+            AnyPool::Deadpool(pool) => {
+                let conn = pool.get().await.expect("deadpool get");
+                conn.simple_query(sql).await.expect("query");
+            }
+            AnyPool::Bb8(pool) => {
+                let conn = pool.get().await.expect("bb8 get");
+                conn.simple_query(sql).await.expect("query");
+            }
+        }
+    }
+}
+
+async fn pools(url: &str) -> Vec<AnyPool> {
+    let stormpool = Pool::builder(PgManager::new(config(url)))
+        .max_size(POOL_SIZE as usize)
+        .build()
+        .expect("stormpool");
+    let deadpool = deadpool_postgres::Pool::builder(deadpool_postgres::Manager::from_config(
+        config(url),
+        NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    ))
+    .max_size(POOL_SIZE as usize)
+    .build()
+    .expect("deadpool");
+    let bb8 = bb8::Pool::builder()
+        .max_size(POOL_SIZE)
+        .build(bb8_postgres::PostgresConnectionManager::new(
+            config(url),
+            NoTls,
+        ))
+        .await
+        .expect("bb8");
+    vec![
+        AnyPool::Stormpool(stormpool),
+        AnyPool::Deadpool(deadpool),
+        AnyPool::Bb8(bb8),
+    ]
+}
+
+/// `CONCURRENCY` requests at once, each acquiring, running `sql`, releasing.
+fn burst(pool: &AnyPool, sql: &'static str) -> impl Future<Output = ()> + Send + 'static {
+    let pool = Arc::new(pool.clone());
+    async move {
+        let tasks: Vec<_> = (0..CONCURRENCY)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.run(sql).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("request task");
+        }
+    }
+}
+
+fn live(c: &mut Criterion) {
+    let Some(url) = url() else {
+        println!("skipped: STORMPOOL_PG_URL not set");
+        return;
+    };
+    let rt = runtime();
+    let pools = rt.block_on(pools(&url));
+    for (name, sql) in [
+        ("select_1", "SELECT 1"),
+        ("pg_sleep_2ms", "SELECT pg_sleep(0.002)"),
+    ] {
+        let mut group = c.benchmark_group(format!("live_pg/{name}"));
+        group.throughput(Throughput::Elements(CONCURRENCY as u64));
+        group.sample_size(20);
+        group.warm_up_time(Duration::from_secs(1));
+        group.measurement_time(Duration::from_secs(4));
+        for pool in &pools {
+            group.bench_function(BenchmarkId::from_parameter(pool.name()), |b| {
+                b.to_async(&rt).iter(|| burst(pool, sql));
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, live);
+
+fn main() {
+    if url().is_none() {
+        println!("skipped: STORMPOOL_PG_URL not set");
+        return;
+    }
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}
