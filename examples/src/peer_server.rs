@@ -62,6 +62,10 @@ impl PeerServer {
     /// # Errors
     ///
     /// The listener could not be bound.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes leaves no server running.
     pub async fn start(behaviour: Behaviour) -> io::Result<Self> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;

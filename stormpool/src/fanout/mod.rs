@@ -223,8 +223,8 @@ impl FanOut {
     ///
     /// # Panics
     ///
-    /// Resumes the panic of an operation that panicked (after its siblings
-    /// have been cancelled).
+    /// Resumes the panic of an operation that panicked; its siblings are
+    /// aborted as the panic unwinds through the run.
     ///
     /// # Cancel safety
     ///

@@ -54,6 +54,13 @@
 //! deadline: an attempt that can only be cut short is work done for nobody.
 //! Each [`Attempt`] carries its deadline, to be passed on to the destination.
 //!
+//! # With tower
+//!
+//! With the `tower` feature, `retry::tower::BudgetedRetry` is a
+//! `tower::retry::Policy` that makes the same decisions from the same
+//! [`RetryPolicy`] and spends the same [`RetryBudget`], for services built
+//! from tower layers.
+//!
 //! # Example
 //!
 //! ```
