@@ -1,0 +1,189 @@
+//! The database behind the pools: the embedded simulation, or a live server.
+//!
+//! Every scenario runs against [`Backend::Sim`] today. The live backends
+//! parse and check their URL (a TCP connect to its host and port, so an
+//! unreachable server is reported as such) and then stop with
+//! [`LabError::AdapterMissing`]: their pools come from the
+//! `stormpool-postgres` / `stormpool-mysql` adapters, with deadpool-postgres
+//! and bb8-postgres as peers, and plug in where
+//! [`driver`](crate::driver) builds the pools for a run.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::error::LabError;
+
+/// How long the reachability check of a live database waits for its TCP
+/// handshake.
+const CONNECT_CHECK: Duration = Duration::from_secs(3);
+
+/// The database the pools connect to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `stormpool::sim`, embedded: no server to set up. The default.
+    Sim,
+    /// A live PostgreSQL server (`--pg-url`); queries sleep on the server.
+    Postgres(DbUrl),
+    /// A live MySQL server (`--mysql-url`); queries sleep on the server.
+    Mysql(DbUrl),
+}
+
+impl Backend {
+    /// The backend chosen by the `--pg-url` / `--mysql-url` options.
+    pub fn from_options(pg: Option<&str>, mysql: Option<&str>) -> Result<Backend, LabError> {
+        match (pg, mysql) {
+            (None, None) => Ok(Backend::Sim),
+            (Some(_), Some(_)) => Err(LabError::Usage(
+                "--pg-url and --mysql-url exclude each other: pick one database".into(),
+            )),
+            (Some(url), None) => DbUrl::parse(url, &["postgres", "postgresql"], 5432)
+                .map(Backend::Postgres)
+                .map_err(|e| LabError::Usage(format!("--pg-url: {e}"))),
+            (None, Some(url)) => DbUrl::parse(url, &["mysql"], 3306)
+                .map(Backend::Mysql)
+                .map_err(|e| LabError::Usage(format!("--mysql-url: {e}"))),
+        }
+    }
+
+    /// The backend's name in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sim => "simulated",
+            Backend::Postgres(_) => "PostgreSQL",
+            Backend::Mysql(_) => "MySQL",
+        }
+    }
+
+    /// Checks that the lab can run against this backend: the simulation
+    /// always can; a live server must be reachable and have its adapter.
+    pub fn ensure_ready(&self) -> Result<(), LabError> {
+        let (url, adapter) = match self {
+            Backend::Sim => return Ok(()),
+            Backend::Postgres(url) => (url, "stormpool-postgres"),
+            Backend::Mysql(url) => (url, "stormpool-mysql"),
+        };
+        url.check_reachable(self.name())?;
+        Err(LabError::AdapterMissing { adapter })
+    }
+}
+
+/// The parts of a database URL the lab needs before an adapter takes over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DbUrl {
+    /// The URL as given.
+    pub url: String,
+    /// The server's host name or address.
+    pub host: String,
+    /// The server's port (the database's default when the URL has none).
+    pub port: u16,
+}
+
+impl DbUrl {
+    /// Parses `scheme://[user[:password]@]host[:port][/database][?options]`.
+    pub fn parse(url: &str, schemes: &[&str], default_port: u16) -> Result<DbUrl, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("expected {}://user@host:port/database", schemes[0]))?;
+        if !schemes.contains(&scheme) {
+            return Err(format!(
+                "unsupported scheme `{scheme}` (expected {})",
+                schemes.join(" or ")
+            ));
+        }
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let (host, port) = split_host_port(host_port, default_port)?;
+        if host.is_empty() {
+            return Err("the URL names no host".into());
+        }
+        Ok(DbUrl {
+            url: url.to_string(),
+            host,
+            port,
+        })
+    }
+
+    /// `host:port`, as a socket address string.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Opens (and closes) a TCP connection to the server.
+    fn check_reachable(&self, database: &'static str) -> Result<(), LabError> {
+        let address = self.address();
+        let unreachable = |reason: String| LabError::Unreachable {
+            database,
+            address: address.clone(),
+            reason,
+        };
+        let addrs: Vec<_> = address
+            .to_socket_addrs()
+            .map_err(|e| unreachable(e.to_string()))?
+            .collect();
+        let mut last = String::from("the host name resolves to no address");
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, CONNECT_CHECK) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(unreachable(last))
+    }
+}
+
+fn split_host_port(host_port: &str, default_port: u16) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or("unclosed `[` in an IPv6 address")?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    let port = match port {
+        None => default_port,
+        Some(p) => p.parse().map_err(|_| format!("bad port `{p}`"))?,
+    };
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_postgres_urls() {
+        let url = DbUrl::parse(
+            "postgres://me:pw@db.local:6543/app?sslmode=off",
+            &["postgres"],
+            5432,
+        )
+        .unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("db.local", 6543));
+        let url = DbUrl::parse("postgres://db.local/app", &["postgres"], 5432).unwrap();
+        assert_eq!(url.port, 5432);
+        let url = DbUrl::parse("postgres://[::1]:5433/app", &["postgres"], 5432).unwrap();
+        assert_eq!(url.address(), "[::1]:5433");
+    }
+
+    #[test]
+    fn rejects_malformed_urls() {
+        assert!(DbUrl::parse("db.local:5432", &["postgres"], 5432).is_err());
+        assert!(DbUrl::parse("mysql://db.local", &["postgres"], 5432).is_err());
+        assert!(DbUrl::parse("postgres://db.local:x/app", &["postgres"], 5432).is_err());
+        assert!(DbUrl::parse("postgres:///app", &["postgres"], 5432).is_err());
+    }
+
+    #[test]
+    fn both_urls_at_once_is_a_usage_error() {
+        let err = Backend::from_options(Some("postgres://a"), Some("mysql://b")).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

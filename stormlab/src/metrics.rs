@@ -1,0 +1,514 @@
+//! From the attempts of one run to its results: outcomes, goodput per phase,
+//! latency percentiles, recovery time and the time series of the charts.
+//!
+//! # Definitions
+//!
+//! * **Goodput** is the rate of successful requests (the query finished
+//!   before the request's deadline), counted when they finish, as a
+//!   percentage of the capacity (connections / service time).
+//! * **Dead hand-off**: the pool yielded a connection to a request whose
+//!   deadline had already passed (the client was gone or going).
+//! * **Late hand-off**: the request got its connection before its deadline
+//!   but its query did not finish by then; the query's remaining work is
+//!   dead work on the server.
+//! * **Latency** of a success: from the start of its attempt to the end of
+//!   its query.
+//! * **Recovery time**: measured from the start of the phase where the load
+//!   drops. Every 10 ms, the success p99 is taken over the last 100 ms (not
+//!   reaching back before the drop); the pool has recovered at the first
+//!   such point after which every window, to the end of the load, has at
+//!   least one success and a p99 under twice the service time. "Not
+//!   recovered" if the last window still fails.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use stormpool::sim::SimStats;
+
+use crate::config::LabParams;
+use crate::driver::SAMPLE;
+use crate::pools::{PoolError, PoolKind};
+use crate::scenario::{Keys, Scenario, ScenarioKind};
+
+/// The window of the sliding p99 behind the recovery time.
+pub const RECOVERY_WINDOW: Duration = Duration::from_millis(100);
+
+/// How many points a time series has, about.
+const SERIES_POINTS: u64 = 120;
+
+/// How an attempt ended, as the client saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// The query finished in time.
+    Completed,
+    /// The client gave up at the deadline.
+    Abandoned,
+    /// The pool returned an error.
+    Failed(PoolError),
+}
+
+/// One attempt of one request; times in microseconds from the run's start.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    /// The client request it belongs to.
+    pub request: u64,
+    /// 0 for the first attempt, then 1, 2, ... for the retries.
+    pub retry: u32,
+    /// Whether the request is in the critical class.
+    pub critical: bool,
+    /// The request's fairness key.
+    pub key: Option<u32>,
+    /// When the attempt started.
+    pub start_us: u64,
+    /// When the client gives up on it.
+    pub deadline_us: u64,
+    /// When it ended for the client.
+    pub end_us: u64,
+    /// When the pool yielded a connection to it, if it did before the run
+    /// ended (possibly after the client gave up).
+    pub granted_us: Option<u64>,
+    /// How it ended.
+    pub result: AttemptResult,
+}
+
+/// The final verdict on an attempt; see the module docs for the definitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Served in time.
+    Success,
+    /// Handed a connection after its deadline.
+    DeadHandoff,
+    /// Handed a connection in time, but its query did not finish in time.
+    Late,
+    /// Never got a connection.
+    TimedOut,
+    /// Rejected by the pool (shed, too many waiters, key queue full, closed).
+    Rejected,
+    /// Connect or query error.
+    Failed,
+}
+
+impl Attempt {
+    /// The attempt's verdict.
+    pub fn outcome(&self) -> Outcome {
+        match (self.result, self.granted_us) {
+            (AttemptResult::Completed, _) => Outcome::Success,
+            (_, Some(granted)) if granted >= self.deadline_us => Outcome::DeadHandoff,
+            (AttemptResult::Failed(PoolError::Query), _) => Outcome::Failed,
+            (_, Some(_)) => Outcome::Late,
+            (AttemptResult::Abandoned | AttemptResult::Failed(PoolError::Timeout), None) => {
+                Outcome::TimedOut
+            }
+            (AttemptResult::Failed(PoolError::Connect), None) => Outcome::Failed,
+            (AttemptResult::Failed(_), None) => Outcome::Rejected,
+        }
+    }
+}
+
+/// What the simulated server saw during a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServerStats {
+    /// Connections opened.
+    pub connects: u64,
+    /// Queries started.
+    pub queries: u64,
+    /// Queries that ran to completion.
+    pub completed: u64,
+    /// Queries stopped by a server-side cancel.
+    pub cancelled: u64,
+    /// Server time spent on queries whose client had gone, in milliseconds.
+    pub abandoned_ms: f64,
+}
+
+impl ServerStats {
+    /// Reads the simulated server's counters.
+    pub fn read(stats: &SimStats) -> ServerStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        ServerStats {
+            connects: stats.connects.load(Relaxed),
+            queries: stats.queries.load(Relaxed),
+            completed: stats.completed.load(Relaxed),
+            cancelled: stats.cancelled.load(Relaxed),
+            abandoned_ms: stats.abandoned_micros.load(Relaxed) as f64 / 1000.0,
+        }
+    }
+}
+
+/// Everything the driver recorded in one run.
+#[derive(Clone, Debug)]
+pub struct RawRun {
+    /// The pool.
+    pub pool: PoolKind,
+    /// Client requests started (first attempts).
+    pub requests: u64,
+    /// Every attempt that ended.
+    pub attempts: Vec<Attempt>,
+    /// (time in µs, waiting requests), every [`SAMPLE`].
+    pub waiting: Vec<(u64, usize)>,
+    /// The server's counters at the end.
+    pub server: ServerStats,
+    /// The pool's remarks on the run.
+    pub notes: Vec<String>,
+}
+
+/// How many attempts ended each way.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Outcomes {
+    /// Served in time.
+    pub success: u64,
+    /// Connections handed to requests past their deadline.
+    pub dead_handoffs: u64,
+    /// Hand-offs too late for the query to finish by the deadline.
+    pub late_handoffs: u64,
+    /// Never got a connection.
+    pub timed_out: u64,
+    /// Rejected by the pool.
+    pub rejected: u64,
+    /// Connect or query errors.
+    pub failed: u64,
+}
+
+/// One phase of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseResult {
+    /// The phase's name.
+    pub name: &'static str,
+    /// The offered load, as a multiple of capacity.
+    pub load: f64,
+    /// Successes per second during the phase, as % of capacity.
+    pub goodput_pct: f64,
+    /// Requests arriving in the phase that were served (by any attempt), %.
+    pub served_pct: f64,
+}
+
+/// Latency percentiles of successful attempts, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Latency {
+    /// The median.
+    pub p50_ms: Option<f64>,
+    /// The 99th percentile.
+    pub p99_ms: Option<f64>,
+}
+
+/// The recovery after the load drops (see the module docs).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Recovery {
+    /// Whether the pool recovered before the load ended.
+    pub recovered: bool,
+    /// How long it took, in milliseconds, if it did.
+    pub ms: Option<f64>,
+}
+
+/// Served shares by group of requests, in %.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Shares {
+    /// The group's name (critical, fan-out tenant, ...).
+    pub first: &'static str,
+    /// Served % of that group.
+    pub first_pct: f64,
+    /// The other group's name.
+    pub second: &'static str,
+    /// Served % of the other group.
+    pub second_pct: f64,
+}
+
+/// The time series of a run's charts: one value per bucket.
+#[derive(Clone, Debug, Serialize)]
+pub struct Series {
+    /// Bucket width.
+    pub bucket_ms: f64,
+    /// Successes per second in each bucket, as % of capacity.
+    pub goodput_pct: Vec<f64>,
+    /// Success p99 in each bucket (`None` without successes).
+    pub p99_ms: Vec<Option<f64>>,
+    /// Most requests waiting in each bucket.
+    pub waiting: Vec<usize>,
+}
+
+/// The results of one pool in one scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResult {
+    /// The pool.
+    pub pool: PoolKind,
+    /// The scenario.
+    pub scenario: ScenarioKind,
+    /// Client requests.
+    pub requests: u64,
+    /// Attempts, retries included.
+    pub attempts: u64,
+    /// Goodput of the scenario's headline phase, % of capacity.
+    pub goodput_pct: f64,
+    /// Requests served (by any attempt), % of all requests.
+    pub served_pct: f64,
+    /// How the attempts ended.
+    pub outcomes: Outcomes,
+    /// Per phase.
+    pub phases: Vec<PhaseResult>,
+    /// Success latency over the whole run.
+    pub latency: Latency,
+    /// Most requests waiting at once.
+    pub max_waiting: usize,
+    /// Recovery after the load drops, for scenarios where it does.
+    pub recovery: Option<Recovery>,
+    /// Critical vs normal served %, for the priority mix.
+    pub classes: Option<Shares>,
+    /// Fan-out tenant vs the other tenants served %, for the fan-out.
+    pub tenants: Option<Shares>,
+    /// The simulated server's counters.
+    pub server: ServerStats,
+    /// Chart data.
+    pub series: Series,
+    /// Remarks on the run (options a pool lacks, ...).
+    pub notes: Vec<String>,
+}
+
+/// Summarizes a run.
+pub fn summarize(raw: &RawRun, scenario: &Scenario, params: &LabParams) -> RunResult {
+    let capacity = params.capacity_rps();
+    let starts: Vec<u64> = scenario
+        .phase_starts()
+        .iter()
+        .map(|d| d.as_micros() as u64)
+        .collect();
+    let load_end = scenario.duration().as_micros() as u64;
+    let phase_of = |t: u64| starts.iter().rposition(|&s| s <= t).unwrap_or(0);
+
+    let mut outcomes = Outcomes::default();
+    // Per request: (arrival, critical, key, served).
+    let mut requests = vec![(u64::MAX, false, None, false); raw.requests as usize];
+    let mut successes = Vec::new(); // (end, latency)
+    for a in &raw.attempts {
+        let outcome = a.outcome();
+        let counter = match outcome {
+            Outcome::Success => &mut outcomes.success,
+            Outcome::DeadHandoff => &mut outcomes.dead_handoffs,
+            Outcome::Late => &mut outcomes.late_handoffs,
+            Outcome::TimedOut => &mut outcomes.timed_out,
+            Outcome::Rejected => &mut outcomes.rejected,
+            Outcome::Failed => &mut outcomes.failed,
+        };
+        *counter += 1;
+        if let Some(r) = requests.get_mut(a.request as usize) {
+            r.0 = r.0.min(a.start_us);
+            r.1 = a.critical;
+            r.2 = a.key;
+            r.3 |= outcome == Outcome::Success;
+        }
+        if outcome == Outcome::Success {
+            successes.push((a.end_us, a.end_us.saturating_sub(a.start_us)));
+        }
+    }
+    successes.sort_unstable();
+    let requests: Vec<_> = requests.into_iter().filter(|r| r.0 != u64::MAX).collect();
+
+    let phases = scenario
+        .phases
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let served = successes.iter().filter(|s| phase_of(s.0) == i).count();
+            let arrived: Vec<_> = requests.iter().filter(|r| phase_of(r.0) == i).collect();
+            PhaseResult {
+                name: p.name,
+                load: p.load,
+                goodput_pct: pct(served as f64, capacity * p.duration.as_secs_f64()),
+                served_pct: share(arrived.iter().map(|r| r.3)),
+            }
+        })
+        .collect::<Vec<_>>();
+
+    let mut latencies: Vec<u64> = successes.iter().map(|s| s.1).collect();
+    latencies.sort_unstable();
+    let latency = Latency {
+        p50_ms: percentile(&latencies, 0.50).map(ms),
+        p99_ms: percentile(&latencies, 0.99).map(ms),
+    };
+
+    let critical_share: f64 = scenario.streams.iter().map(|s| s.critical).sum();
+    let classes = (critical_share > 0.0).then(|| Shares {
+        first: "critical",
+        first_pct: share(requests.iter().filter(|r| r.1).map(|r| r.3)),
+        second: "normal",
+        second_pct: share(requests.iter().filter(|r| !r.1).map(|r| r.3)),
+    });
+    let fanout_key = scenario.streams.iter().find_map(|s| match s.keys {
+        Keys::Fixed(k) if s.burst > 1 => Some(k),
+        _ => None,
+    });
+    let tenants = fanout_key.map(|k| Shares {
+        first: "fan-out tenant",
+        first_pct: share(requests.iter().filter(|r| r.2 == Some(k)).map(|r| r.3)),
+        second: "other tenants",
+        second_pct: share(requests.iter().filter(|r| r.2 != Some(k)).map(|r| r.3)),
+    });
+
+    let recovery = scenario
+        .recovery_from
+        .map(|phase| recovery(&successes, starts[phase], load_end, params.service * 2));
+
+    RunResult {
+        pool: raw.pool,
+        scenario: scenario.kind,
+        requests: requests.len() as u64,
+        attempts: raw.attempts.len() as u64,
+        goodput_pct: phases.get(scenario.headline).map_or(0.0, |p| p.goodput_pct),
+        served_pct: share(requests.iter().map(|r| r.3)),
+        outcomes,
+        phases,
+        latency,
+        max_waiting: raw.waiting.iter().map(|w| w.1).max().unwrap_or(0),
+        recovery,
+        classes,
+        tenants,
+        server: raw.server.clone(),
+        series: series(raw, &successes, load_end, capacity),
+        notes: raw.notes.clone(),
+    }
+}
+
+fn recovery(successes: &[(u64, u64)], from: u64, until: u64, bound: Duration) -> Recovery {
+    let step = SAMPLE.as_micros() as u64;
+    let window = RECOVERY_WINDOW.as_micros() as u64;
+    let bound = bound.as_micros() as u64;
+    let mut first_good = None;
+    let mut t = from + step;
+    while t <= until {
+        let lo = from.max(t.saturating_sub(window));
+        let lo_i = successes.partition_point(|s| s.0 < lo);
+        let hi_i = successes.partition_point(|s| s.0 < t);
+        let mut latencies: Vec<u64> = successes[lo_i..hi_i].iter().map(|s| s.1).collect();
+        latencies.sort_unstable();
+        let good = percentile(&latencies, 0.99).is_some_and(|p99| p99 < bound);
+        match (good, first_good) {
+            (true, None) => first_good = Some(t),
+            (false, _) => first_good = None,
+            (true, Some(_)) => {}
+        }
+        t += step;
+    }
+    Recovery {
+        recovered: first_good.is_some(),
+        ms: first_good.map(|t| ms(t - from)),
+    }
+}
+
+fn series(raw: &RawRun, successes: &[(u64, u64)], load_end: u64, capacity: f64) -> Series {
+    let step = SAMPLE.as_micros() as u64;
+    let bucket = (load_end / SERIES_POINTS).div_ceil(step).max(1) * step;
+    let buckets = load_end.div_ceil(bucket) as usize;
+    let mut latencies = vec![Vec::new(); buckets];
+    for &(end, latency) in successes {
+        if let Some(b) = latencies.get_mut((end / bucket) as usize) {
+            b.push(latency);
+        }
+    }
+    let mut waiting = vec![0; buckets];
+    for &(t, n) in &raw.waiting {
+        // A sample at t describes the bucket that t closes.
+        let b = (t.saturating_sub(1) / bucket) as usize;
+        if let Some(w) = waiting.get_mut(b) {
+            *w = (*w).max(n);
+        }
+    }
+    let bucket_s = bucket as f64 / 1e6;
+    Series {
+        bucket_ms: bucket as f64 / 1000.0,
+        goodput_pct: latencies
+            .iter()
+            .map(|l| pct(l.len() as f64, capacity * bucket_s))
+            .collect(),
+        p99_ms: latencies
+            .iter_mut()
+            .map(|l| {
+                l.sort_unstable();
+                percentile(l, 0.99).map(ms)
+            })
+            .collect(),
+        waiting,
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn pct(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 {
+        100.0 * part / whole
+    } else {
+        0.0
+    }
+}
+
+/// The % of `true` among `served`.
+fn share(served: impl Iterator<Item = bool>) -> f64 {
+    let (n, ok) = served.fold((0u64, 0u64), |(n, ok), s| (n + 1, ok + u64::from(s)));
+    pct(ok as f64, n as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(result: AttemptResult, granted: Option<u64>) -> Attempt {
+        Attempt {
+            request: 0,
+            retry: 0,
+            critical: false,
+            key: None,
+            start_us: 0,
+            deadline_us: 50_000,
+            end_us: 50_000,
+            granted_us: granted,
+            result,
+        }
+    }
+
+    #[test]
+    fn outcomes_follow_the_definitions() {
+        use AttemptResult::*;
+        assert_eq!(attempt(Completed, Some(1)).outcome(), Outcome::Success);
+        assert_eq!(
+            attempt(Abandoned, Some(50_000)).outcome(),
+            Outcome::DeadHandoff
+        );
+        assert_eq!(attempt(Abandoned, Some(49_000)).outcome(), Outcome::Late);
+        assert_eq!(attempt(Abandoned, None).outcome(), Outcome::TimedOut);
+        let shed = Failed(PoolError::Shed);
+        assert_eq!(attempt(shed, None).outcome(), Outcome::Rejected);
+        let query = Failed(PoolError::Query);
+        assert_eq!(attempt(query, Some(10)).outcome(), Outcome::Failed);
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), Some(50));
+        assert_eq!(percentile(&v, 0.99), Some(99));
+        assert_eq!(percentile(&[7], 0.99), Some(7));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn recovery_waits_for_the_last_bad_window() {
+        let ms = |m: u64| m * 1000;
+        // Slow successes until 300 ms after the drop, fast ones after.
+        let mut successes: Vec<(u64, u64)> = (0..300).map(|t| (ms(t), ms(40))).collect();
+        successes.extend((300..1000).map(|t| (ms(t), ms(2))));
+        let r = recovery(&successes, 0, ms(1000), Duration::from_millis(4));
+        assert!(r.recovered);
+        // The first window without a slow success ends at 400 ms.
+        assert_eq!(r.ms, Some(400.0));
+        let stuck = recovery(&successes[..300], 0, ms(1000), Duration::from_millis(4));
+        assert!(!stuck.recovered && stuck.ms.is_none());
+    }
+}

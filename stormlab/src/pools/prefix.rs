@@ -1,0 +1,158 @@
+//! A model of Vitess smartconnpool's waitlist before the fix of seed 000
+//! (the production stall of seed 001).
+//!
+//! What the model keeps from the pre-fix code:
+//!
+//! * **FIFO waitlist, blind hand-off.** A returned connection goes to the
+//!   front-most waiter without any check of that waiter's deadline; only
+//!   when nobody waits does it go back to the (LIFO) idle stack.
+//! * **Expired requests still run their query.** A request's server-side
+//!   work runs as its own task, as a Go goroutine serving a request does:
+//!   the client giving up at its deadline does not stop it, so a request
+//!   that receives a connection after its deadline still runs its query on
+//!   it before giving the connection back.
+//! * **The convoy is taken as given.** In the incident, a timed-out waiter
+//!   could only leave the list through the contended waitlist mutex and an
+//!   O(n) scan; 8,631 of them were stuck doing that when the dump was taken.
+//!   The model is the limit of that convoy: an expired waiter never manages
+//!   to leave on its own and stays listed until a returner hands it a
+//!   connection. (At small scale the real pool self-heals because waiters
+//!   leave quickly; the model reproduces the stall, not its onset.)
+//!
+//! What it leaves out: settings matching and the waiter age counter (the
+//! lab's requests carry no settings), and the returner blocking in the
+//! unbuffered channel send (the modelled waiter always receives at once).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use stormpool::sim::{SimConnection, SimManager};
+use tokio::sync::oneshot;
+
+use super::{LabPool, PoolError, PoolSetup, Request};
+
+/// The pre-fix waitlist model over the simulated database.
+pub struct PrefixLab {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    manager: SimManager,
+    max_size: usize,
+    /// # Invariant
+    /// Held for O(1) steps only; never across an `.await`.
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Connections open or being opened.
+    open: usize,
+    /// Idle connections, most recently returned last.
+    idle: Vec<SimConnection>,
+    /// Waiting requests, oldest first. A waiter is never removed because its
+    /// deadline passed (see the module docs).
+    waitlist: VecDeque<oneshot::Sender<SimConnection>>,
+}
+
+impl PrefixLab {
+    /// Builds the model.
+    pub fn new(manager: SimManager, setup: &PoolSetup) -> Self {
+        PrefixLab {
+            inner: Arc::new(Inner {
+                manager,
+                max_size: setup.max_size,
+                state: Mutex::new(State {
+                    open: 0,
+                    idle: Vec::new(),
+                    waitlist: VecDeque::new(),
+                }),
+            }),
+        }
+    }
+}
+
+impl LabPool for PrefixLab {
+    async fn serve(&self, req: &Request) -> Result<(), PoolError> {
+        let inner = self.inner.clone();
+        let req = req.clone();
+        // The request's work lives on after its client gives up: dropping
+        // the join handle detaches the task, it does not cancel it.
+        tokio::spawn(async move { inner.serve(&req).await })
+            .await
+            .unwrap_or(Err(PoolError::Closed))
+    }
+
+    fn waiting(&self) -> Option<usize> {
+        Some(self.inner.lock().waitlist.len())
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn serve(self: &Arc<Self>, req: &Request) -> Result<(), PoolError> {
+        let mut conn = self.get().await?;
+        req.granted();
+        let result = conn.query().await.map_err(|_| PoolError::Query);
+        self.put(conn);
+        result
+    }
+
+    async fn get(self: &Arc<Self>) -> Result<SimConnection, PoolError> {
+        let waiter = {
+            let mut state = self.lock();
+            if let Some(conn) = state.idle.pop() {
+                return Ok(conn);
+            }
+            if state.open < self.max_size {
+                state.open += 1;
+                None
+            } else {
+                let (tx, rx) = oneshot::channel();
+                state.waitlist.push_back(tx);
+                Some(rx)
+            }
+        };
+        match waiter {
+            Some(rx) => rx.await.map_err(|_| PoolError::Closed),
+            None => match stormpool::Manager::connect(&self.manager).await {
+                Ok(conn) => Ok(conn),
+                Err(_) => {
+                    self.lock().open -= 1;
+                    Err(PoolError::Connect)
+                }
+            },
+        }
+    }
+
+    /// Gives a connection back: to the front-most waiter, expired or not.
+    fn put(self: &Arc<Self>, mut conn: SimConnection) {
+        let mut state = self.lock();
+        if conn.is_broken() {
+            state.open -= 1;
+            if !state.waitlist.is_empty() {
+                // Open a replacement for the waiters.
+                state.open += 1;
+                let inner = self.clone();
+                tokio::spawn(async move {
+                    match stormpool::Manager::connect(&inner.manager).await {
+                        Ok(conn) => inner.put(conn),
+                        Err(_) => inner.lock().open -= 1,
+                    }
+                });
+            }
+            drop(state);
+            return;
+        }
+        while let Some(waiter) = state.waitlist.pop_front() {
+            match waiter.send(conn) {
+                Ok(()) => return,
+                // The waiter's task is gone (the run is shutting down).
+                Err(back) => conn = back,
+            }
+        }
+        state.idle.push(conn);
+    }
+}

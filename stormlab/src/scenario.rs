@@ -1,0 +1,393 @@
+//! The scenarios: load shapes that reproduce the failures of the reference
+//! incidents, each a list of [`Phase`]s over one or more arrival
+//! [`Stream`]s.
+//!
+//! Arrivals are open-loop: a Poisson process whose rate is the phase's load
+//! times the database's capacity (connections / service time). Open loop is
+//! the point: a closed-loop benchmark slows its own clients down when the
+//! pool stalls and so hides the storm; real clients keep arriving.
+//!
+//! Phase durations are multiplied by `--scale`, with a floor of two
+//! deadlines so that even a short run sees whole request lifetimes. The
+//! wedge of the `wedged` scenarios is not scaled: it only has to last long
+//! enough for every connection to pick up a stuck query.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::LabParams;
+
+/// How long the wedge phase makes every new query hang.
+const WEDGE: Duration = Duration::from_millis(100);
+
+/// The scenarios the lab knows. Serialized as its [`name`](ScenarioKind::name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScenarioKind {
+    /// 0.8x capacity: every pool should serve everything, fast.
+    Steady,
+    /// 2x capacity: the timeout storm of seeds 000/001.
+    Overload,
+    /// 2x with up to 3 immediate client retries, then 0.5x: the retry storm
+    /// that keeps a stalled pool stalled after the load is gone.
+    RetryStorm,
+    /// 3x for a short while, then 0.5x: how fast does the pool recover?
+    Spike,
+    /// Every connection gets a stuck query (a deadlock), no hold limit.
+    Wedged,
+    /// As `Wedged`, with the pool's hold limit (`max_hold`) where it has one.
+    WedgedMaxHold,
+    /// 2x, half of the requests critical.
+    PriorityMix,
+    /// One tenant fans out bursts of requests over others' steady traffic.
+    FanOut,
+}
+
+impl ScenarioKind {
+    /// Every scenario, in the default run order.
+    pub const ALL: [ScenarioKind; 8] = [
+        ScenarioKind::Steady,
+        ScenarioKind::Overload,
+        ScenarioKind::RetryStorm,
+        ScenarioKind::Spike,
+        ScenarioKind::Wedged,
+        ScenarioKind::WedgedMaxHold,
+        ScenarioKind::PriorityMix,
+        ScenarioKind::FanOut,
+    ];
+
+    /// The scenario's name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScenarioKind::Steady => "steady",
+            ScenarioKind::Overload => "overload",
+            ScenarioKind::RetryStorm => "retry-storm",
+            ScenarioKind::Spike => "spike",
+            ScenarioKind::Wedged => "wedged",
+            ScenarioKind::WedgedMaxHold => "wedged-max-hold",
+            ScenarioKind::PriorityMix => "priority",
+            ScenarioKind::FanOut => "fanout",
+        }
+    }
+
+    /// Every scenario's name.
+    pub fn names() -> Vec<&'static str> {
+        ScenarioKind::ALL.iter().map(|s| s.name()).collect()
+    }
+
+    /// The scenario called `name`.
+    pub fn from_name(name: &str) -> Option<ScenarioKind> {
+        ScenarioKind::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The scenario's phases and traffic for these parameters.
+    pub fn build(self, params: &LabParams) -> Scenario {
+        let phase = |name, load, secs: f64| Phase {
+            name,
+            load,
+            duration: scaled(secs, params),
+            hang: false,
+        };
+        let wedged = |max_hold: Option<Duration>, title, description: &str| Scenario {
+            kind: self,
+            title,
+            description: description.to_string(),
+            phases: vec![
+                phase("before", 0.5, 1.0),
+                Phase {
+                    name: "wedge",
+                    load: 0.5,
+                    duration: WEDGE,
+                    hang: true,
+                },
+                phase("after", 0.5, 3.0),
+            ],
+            streams: vec![Stream::plain()],
+            retries: 0,
+            max_hold,
+            headline: 2,
+            recovery_from: Some(2),
+        };
+        match self {
+            ScenarioKind::Steady => Scenario {
+                kind: self,
+                title: "Steady load (0.8x)",
+                description: "Poisson arrivals at 80% of capacity. Every pool should serve \
+                    all requests within the service time plus a little queueing."
+                    .into(),
+                phases: vec![phase("steady", 0.8, 4.0)],
+                ..Scenario::single(self)
+            },
+            ScenarioKind::Overload => Scenario {
+                kind: self,
+                title: "Overload (2x)",
+                description: "Arrivals at twice the capacity: the timeout storm of the \
+                    Vitess incident. Half of the requests cannot be served; the question \
+                    is whether the other half is, or whether the pool spends its \
+                    connections on requests that have already given up."
+                    .into(),
+                phases: vec![phase("overload", 2.0, 4.0)],
+                ..Scenario::single(self)
+            },
+            ScenarioKind::RetryStorm => Scenario {
+                kind: self,
+                title: "Retry storm (2x with 3 immediate retries, then 0.5x)",
+                description: "Twice the capacity, and every failed attempt is retried at \
+                    once, up to three times, each with a fresh deadline. Then the load \
+                    falls to half the capacity (clients still retry): a pool that stalled \
+                    stays stalled if its retries keep it overloaded."
+                    .into(),
+                phases: vec![phase("storm", 2.0, 3.0), phase("after", 0.5, 3.0)],
+                retries: 3,
+                recovery_from: Some(1),
+                ..Scenario::single(self)
+            },
+            ScenarioKind::Spike => Scenario {
+                kind: self,
+                title: "Spike and recovery (3x for 2 s, then 0.5x)",
+                description: "Half the capacity, a spike to three times the capacity, \
+                    then half again: how long until latency is back to normal?"
+                    .into(),
+                phases: vec![
+                    phase("before", 0.5, 1.0),
+                    phase("spike", 3.0, 2.0),
+                    phase("after", 0.5, 3.0),
+                ],
+                headline: 1,
+                recovery_from: Some(2),
+                ..Scenario::single(self)
+            },
+            ScenarioKind::Wedged => wedged(
+                None,
+                "Wedged pool, no hold limit",
+                "Half the capacity; for 100 ms every new query hangs on the server \
+                 (a deadlock), long enough for every connection to pick one up; then \
+                 queries run normally again. Without a hold limit nothing frees the \
+                 stuck connections: the pool serves nothing from then on.",
+            ),
+            ScenarioKind::WedgedMaxHold => wedged(
+                Some(params.max_hold),
+                "Wedged pool, with a hold limit (max_hold)",
+                "As `wedged`, with the pool's hold limit where it has one: a connection \
+                 held past max_hold has its query cancelled on the server and its slot \
+                 freed. deadpool, bb8 and the pre-fix model have no such limit.",
+            ),
+            ScenarioKind::PriorityMix => Scenario {
+                kind: self,
+                title: "Priority mix (2x, half critical)",
+                description: "Twice the capacity; half of the requests are critical. \
+                    A pool with priority classes should serve the critical half in full."
+                    .into(),
+                phases: vec![phase("overload", 2.0, 4.0)],
+                streams: vec![Stream {
+                    critical: 0.5,
+                    ..Stream::plain()
+                }],
+                ..Scenario::single(self)
+            },
+            ScenarioKind::FanOut => Scenario {
+                kind: self,
+                title: "Key fan-out fairness (1.5x)",
+                description: "Tenant 0 fans out bursts of 32 requests at once and carries \
+                    two thirds of the load; tenants 1 to 8 share the last third in steady \
+                    Poisson traffic. Total: 1.5x capacity. A fair pool serves the small \
+                    tenants in full and lets the fan-out absorb the overload."
+                    .into(),
+                phases: vec![phase("fan-out", 1.5, 4.0)],
+                streams: vec![
+                    Stream {
+                        share: 2.0 / 3.0,
+                        burst: 32,
+                        keys: Keys::Fixed(0),
+                        critical: 0.0,
+                    },
+                    Stream {
+                        share: 1.0 / 3.0,
+                        burst: 1,
+                        keys: Keys::Uniform { first: 1, count: 8 },
+                        critical: 0.0,
+                    },
+                ],
+                ..Scenario::single(self)
+            },
+        }
+    }
+}
+
+impl Serialize for ScenarioKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A phase's duration under the lab's scale, with a floor of two deadlines.
+fn scaled(secs: f64, params: &LabParams) -> Duration {
+    let scaled = Duration::from_secs_f64(secs * params.scale);
+    // Whole milliseconds: the virtual clock fires timers on millisecond ticks.
+    let scaled = Duration::from_millis(scaled.as_millis() as u64);
+    scaled.max(params.deadline * 2)
+}
+
+/// A stretch of constant load.
+#[derive(Clone, Debug, Serialize)]
+pub struct Phase {
+    /// The phase's name in reports.
+    pub name: &'static str,
+    /// Offered load, as a multiple of the database's capacity.
+    pub load: f64,
+    /// How long the phase lasts.
+    #[serde(serialize_with = "crate::units::millis")]
+    pub duration: Duration,
+    /// Every query started in this phase hangs on the server until cancelled.
+    pub hang: bool,
+}
+
+/// Which fairness key a stream's requests carry.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keys {
+    /// No key.
+    None,
+    /// Always this key.
+    Fixed(u32),
+    /// A key drawn uniformly from `first..first + count`.
+    Uniform {
+        /// The first key.
+        first: u32,
+        /// How many keys.
+        count: u32,
+    },
+}
+
+/// One arrival process of a scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stream {
+    /// The stream's share of the phase's load.
+    pub share: f64,
+    /// Requests per arrival: more than 1 is a fan-out arriving at once.
+    pub burst: u32,
+    /// The fairness keys of the stream's requests.
+    pub keys: Keys,
+    /// The fraction of requests in the critical class (the others are normal).
+    pub critical: f64,
+}
+
+impl Stream {
+    /// All the load, one request per arrival, no key, no priority.
+    pub fn plain() -> Stream {
+        Stream {
+            share: 1.0,
+            burst: 1,
+            keys: Keys::None,
+            critical: 0.0,
+        }
+    }
+}
+
+/// A scenario, ready to run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scenario {
+    /// Which scenario.
+    pub kind: ScenarioKind,
+    /// A one-line title.
+    pub title: &'static str,
+    /// What it does and what to look for.
+    pub description: String,
+    /// The phases, in order.
+    pub phases: Vec<Phase>,
+    /// The arrival processes, all following the phases' load.
+    pub streams: Vec<Stream>,
+    /// How many times a client retries a failed attempt, at once.
+    pub retries: u32,
+    /// The hold limit given to pools that support one.
+    #[serde(serialize_with = "crate::units::opt_millis")]
+    pub max_hold: Option<Duration>,
+    /// The phase whose goodput the summary shows.
+    pub headline: usize,
+    /// The phase from whose start recovery is measured, if any.
+    pub recovery_from: Option<usize>,
+}
+
+impl Scenario {
+    /// A one-phase, plain-traffic scenario without retries, for struct update.
+    fn single(kind: ScenarioKind) -> Scenario {
+        Scenario {
+            kind,
+            title: "",
+            description: String::new(),
+            phases: Vec::new(),
+            streams: vec![Stream::plain()],
+            retries: 0,
+            max_hold: None,
+            headline: 0,
+            recovery_from: None,
+        }
+    }
+
+    /// The scenario's name.
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// The total duration of the load.
+    pub fn duration(&self) -> Duration {
+        self.phases.iter().map(|p| p.duration).sum()
+    }
+
+    /// When each phase starts, from the start of the run.
+    pub fn phase_starts(&self) -> Vec<Duration> {
+        let mut t = Duration::ZERO;
+        self.phases
+            .iter()
+            .map(|p| {
+                let start = t;
+                t += p.duration;
+                start
+            })
+            .collect()
+    }
+
+    /// The phase running at `t` from the start, if the load has not ended.
+    pub fn phase_at(&self, t: Duration) -> Option<usize> {
+        let mut end = Duration::ZERO;
+        for (i, p) in self.phases.iter().enumerate() {
+            end += p.duration;
+            if t < end {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_is_well_formed() {
+        let params = LabParams::default();
+        for kind in ScenarioKind::ALL {
+            let s = kind.build(&params);
+            assert_eq!(ScenarioKind::from_name(kind.name()), Some(kind));
+            assert!(!s.phases.is_empty() && !s.title.is_empty(), "{}", s.name());
+            assert!(s.headline < s.phases.len());
+            assert!(s.recovery_from.is_none_or(|p| p < s.phases.len()));
+            let shares: f64 = s.streams.iter().map(|st| st.share).sum();
+            assert!((shares - 1.0).abs() < 1e-9, "{}: shares {shares}", s.name());
+        }
+    }
+
+    #[test]
+    fn phases_scale_with_a_floor() {
+        let params = LabParams {
+            scale: 0.001,
+            ..LabParams::default()
+        };
+        let s = ScenarioKind::Spike.build(&params);
+        assert!(s.phases.iter().all(|p| p.duration == params.deadline * 2));
+        assert_eq!(s.phase_at(Duration::ZERO), Some(0));
+        assert_eq!(s.phase_at(params.deadline * 2), Some(1));
+        assert_eq!(s.phase_at(s.duration()), None);
+    }
+}
