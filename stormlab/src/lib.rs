@@ -18,6 +18,8 @@
 //!   default tokio's paused clock: deterministic and fast), with every
 //!   request abandoned by its client at its deadline whatever the pool does.
 //! * [`metrics`]: attempts to results; the definitions of every measure.
+//! * [`report`]: tables, charts, the HTML page and the JSON.
+//! * [`suite`]: the whole suite, several runs at once, with progress.
 //! * [`config`], [`backend`], [`error`], [`units`]: options, their checks
 //!   and their units.
 
@@ -28,8 +30,11 @@ pub mod error;
 pub mod metrics;
 pub mod pools;
 pub mod progress;
+pub mod report;
 pub mod scenario;
+pub mod suite;
 pub mod units;
 
 pub use config::{Clock, LabConfig, LabParams, Outputs};
 pub use error::LabError;
+pub use suite::run;

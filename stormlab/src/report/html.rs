@@ -1,0 +1,200 @@
+//! The HTML report: one self-contained page (inline CSS and SVG, no script,
+//! no external font or stylesheet) that a browser opens offline.
+
+use std::fmt::Write;
+
+use super::charts::{self, pool_css};
+use super::table::{scenario_table, summary_table, Table};
+use super::Report;
+use crate::error::LabError;
+use crate::metrics::RECOVERY_WINDOW;
+
+const STYLE: &str = "
+body { font-family: sans-serif; margin: 2em auto; max-width: 1180px; color: #222;
+       line-height: 1.45; padding: 0 1em; }
+h1 { margin-bottom: 0.2em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.params { color: #555; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
+caption { text-align: left; color: #555; padding-bottom: 0.3em; }
+th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #e4e4e4; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f5f5f5; font-weight: 600; }
+.swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.4em;
+          border-radius: 2px; vertical-align: baseline; }
+.charts { display: flex; flex-wrap: wrap; gap: 12px; }
+.chart svg { max-width: 100%; height: auto; border: 1px solid #eee; }
+.notes { color: #8a5a00; }
+dt { font-weight: 600; margin-top: 0.5em; }
+";
+
+/// The whole page.
+pub fn render(report: &Report) -> Result<String, LabError> {
+    let mut page = String::new();
+    let p = &report.params;
+    page += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
+    page += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
+    page += "<title>stormlab report</title>\n<style>";
+    page += STYLE;
+    page += "</style>\n</head>\n<body>\n<h1>stormlab: pools in a timeout storm</h1>\n";
+    let _ = writeln!(
+        page,
+        "<p class=\"params\">{} database, {} connections, {} ms service time \
+         (capacity {:.0} req/s), {} ms deadlines, duration scale {}, seed {}, {} clock; \
+         stormlab {}, suite wall time {:.1} s.</p>",
+        report.backend,
+        p.connections,
+        p.service.as_millis(),
+        report.capacity_rps,
+        p.deadline.as_millis(),
+        p.scale,
+        p.seed,
+        p.clock.name(),
+        report.version,
+        report.wall_time_s,
+    );
+    page += HOW_TO_READ;
+    page += "<h2>Pools</h2>\n<ul>\n";
+    for info in &report.pools {
+        let _ = writeln!(
+            page,
+            "<li><span class=\"swatch\" style=\"background:{}\"></span><b>{}</b>: {}</li>",
+            pool_css(info.name),
+            info.name.name(),
+            escape(info.description)
+        );
+    }
+    page += "</ul>\n<h2>Summary</h2>\n";
+    let _ = writeln!(
+        page,
+        "<div class=\"chart\" id=\"chart-summary\">{}</div>",
+        charts::summary(report)?
+    );
+    page += &table_html(&summary_table(report));
+    for s in &report.scenarios {
+        let name = s.scenario.name();
+        let _ = writeln!(
+            page,
+            "<section id=\"{name}\">\n<h2>{}</h2>\n<p>{}</p>",
+            escape(s.scenario.title),
+            escape(&s.scenario.description)
+        );
+        page += &table_html(&scenario_table(report.capacity_rps, s));
+        let notes: Vec<String> = s
+            .runs
+            .iter()
+            .flat_map(|r| {
+                r.notes
+                    .iter()
+                    .map(move |n| format!("{}: {n}", r.pool.name()))
+            })
+            .collect();
+        if !notes.is_empty() {
+            page += "<ul class=\"notes\">\n";
+            for note in notes {
+                let _ = writeln!(page, "<li>{}</li>", escape(&note));
+            }
+            page += "</ul>\n";
+        }
+        let service_ms = p.service.as_secs_f64() * 1000.0;
+        let _ = writeln!(
+            page,
+            "<div class=\"charts\">\n<div class=\"chart\" id=\"chart-{name}-goodput\">{}</div>\n\
+             <div class=\"chart\" id=\"chart-{name}-p99\">{}</div>\n</div>\n</section>",
+            charts::goodput_over_time(s)?,
+            charts::p99_over_time(s, service_ms)?
+        );
+    }
+    page += &definitions(report);
+    page += "</body>\n</html>\n";
+    Ok(page)
+}
+
+const HOW_TO_READ: &str = "<h2>How to read this report</h2>
+<p>Each scenario offers the same open-loop load (Poisson arrivals) to every pool, over
+the same simulated database, and every client gives up at its deadline whatever the
+pool does. <b>Goodput</b> is what counts: requests whose query finished before their
+deadline, per second, as a percentage of what the database can serve. Under 2x
+overload a good pool stays near 100% of capacity (it serves half of the requests, in
+time); a pool that hands connections to requests that have already given up, or too
+late for their query to finish, spends the database on dead work and its goodput
+collapses. <b>Dead hand-offs</b> and <b>late hand-offs</b> count that waste; the
+<b>recovery</b> column says how long a pool takes to serve at normal latency again once
+the load drops. In the charts, dashed vertical lines separate the phases; the dashed
+horizontal line is the capacity (goodput) or twice the service time (p99).</p>
+";
+
+fn definitions(report: &Report) -> String {
+    let service = report.params.service.as_millis();
+    format!(
+        "<h2>Definitions</h2>\n<dl>\n\
+<dt>Capacity</dt><dd>connections / service time: the most requests per second the \
+database can serve.</dd>\n\
+<dt>Goodput</dt><dd>successful requests (query finished before the deadline) per second, \
+counted when they finish, as % of capacity; per phase in the tables, per bucket of \
+time in the charts.</dd>\n\
+<dt>Served %</dt><dd>client requests served in time by any of their attempts \
+(retries included), as % of the requests.</dd>\n\
+<dt>Dead hand-off</dt><dd>the pool yielded a connection to a request at or after its \
+deadline (the client had given up).</dd>\n\
+<dt>Late hand-off</dt><dd>the request got its connection before its deadline, but its \
+query did not finish by then; the rest of the query runs on the server for nobody.</dd>\n\
+<dt>p50 / p99</dt><dd>latency of successful attempts, from the attempt's start to the \
+end of its query, over the whole run.</dd>\n\
+<dt>Max waiting</dt><dd>the most requests waiting for a connection at once, sampled \
+every 10 ms (the pool's own count where it has one: the pre-fix model counts the \
+expired requests still listed).</dd>\n\
+<dt>Recovery</dt><dd>from the start of the phase where the load drops: every 10 ms the \
+success p99 is taken over the last {window} ms (not reaching back before the drop); the \
+pool has recovered at the first such point after which every window, to the end of the \
+load, has a success and a p99 under 2x the service time ({bound} ms). \
+\"never\": the last window still fails.</dd>\n</dl>\n",
+        window = RECOVERY_WINDOW.as_millis(),
+        bound = service * 2,
+    )
+}
+
+fn table_html(table: &Table) -> String {
+    let mut out = format!(
+        "<table>\n<caption>{}</caption>\n<tr>",
+        escape(&table.caption)
+    );
+    for h in &table.headers {
+        let _ = write!(out, "<th>{}</th>", escape(h));
+    }
+    out += "</tr>\n";
+    for row in &table.rows {
+        out += "<tr>";
+        for cell in row {
+            let _ = write!(out, "<td>{}</td>", escape(cell));
+        }
+        out += "</tr>\n";
+    }
+    out + "</table>\n"
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(escape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+    }
+}

@@ -1,0 +1,165 @@
+//! Runs a whole suite: every pool through every scenario, several runs at
+//! once under the virtual clock, printing each scenario's table as soon as
+//! all its runs are done, then writing the report.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::config::{Clock, LabConfig};
+use crate::driver;
+use crate::error::LabError;
+use crate::metrics::{self, RunResult};
+use crate::progress::Progress;
+use crate::report::table::{scenario_table, summary_table};
+use crate::report::{PoolInfo, Report, ScenarioReport};
+use crate::scenario::Scenario;
+
+/// Runs the suite `config` describes and writes its outputs; returns the
+/// report and the paths written.
+pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
+    config.backend.ensure_ready()?;
+    let started = std::time::Instant::now();
+    let params = &config.params;
+    let scenarios: Vec<Scenario> = config.scenarios.iter().map(|k| k.build(params)).collect();
+    let jobs: Vec<(usize, usize)> = (0..scenarios.len())
+        .flat_map(|s| (0..config.pools.len()).map(move |p| (s, p)))
+        .collect();
+    let total: Duration = jobs
+        .iter()
+        .map(|&(s, _)| driver::run_length(&scenarios[s], params))
+        .sum();
+    let visible = !config.quiet && std::io::stdout().is_terminal();
+    let progress = Progress::new(total, visible);
+    let workers = match params.clock {
+        // Real time: one run at a time, or the runs would disturb each other.
+        Clock::Real => 1,
+        Clock::Virtual => config.jobs.clamp(1, jobs.len().max(1)),
+    };
+    let state = SuiteState {
+        config,
+        scenarios: &scenarios,
+        jobs: &jobs,
+        progress: &progress,
+        next: AtomicUsize::new(0),
+        results: Mutex::new(Results {
+            runs: vec![vec![None; config.pools.len()]; scenarios.len()],
+            printed: 0,
+            error: None,
+        }),
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| state.work());
+        }
+    });
+    progress.finish();
+    let results = state
+        .results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = results.error {
+        return Err(e);
+    }
+    let report = Report {
+        version: env!("CARGO_PKG_VERSION"),
+        backend: config.backend.name(),
+        params: params.clone(),
+        capacity_rps: params.capacity_rps(),
+        pools: config.pools.iter().copied().map(PoolInfo::from).collect(),
+        scenarios: scenarios
+            .into_iter()
+            .zip(results.runs)
+            .map(|(scenario, runs)| ScenarioReport {
+                scenario,
+                runs: runs.into_iter().flatten().collect(),
+            })
+            .collect(),
+        wall_time_s: started.elapsed().as_secs_f64(),
+    };
+    if config.print_tables {
+        print!("{}", summary_table(&report).to_text());
+    }
+    let written = report.write(&config.outputs)?;
+    Ok((report, written))
+}
+
+struct SuiteState<'a> {
+    config: &'a LabConfig,
+    scenarios: &'a [Scenario],
+    /// (scenario, pool) indices, in run order.
+    jobs: &'a [(usize, usize)],
+    progress: &'a Progress,
+    next: AtomicUsize,
+    results: Mutex<Results>,
+}
+
+struct Results {
+    /// Per scenario, per pool.
+    runs: Vec<Vec<Option<RunResult>>>,
+    /// Scenarios whose table was printed, from the first.
+    printed: usize,
+    /// The first error; the workers stop taking runs once it is set.
+    error: Option<LabError>,
+}
+
+impl SuiteState<'_> {
+    fn lock(&self) -> MutexGuard<'_, Results> {
+        self.results.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes runs until none is left or one failed.
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(s, p)) = self.jobs.get(i) else {
+                return;
+            };
+            if self.lock().error.is_some() {
+                return;
+            }
+            let scenario = &self.scenarios[s];
+            let pool = self.config.pools[p];
+            self.progress
+                .set_message(format!("{} / {}", scenario.name(), pool.name()));
+            let params = &self.config.params;
+            match driver::run(pool, scenario, params, self.progress) {
+                Ok(raw) => {
+                    let result = metrics::summarize(&raw, scenario, params);
+                    let mut results = self.lock();
+                    results.runs[s][p] = Some(result);
+                    self.print_finished(&mut results);
+                }
+                Err(e) => {
+                    self.lock().error.get_or_insert(e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Prints the tables of the scenarios whose runs are all done, in order.
+    fn print_finished(&self, results: &mut Results) {
+        while let Some(runs) = results.runs.get(results.printed) {
+            if runs.iter().any(Option::is_none) {
+                return;
+            }
+            if self.config.print_tables {
+                let report = ScenarioReport {
+                    scenario: self.scenarios[results.printed].clone(),
+                    runs: runs.iter().flatten().cloned().collect(),
+                };
+                let mut text = scenario_table(self.config.params.capacity_rps(), &report).to_text();
+                for run in &report.runs {
+                    for note in &run.notes {
+                        text += &format!("note: {}: {note}\n", run.pool.name());
+                    }
+                }
+                self.progress.print(&format!("{text}\n"));
+            }
+            results.printed += 1;
+        }
+    }
+}
