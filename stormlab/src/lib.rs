@@ -20,10 +20,11 @@
 //! * [`metrics`]: attempts to results; the definitions of every measure.
 //! * [`report`]: tables, charts, the HTML page and the JSON.
 //! * [`suite`]: the whole suite, several runs at once, with progress.
-//! * [`config`], [`backend`], [`error`], [`units`]: options, their checks
-//!   and their units.
+//! * [`cli`], [`config`], [`backend`], [`error`], [`units`]: options, their
+//!   checks and their units.
 
 pub mod backend;
+pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod error;
