@@ -1,0 +1,65 @@
+//! What the lab claims, checked in virtual time (deterministic for a seed,
+//! so a ratio is a stable assertion): the pre-fix waitlist model collapses
+//! at 2x, and stormpool does no worse.
+
+use stormlab::pools::PoolKind;
+use stormlab::report::Report;
+use stormlab::scenario::ScenarioKind;
+use stormlab::{LabConfig, LabParams, Outputs};
+
+fn run(pools: &[PoolKind], scenarios: &[ScenarioKind], scale: f64) -> Report {
+    let config = LabConfig {
+        pools: pools.to_vec(),
+        scenarios: scenarios.to_vec(),
+        params: LabParams {
+            scale,
+            ..LabParams::default()
+        },
+        outputs: Outputs {
+            html: None,
+            json: None,
+        },
+        jobs: 2,
+        ..LabConfig::default()
+    };
+    stormlab::run(&config).expect("the suite runs").0
+}
+
+#[test]
+fn prefix_model_collapses_at_2x_and_stormpool_does_not_do_worse() {
+    let report = run(
+        &[PoolKind::Stormpool, PoolKind::Prefix],
+        &[ScenarioKind::Overload],
+        0.5,
+    );
+    let runs = &report.scenarios[0].runs;
+    let goodput = |pool| {
+        runs.iter()
+            .find(|r| r.pool == pool)
+            .map(|r| r.goodput_pct)
+            .expect("a run per pool")
+    };
+    let (stormpool, prefix) = (goodput(PoolKind::Stormpool), goodput(PoolKind::Prefix));
+    println!("2x overload goodput: stormpool {stormpool:.1}%, pre-fix model {prefix:.1}%");
+    assert!(
+        prefix < 20.0,
+        "the pre-fix model should collapse: {prefix:.1}%"
+    );
+    assert!(
+        stormpool >= prefix,
+        "stormpool {stormpool:.1}% < pre-fix {prefix:.1}%"
+    );
+    let prefix_run = runs.iter().find(|r| r.pool == PoolKind::Prefix);
+    let dead = prefix_run.map_or(0, |r| r.outcomes.dead_handoffs);
+    assert!(dead > 0, "the collapse comes from dead hand-offs");
+}
+
+#[test]
+fn a_seed_gives_the_same_results() {
+    let pools = [PoolKind::Stormpool, PoolKind::Deadpool];
+    let scenarios = [ScenarioKind::Spike, ScenarioKind::FanOut];
+    let first = run(&pools, &scenarios, 0.05);
+    let second = run(&pools, &scenarios, 0.05);
+    let json = |r: &Report| serde_json::to_string(&r.scenarios).expect("serializes");
+    assert_eq!(json(&first), json(&second));
+}
