@@ -1,26 +1,4 @@
 //! The manager's error and the error classifier.
-//!
-//! [`Classify`] answers the questions a caller asks of a failure: is the
-//! connection gone ([`is_connection_error`](Classify::is_connection_error)),
-//! may the same work succeed if tried again ([`is_retryable`](Classify::is_retryable)),
-//! and what did the server report ([`sqlstate`](Classify::sqlstate),
-//! [`server_code`](Classify::server_code)). It is implemented for this
-//! crate's [`Error`], for the driver's [`mysql_async::Error`] (what queries
-//! return) and for [`AcquireError<Error>`](stormpool::AcquireError) (what the
-//! pool returns).
-//!
-//! # What counts as retryable
-//!
-//! Transient conditions: a lost, killed or refused connection (I/O errors,
-//! `ER_CONNECTION_KILLED` 1927, `ER_SERVER_SHUTDOWN` 1053), a deadlock
-//! (1213), a lock wait timeout (1205), too many connections (1040, 1203).
-//! Not retryable: access denied (1044, 1045, 1698), an unknown database
-//! (1049), statement errors, an interrupted statement (1317, what
-//! [`cancel`](stormpool::Manager::cancel) produces) and the pool's own
-//! rejections.
-//!
-//! Whether re-running is *safe* is the caller's call: a statement whose
-//! connection was lost in flight may have committed.
 
 use std::fmt;
 
@@ -163,7 +141,29 @@ impl std::error::Error for Error {
     }
 }
 
-/// Classifies a failure: see the [module docs](self) for the rules.
+/// Classifies a failure.
+///
+/// [`Classify`] answers the questions a caller asks of a failure: is the
+/// connection gone ([`is_connection_error`](Classify::is_connection_error)),
+/// may the same work succeed if tried again ([`is_retryable`](Classify::is_retryable)),
+/// and what did the server report ([`sqlstate`](Classify::sqlstate),
+/// [`server_code`](Classify::server_code)). It is implemented for this
+/// crate's [`Error`], for the driver's [`mysql_async::Error`] (what queries
+/// return) and for [`AcquireError<Error>`](stormpool::AcquireError) (what the
+/// pool returns).
+///
+/// # What counts as retryable
+///
+/// Transient conditions: a lost, killed or refused connection (I/O errors,
+/// `ER_CONNECTION_KILLED` 1927, `ER_SERVER_SHUTDOWN` 1053), a deadlock
+/// (1213), a lock wait timeout (1205), too many connections (1040, 1203).
+/// Not retryable: access denied (1044, 1045, 1698), an unknown database
+/// (1049), statement errors, an interrupted statement (1317, what
+/// [`cancel`](stormpool::Manager::cancel) produces) and the pool's own
+/// rejections.
+///
+/// Whether re-running is *safe* is the caller's call: a statement whose
+/// connection was lost in flight may have committed.
 pub trait Classify {
     /// The SQLSTATE the server reported, if any.
     fn sqlstate(&self) -> Option<&str>;
@@ -220,7 +220,7 @@ impl Classify for mysql_async::Error {
                 DriverError::ConnectionClosed
                     | DriverError::PacketOutOfOrder
                     | DriverError::UnexpectedPacket { .. }
-                    | DriverError::PacketTooLarge { .. }
+                    | DriverError::PacketTooLarge
             ),
             mysql_async::Error::Server(e) => SESSION_ENDED.contains(&e.code),
             mysql_async::Error::Other(_) | mysql_async::Error::Url(_) => false,

@@ -1,5 +1,5 @@
 //! A stormpool [`Manager`](stormpool::Manager) for
-//! [mysql_async](mysql_async) (MySQL and MariaDB): [`MySqlManager`].
+//! [mysql_async] (MySQL and MariaDB): [`MySqlManager`].
 //!
 //! ```no_run
 //! use std::time::Duration;

@@ -198,13 +198,11 @@ impl stormpool::Manager for MySqlManager {
         conn.conn().is_disconnected()
     }
 
-    fn check(&self, conn: &mut MySqlConnection) -> impl Future<Output = Result<(), Error>> + Send {
-        async move {
-            conn.conn_mut()
-                .ping()
-                .await
-                .map_err(Error::driver(Operation::Check))
-        }
+    async fn check(&self, conn: &mut MySqlConnection) -> Result<(), Error> {
+        conn.conn_mut()
+            .ping()
+            .await
+            .map_err(Error::driver(Operation::Check))
     }
 
     fn apply(
@@ -226,18 +224,16 @@ impl stormpool::Manager for MySqlManager {
         }
     }
 
-    fn reset(&self, conn: &mut MySqlConnection) -> impl Future<Output = Result<(), Error>> + Send {
-        async move {
-            let supported = conn
-                .conn_mut()
-                .reset()
-                .await
-                .map_err(Error::driver(Operation::Reset))?;
-            if supported {
-                Ok(())
-            } else {
-                Err(Error::reset_unsupported())
-            }
+    async fn reset(&self, conn: &mut MySqlConnection) -> Result<(), Error> {
+        let supported = conn
+            .conn_mut()
+            .reset()
+            .await
+            .map_err(Error::driver(Operation::Reset))?;
+        if supported {
+            Ok(())
+        } else {
+            Err(Error::reset_unsupported())
         }
     }
 

@@ -5,23 +5,15 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use stormpool::{AcquireError, Pool};
+use stormpool::Pool;
 use stormpool_mysql::mysql_async::{Opts, OptsBuilder};
 use stormpool_mysql::{Classify, MySqlManager, Operation};
 use stormpool_testkit::scenarios;
 
 async fn connect_error(opts: Opts) -> (Arc<stormpool_mysql::Error>, Duration) {
-    let pool = Pool::builder(MySqlManager::new(opts))
-        .acquire_timeout(Duration::from_secs(10))
-        .build()
-        .expect("pool");
-    let start = Instant::now();
-    match pool.get().await {
-        Err(AcquireError::Connect(e)) => (e, start.elapsed()),
-        other => panic!("expected a connect error, got {other:?}"),
-    }
+    scenarios::connect_error(MySqlManager::new(opts)).await
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use stormpool::Pool;
 use stormpool_mysql::mysql_async::prelude::Queryable;
-use stormpool_mysql::{Classify, MySqlManager};
+use stormpool_mysql::MySqlManager;
 
 #[tokio::test]
 async fn acquire_query_release_and_reuse() {
@@ -29,28 +29,7 @@ async fn acquire_query_release_and_reuse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_stay_within_max_size() {
     let Some(url) = common::url() else { return };
-    let pool = common::pool(&url);
-    let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                for _ in 0..20 {
-                    let mut conn = pool.get().await.expect("acquire");
-                    conn.query_drop("SELECT 1").await.expect("query");
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("task");
-    }
-    let status = pool.status();
-    assert!(status.open <= 4);
-    assert!(status.counters.connects_ok <= 4);
-    assert_eq!(
-        status.counters.acquired_direct + status.counters.acquired_waited,
-        320
-    );
+    stormpool_testkit::scenarios::concurrent_within_max_size::<common::MariaDb>(&url).await;
 }
 
 #[tokio::test]
@@ -76,19 +55,5 @@ async fn idle_connection_is_probed_after_check_interval() {
 #[tokio::test]
 async fn connection_killed_in_use_is_closed_on_return() {
     let Some(url) = common::url() else { return };
-    let pool = common::pool(&url);
-    let mut conn = pool.get().await.expect("acquire");
-    let id = conn.id();
-    let mut side = common::side(&url).await;
-    side.query_drop(format!("KILL CONNECTION {id}"))
-        .await
-        .expect("kill");
-    let err = conn.query_drop("SELECT 1").await.expect_err("killed");
-    assert!(err.is_connection_error(), "{err:?}");
-    drop(conn);
-    let status = pool.status();
-    assert_eq!(status.counters.closed_broken, 1);
-    assert_eq!(status.open, 0);
-    let conn = pool.get().await.expect("a new connection");
-    assert_ne!(conn.id(), id);
+    stormpool_testkit::scenarios::killed_in_use::<common::MariaDb>(&url).await;
 }

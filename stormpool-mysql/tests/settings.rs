@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use stormpool::{AcquireError, AcquireOptions, Conn, Settings};
 use stormpool_mysql::mysql_async::prelude::Queryable;
 use stormpool_mysql::{Classify, MySqlManager, Operation};
+use stormpool_testkit::scenarios;
 
 async fn time_zone(conn: &mut Conn<MySqlManager>) -> String {
     conn.query_first("SELECT @@session.time_zone")
@@ -98,44 +97,6 @@ async fn bad_settings_fail_the_request_with_apply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_settings_never_leak_between_requests() {
     let Some(url) = common::url() else { return };
-    let pool = common::pool(&url);
-    let mut side = common::side(&url).await;
-    let default_tz: String = side
-        .query_first("SELECT @@session.time_zone")
-        .await
-        .expect("query")
-        .expect("row");
-    let choices: Arc<Vec<(Option<Settings>, String)>> = Arc::new(
-        [None, Some("+00:00"), Some("+09:00"), Some("-05:00")]
-            .into_iter()
-            .map(|tz| match tz {
-                None => (None, default_tz.clone()),
-                Some(tz) => (Some(Settings::new([("time_zone", tz)])), tz.to_owned()),
-            })
-            .collect(),
-    );
-    let tasks: Vec<_> = (0..12)
-        .map(|task| {
-            let (pool, choices) = (pool.clone(), choices.clone());
-            tokio::spawn(async move {
-                let mut checked = 0;
-                for i in 0..40 {
-                    let (settings, expected) = &choices[(task * 7 + i * 3) % choices.len()];
-                    let mut options = AcquireOptions::new();
-                    if let Some(s) = settings {
-                        options = options.settings(s.clone());
-                    }
-                    let mut conn = pool.get_with(options).await.expect("acquire");
-                    assert_eq!(&time_zone(&mut conn).await, expected);
-                    checked += 1;
-                }
-                checked
-            })
-        })
-        .collect();
-    let mut checked = 0;
-    for task in tasks {
-        checked += task.await.expect("task");
-    }
-    assert_eq!(checked, 480);
+    let zones = ["+00:00", "+09:00", "-05:00"];
+    scenarios::mixed_settings::<common::MariaDb>(&url, "time_zone", &zones).await;
 }

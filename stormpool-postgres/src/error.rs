@@ -1,27 +1,4 @@
 //! The manager's error and the error classifier.
-//!
-//! [`Classify`] answers the questions a caller asks of a failure: is the
-//! connection gone ([`is_connection_error`](Classify::is_connection_error)),
-//! may the same work succeed if tried again ([`is_retryable`](Classify::is_retryable)),
-//! and which SQLSTATE did the server send ([`sqlstate`](Classify::sqlstate)).
-//! It is implemented for this crate's [`Error`], for the driver's
-//! [`tokio_postgres::Error`] (what queries return) and for
-//! [`AcquireError<Error>`](stormpool::AcquireError) (what the pool returns).
-//!
-//! # What counts as retryable
-//!
-//! Transient conditions: a lost or refused connection, a serialization
-//! failure (`40001`), a deadlock (`40P01`), a lock not available (`55P03`),
-//! too many connections (`53300`), a server starting up or shutting down
-//! (`57P01`, `57P02`, `57P03`). Not retryable: authentication and
-//! authorization failures (class `28`), an unknown database (`3D000`),
-//! statement errors, a cancelled statement (`57014`, which is what
-//! [`cancel`](stormpool::Manager::cancel) and `statement_timeout` produce),
-//! and the pool's own rejections (a request the pool timed out or shed
-//! should not be sent straight back to it).
-//!
-//! Whether re-running is *safe* is the caller's call: a statement whose
-//! connection was lost in flight may have committed.
 
 use std::fmt;
 
@@ -141,7 +118,30 @@ impl std::error::Error for Error {
     }
 }
 
-/// Classifies a failure: see the [module docs](self) for the rules.
+/// Classifies a failure.
+///
+/// [`Classify`] answers the questions a caller asks of a failure: is the
+/// connection gone ([`is_connection_error`](Classify::is_connection_error)),
+/// may the same work succeed if tried again ([`is_retryable`](Classify::is_retryable)),
+/// and which SQLSTATE did the server send ([`sqlstate`](Classify::sqlstate)).
+/// It is implemented for this crate's [`Error`], for the driver's
+/// [`tokio_postgres::Error`] (what queries return) and for
+/// [`AcquireError<Error>`](stormpool::AcquireError) (what the pool returns).
+///
+/// # What counts as retryable
+///
+/// Transient conditions: a lost or refused connection, a serialization
+/// failure (`40001`), a deadlock (`40P01`), a lock not available (`55P03`),
+/// too many connections (`53300`), a server starting up or shutting down
+/// (`57P01`, `57P02`, `57P03`). Not retryable: authentication and
+/// authorization failures (class `28`), an unknown database (`3D000`),
+/// statement errors, a cancelled statement (`57014`, which is what
+/// [`cancel`](stormpool::Manager::cancel) and `statement_timeout` produce),
+/// and the pool's own rejections (a request the pool timed out or shed
+/// should not be sent straight back to it).
+///
+/// Whether re-running is *safe* is the caller's call: a statement whose
+/// connection was lost in flight may have committed.
 pub trait Classify {
     /// The SQLSTATE the server reported, if any.
     fn sqlstate(&self) -> Option<&SqlState>;

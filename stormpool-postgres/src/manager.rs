@@ -167,34 +167,30 @@ where
     type Error = Error;
     type CancelToken = CancelToken;
 
-    fn connect(&self) -> impl Future<Output = Result<PgConnection, Error>> + Send {
-        async move {
-            let (client, connection) = self
-                .config
-                .connect(self.tls.clone())
-                .await
-                .map_err(Error::driver(Operation::Connect))?;
-            let (closing_tx, closing_rx) = oneshot::channel();
-            tokio::spawn(drive(connection, closing_rx, self.options.close_grace));
-            Ok(PgConnection {
-                client,
-                _closing: closing_tx,
-            })
-        }
+    async fn connect(&self) -> Result<PgConnection, Error> {
+        let (client, connection) = self
+            .config
+            .connect(self.tls.clone())
+            .await
+            .map_err(Error::driver(Operation::Connect))?;
+        let (closing_tx, closing_rx) = oneshot::channel();
+        tokio::spawn(drive(connection, closing_rx, self.options.close_grace));
+        Ok(PgConnection {
+            client,
+            _closing: closing_tx,
+        })
     }
 
     fn is_broken(&self, conn: &mut PgConnection) -> bool {
         conn.client.is_closed()
     }
 
-    fn check(&self, conn: &mut PgConnection) -> impl Future<Output = Result<(), Error>> + Send {
-        async move {
-            conn.client
-                .simple_query("")
-                .await
-                .map(drop)
-                .map_err(Error::driver(Operation::Check))
-        }
+    async fn check(&self, conn: &mut PgConnection) -> Result<(), Error> {
+        conn.client
+            .simple_query("")
+            .await
+            .map(drop)
+            .map_err(Error::driver(Operation::Check))
     }
 
     fn apply(
@@ -215,25 +211,21 @@ where
         }
     }
 
-    fn reset(&self, conn: &mut PgConnection) -> impl Future<Output = Result<(), Error>> + Send {
-        async move {
-            conn.client
-                .batch_execute(&self.options.reset_statement)
-                .await
-                .map_err(Error::driver(Operation::Reset))
-        }
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), Error> {
+        conn.client
+            .batch_execute(&self.options.reset_statement)
+            .await
+            .map_err(Error::driver(Operation::Reset))
     }
 
     fn cancel_token(&self, conn: &PgConnection) -> CancelToken {
         conn.client.cancel_token()
     }
 
-    fn cancel(&self, token: &CancelToken) -> impl Future<Output = Result<(), Error>> + Send {
-        async move {
-            token
-                .cancel_query(self.tls.clone())
-                .await
-                .map_err(Error::driver(Operation::Cancel))
-        }
+    async fn cancel(&self, token: &CancelToken) -> Result<(), Error> {
+        token
+            .cancel_query(self.tls.clone())
+            .await
+            .map_err(Error::driver(Operation::Cancel))
     }
 }

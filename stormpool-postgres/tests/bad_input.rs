@@ -11,26 +11,15 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use stormpool::{AcquireError, Pool};
 use stormpool_postgres::{Classify, Operation, PgManager};
 use stormpool_testkit::scenarios;
 
-/// Acquires once from a pool for `config` and returns the connect error and
-/// how long it took.
 async fn connect_error(
     config: stormpool_postgres::tokio_postgres::Config,
 ) -> (Arc<stormpool_postgres::Error>, Duration) {
-    let pool = Pool::builder(PgManager::new(config))
-        .acquire_timeout(Duration::from_secs(10))
-        .build()
-        .expect("pool");
-    let start = Instant::now();
-    match pool.get().await {
-        Err(AcquireError::Connect(e)) => (e, start.elapsed()),
-        other => panic!("expected a connect error, got {other:?}"),
-    }
+    scenarios::connect_error(PgManager::new(config)).await
 }
 
 #[tokio::test]

@@ -42,28 +42,7 @@ async fn acquire_query_release_and_reuse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_stay_within_max_size() {
     let Some(url) = common::url() else { return };
-    let pool = common::pool(&url, "stormpool_basic_concurrent");
-    let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                for _ in 0..20 {
-                    let conn = pool.get().await.expect("acquire");
-                    conn.simple_query("SELECT 1").await.expect("query");
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("task");
-    }
-    let status = pool.status();
-    assert!(status.open <= 4);
-    assert!(status.counters.connects_ok <= 4);
-    assert_eq!(
-        status.counters.acquired_direct + status.counters.acquired_waited,
-        320
-    );
+    stormpool_testkit::scenarios::concurrent_within_max_size::<common::Pg>(&url).await;
 }
 
 #[tokio::test]
@@ -89,20 +68,5 @@ async fn idle_connection_is_probed_after_check_interval() {
 #[tokio::test]
 async fn connection_killed_in_use_is_closed_on_return() {
     let Some(url) = common::url() else { return };
-    let pool = common::pool(&url, "stormpool_basic_killed");
-    let conn = pool.get().await.expect("acquire");
-    let pid = backend_pid(&conn).await;
-    let side = common::side(&url).await;
-    side.execute("SELECT pg_terminate_backend($1, 5000)", &[&pid])
-        .await
-        .expect("terminate");
-    let err = conn.simple_query("SELECT 1").await.expect_err("killed");
-    use stormpool_postgres::Classify;
-    assert!(err.is_connection_error(), "{err:?}");
-    drop(conn);
-    let status = pool.status();
-    assert_eq!(status.counters.closed_broken, 1);
-    assert_eq!(status.open, 0);
-    let conn = pool.get().await.expect("a new connection");
-    assert_ne!(backend_pid(&conn).await, pid);
+    stormpool_testkit::scenarios::killed_in_use::<common::Pg>(&url).await;
 }

@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use stormpool::{AcquireError, AcquireOptions, Conn, Settings};
 use stormpool_postgres::{Classify, Operation, PgManager};
+use stormpool_testkit::scenarios;
 
 async fn show(conn: &Conn<PgManager>, name: &str) -> String {
     common::scalar(conn.client(), &format!("SHOW {name}"))
@@ -96,41 +95,6 @@ async fn bad_settings_fail_the_request_with_apply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_settings_never_leak_between_requests() {
     let Some(url) = common::url() else { return };
-    let pool = common::pool(&url, "stormpool_settings_mixed");
-    let default_tz = common::scalar(&common::side(&url).await, "SHOW TimeZone")
-        .await
-        .expect("default time zone");
-    let choices: Arc<Vec<(Option<Settings>, String)>> = Arc::new(
-        [None, Some("UTC"), Some("Asia/Tokyo"), Some("Europe/Paris")]
-            .into_iter()
-            .map(|tz| match tz {
-                None => (None, default_tz.clone()),
-                Some(tz) => (Some(Settings::new([("TimeZone", tz)])), tz.to_owned()),
-            })
-            .collect(),
-    );
-    let tasks: Vec<_> = (0..12)
-        .map(|task| {
-            let (pool, choices) = (pool.clone(), choices.clone());
-            tokio::spawn(async move {
-                let mut checked = 0;
-                for i in 0..40 {
-                    let (settings, expected) = &choices[(task * 7 + i * 3) % choices.len()];
-                    let mut options = AcquireOptions::new();
-                    if let Some(s) = settings {
-                        options = options.settings(s.clone());
-                    }
-                    let conn = pool.get_with(options).await.expect("acquire");
-                    assert_eq!(&show(&conn, "TimeZone").await, expected);
-                    checked += 1;
-                }
-                checked
-            })
-        })
-        .collect();
-    let mut checked = 0;
-    for task in tasks {
-        checked += task.await.expect("task");
-    }
-    assert_eq!(checked, 480);
+    let zones = ["UTC", "Asia/Tokyo", "Europe/Paris"];
+    scenarios::mixed_settings::<common::Pg>(&url, "TimeZone", &zones).await;
 }

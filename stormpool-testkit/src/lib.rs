@@ -1,5 +1,5 @@
 //! Test support for stormpool's database adapters: a loopback TCP
-//! [`FaultProxy`](proxy::FaultProxy) that resets, closes, freezes, slows or
+//! [`FaultProxy`] that resets, closes, freezes, slows or
 //! cuts connections on demand; helpers that find the live test databases
 //! ([`db`]) and control their servers ([`server`]); and a small load
 //! generator that records what each request saw ([`load`]).

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stormpool::{AcquireError, AcquireOptions, Conn, Manager, Pool};
+use stormpool::{AcquireError, AcquireOptions, Conn, Manager, Pool, Settings};
 
 use crate::load::{chain, wait_until, Load, LoadConfig, Outcome, Report, Step};
 use crate::proxy::{Fault, FaultProxy};
@@ -53,6 +53,10 @@ pub trait Harness: Send + Sync + 'static {
     /// The process to freeze to make `session` hang: its backend process,
     /// or the whole server when sessions have no process of their own.
     fn freeze_target(session: u64) -> Option<u32>;
+
+    /// The session's current value of the setting `name`, read from the
+    /// server (`SHOW TimeZone`, `SELECT @@session.time_zone`).
+    fn read_setting(conn: &mut Conn<Self::M>, name: &str) -> impl Future<Output = String> + Send;
 }
 
 /// The error of an acquire, displayed with its sources.
@@ -572,4 +576,118 @@ pub async fn refused_port<H: Harness>(url: &str) {
         "{attempts} connect attempts for {requests} requests"
     );
     assert!(requests >= 50);
+}
+
+/// Acquires once from a fresh pool around `manager`, expecting the connect
+/// to fail: the error and how long the acquire took (its timeout is 10 s).
+pub async fn connect_error<M: Manager>(manager: M) -> (Arc<M::Error>, Duration) {
+    let pool = Pool::builder(manager)
+        .acquire_timeout(Duration::from_secs(10))
+        .build()
+        .expect("pool config");
+    let start = Instant::now();
+    match pool.get().await {
+        Err(AcquireError::Connect(e)) => (e, start.elapsed()),
+        Err(e) => panic!("expected a connect error, got {}", acquire_error(&e)),
+        Ok(_) => panic!("expected a connect error, got a connection"),
+    }
+}
+
+/// 16 tasks, 20 requests each, on a pool of 4: every request is served,
+/// and no more than 4 connections are ever opened.
+pub async fn concurrent_within_max_size<H: Harness>(url: &str) {
+    let pool = Pool::builder(H::manager(url, "stormpool_concurrent"))
+        .max_size(4)
+        .build()
+        .expect("pool config");
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    let mut conn = pool.get().await.expect("acquire");
+                    H::session(&mut conn).await.expect("query");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let status = pool.status();
+    assert!(status.open <= 4);
+    assert!(status.counters.connects_ok <= 4);
+    let served = status.counters.acquired_direct + status.counters.acquired_waited;
+    assert_eq!(served, 320);
+}
+
+/// 12 tasks × 40 requests on a pool of 4, each asking at random for one of
+/// `values` of the setting `name`, or for no settings: every request reads
+/// from the server exactly the value it asked for (the server default when
+/// it asked for none), so no connection carrying settings ever reaches a
+/// request that asked for others without a reset.
+pub async fn mixed_settings<H: Harness>(url: &str, name: &str, values: &[&str]) {
+    let pool = Pool::builder(H::manager(url, "stormpool_settings_mixed"))
+        .max_size(4)
+        .build()
+        .expect("pool config");
+    let default = {
+        let mut conn = pool.get().await.expect("acquire");
+        H::read_setting(&mut conn, name).await
+    };
+    let mut choices: Vec<(Option<Settings>, String)> = vec![(None, default)];
+    for value in values {
+        choices.push((Some(Settings::new([(name, *value)])), (*value).to_owned()));
+    }
+    let choices = Arc::new(choices);
+    let name: Arc<str> = name.into();
+    let tasks: Vec<_> = (0..12)
+        .map(|task| {
+            let (pool, choices, name) = (pool.clone(), choices.clone(), name.clone());
+            tokio::spawn(async move {
+                let mut checked = 0;
+                for i in 0..40 {
+                    let (settings, expected) = &choices[(task * 7 + i * 3) % choices.len()];
+                    let mut options = AcquireOptions::new();
+                    if let Some(s) = settings {
+                        options = options.settings(s.clone());
+                    }
+                    let mut conn = pool.get_with(options).await.expect("acquire");
+                    assert_eq!(&H::read_setting(&mut conn, &name).await, expected);
+                    checked += 1;
+                }
+                checked
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for task in tasks {
+        checked += task.await.expect("task");
+    }
+    assert_eq!(checked, 480);
+}
+
+/// A session killed on the server while a request holds it: the request's
+/// next query fails with a connection error, the pool closes the connection
+/// when it comes back (`is_broken`), and the next request gets a new session.
+pub async fn killed_in_use<H: Harness>(url: &str) {
+    let tag = "stormpool_killed_in_use";
+    let pool = Pool::builder(H::manager(url, tag))
+        .max_size(2)
+        .build()
+        .expect("pool config");
+    let mut conn = pool.get().await.expect("acquire");
+    let session = H::session(&mut conn).await.expect("query");
+    let killed = H::kill_sessions(url, tag).await;
+    assert_eq!(killed, vec![session]);
+    let err = H::session(&mut conn)
+        .await
+        .expect_err("the session was killed");
+    assert!(err.connection_error, "{}", err.message);
+    drop(conn);
+    let status = pool.status();
+    assert_eq!(status.counters.closed_broken, 1);
+    assert_eq!(status.open, 0);
+    let mut conn = pool.get().await.expect("a new connection");
+    assert_ne!(H::session(&mut conn).await.expect("query"), session);
 }

@@ -112,4 +112,11 @@ impl Harness for MariaDb {
     fn freeze_target(_session: u64) -> Option<u32> {
         Server::MariaDb.main_pid()
     }
+
+    async fn read_setting(conn: &mut Conn<MySqlManager>, name: &str) -> String {
+        conn.query_first(format!("SELECT @@session.{name}"))
+            .await
+            .expect("query")
+            .expect("a row")
+    }
 }

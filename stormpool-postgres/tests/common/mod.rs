@@ -107,4 +107,10 @@ impl Harness for Pg {
     fn freeze_target(session: u64) -> Option<u32> {
         u32::try_from(session).ok()
     }
+
+    async fn read_setting(conn: &mut Conn<PgManager>, name: &str) -> String {
+        scalar(conn.client(), &format!("SHOW {name}"))
+            .await
+            .expect("SHOW returns a row")
+    }
 }
