@@ -300,7 +300,7 @@ impl Model {
             "capacity not restored: {:?}",
             self.pool.status()
         );
-        let ids: HashSet<_> = held.iter().map(|c| Conn::id(c)).collect();
+        let ids: HashSet<_> = held.iter().map(Conn::id).collect();
         assert_eq!(ids.len(), 4);
         drop(held);
         self.check();

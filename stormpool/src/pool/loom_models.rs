@@ -10,7 +10,7 @@ use std::time::Duration;
 use loom::sync::Arc;
 use loom::thread;
 
-use super::options::Priority;
+use super::options::{Priority, When};
 use super::state::{Checkout, Effects, Entry, Failure, State};
 use super::waitlist::WaiterId;
 use super::Config;
@@ -60,14 +60,26 @@ fn setup() -> Setup {
     state.connecting += 1;
     state.open += 1;
     state.connected(t0, Ok((7, ())), &config, &mut fx);
-    let Checkout::Ready(held) =
-        state.checkout(t0, deadline, Priority::Normal, 0, None, &config, &mut fx)
-    else {
+    let Checkout::Ready(held) = state.checkout(
+        t0,
+        When::At(deadline),
+        Priority::Normal,
+        0,
+        None,
+        &config,
+        &mut fx,
+    ) else {
         panic!("the idle connection is taken")
     };
-    let Checkout::Wait(waiter) =
-        state.checkout(t0, deadline, Priority::Normal, 0, None, &config, &mut fx)
-    else {
+    let Checkout::Wait(waiter) = state.checkout(
+        t0,
+        When::At(deadline),
+        Priority::Normal,
+        0,
+        None,
+        &config,
+        &mut fx,
+    ) else {
         panic!("the second request waits")
     };
     state.check_ledger();
@@ -86,7 +98,7 @@ fn release(state: &Shared, config: &Config, entry: Box<Entry<Dummy>>, now: Insta
     let mut fx = Effects::new();
     {
         let mut s = lock(state);
-        s.release(now, entry, Duration::ZERO, None, config, &mut fx);
+        s.release(entry, now, None, config, &mut fx, || now);
         s.check_ledger();
     }
     fx.wakes.wake_all();
@@ -225,7 +237,7 @@ fn close_vs_acquire_nobody_is_left_waiting() {
             let mut s = lock(&state);
             s.checkout(
                 t0,
-                t0 + Duration::from_secs(1),
+                When::At(t0 + Duration::from_secs(1)),
                 Priority::Normal,
                 0,
                 None,

@@ -136,11 +136,46 @@ impl AcquireOptions {
         self
     }
 
-    pub(crate) fn deadline_at(&self, now: Instant, default: Duration) -> Instant {
+    /// The request's deadline, relative to its `start`, without computing
+    /// it yet: the fast path never needs it.
+    pub(crate) fn when(&self, start: Instant, default: Duration) -> When {
         match self.wait {
-            Wait::Default => now + default,
-            Wait::Timeout(t) => now + t,
-            Wait::Deadline(d) => d,
+            Wait::Default => When::After {
+                start,
+                timeout: default,
+            },
+            Wait::Timeout(timeout) => When::After { start, timeout },
+            Wait::Deadline(at) => When::At(at),
+        }
+    }
+}
+
+/// A deadline, either fixed or a timeout from a start.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum When {
+    At(Instant),
+    After { start: Instant, timeout: Duration },
+}
+
+impl When {
+    /// The deadline as an instant (far in the future if it overflows).
+    pub(crate) fn resolve(self) -> Instant {
+        match self {
+            When::At(at) => at,
+            When::After { start, timeout } => start
+                .checked_add(timeout)
+                .unwrap_or_else(|| start + Duration::from_secs(86_400 * 365 * 30)),
+        }
+    }
+
+    /// Whether the deadline has passed at `now`.
+    pub(crate) fn passed(self, now: Instant) -> bool {
+        match self {
+            When::At(at) => at <= now,
+            // At the start only a zero timeout has passed: no arithmetic.
+            When::After { start, timeout } => {
+                timeout.is_zero() || (now != start && self.resolve() <= now)
+            }
         }
     }
 }

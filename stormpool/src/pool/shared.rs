@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use super::conn::Conn;
 use super::options::AcquireOptions;
 use super::state::{
-    settings_id, Checkout, CloseCause, ConnectFailure, Effects, Entry, Failure, State,
+    settings_id, Checkout, CloseCause, Collected, ConnectFailure, Connected, Effects, Entry, State,
 };
 use super::waitlist::WaiterId;
 use super::Config;
@@ -78,11 +78,15 @@ impl<M: Manager> Shared<M> {
 
     /// Performs what a transition left to do outside the lock.
     pub(crate) fn run(self: &Arc<Self>, mut fx: Effects<M>) {
+        if fx.is_idle() {
+            // Owns nothing: skip the drop glue on the hot path.
+            std::mem::forget(fx);
+            return;
+        }
         fx.wakes.wake_all();
-        let closed_some = !fx.close.is_empty();
-        // Dropping a connection closes it; never under the lock.
-        drop(std::mem::take(&mut fx.close));
-        if closed_some {
+        if !fx.close.is_empty() {
+            // Dropping a connection closes it; never under the lock.
+            fx.close.clear();
             self.drained.notify_waiters();
         }
         for _ in 0..fx.connects {
@@ -127,7 +131,7 @@ impl<M: Manager> Shared<M> {
     ) -> Result<Conn<M>, AcquireError<M::Error>> {
         self.ensure_started();
         let mut now = clock::now();
-        let deadline = opts.deadline_at(now, self.config.acquire_timeout);
+        let deadline = opts.when(now, self.config.acquire_timeout);
         loop {
             let mut fx = Effects::new();
             let step = {
@@ -148,16 +152,26 @@ impl<M: Manager> Shared<M> {
             let entry = match step {
                 Checkout::Ready(entry) => entry,
                 Checkout::Wait(id) => {
-                    let entry = self.wait(id, deadline).await?;
+                    let entry = self.wait(id, deadline.resolve()).await?;
                     now = clock::now();
                     entry
                 }
                 Checkout::Reject(e) => return Err(e),
             };
             let mut conn = Conn::new(self.clone(), entry, now);
-            match self.prepare(&mut conn, opts, now, deadline).await {
-                Ok(false) => return Ok(conn),
-                Ok(true) => {
+            match self.readiness(&mut conn, opts, now) {
+                Readiness::Ready => return Ok(conn),
+                Readiness::Broken => {
+                    conn.set_close(Some(CloseCause::Broken));
+                    drop(conn);
+                    now = clock::now();
+                    continue;
+                }
+                Readiness::RoundTrip => {}
+            }
+            let deadline = deadline.resolve();
+            match self.round_trip(&mut conn, opts, now, deadline).await {
+                Ok(()) => {
                     // The round trips may have finished at the deadline: a
                     // request out of time does not get the connection, which
                     // goes back to the pool in good order.
@@ -205,34 +219,36 @@ impl<M: Manager> Shared<M> {
         .map_err(AcquireError::from)
     }
 
-    /// Probes the connection if it has been idle past `check_interval`, and
-    /// brings its session to the requested settings. `Ok(true)` when round
-    /// trips were made. `Err(None)`: the connection is unusable and marked to
-    /// be closed; try another one.
-    async fn prepare(
+    /// What a checked-out connection needs before the request may use it.
+    /// Synchronous, so the common case costs no future.
+    fn readiness(&self, conn: &mut Conn<M>, opts: &AcquireOptions, now: Instant) -> Readiness {
+        if self.manager.is_broken(&mut conn.entry_mut().conn) {
+            return Readiness::Broken;
+        }
+        let entry = conn.entry_mut();
+        if settings_id(opts.settings.as_ref()) != settings_id(entry.settings.as_ref())
+            || entry.probe_after.is_some_and(|due| now >= due)
+        {
+            Readiness::RoundTrip
+        } else {
+            Readiness::Ready
+        }
+    }
+
+    /// Probes the connection (idle past `check_interval`), or resets it and
+    /// brings its session to the requested settings. `Err(None)`: the
+    /// connection is unusable and marked to be closed; try another one.
+    async fn round_trip(
         &self,
         conn: &mut Conn<M>,
         opts: &AcquireOptions,
         now: Instant,
         deadline: Instant,
-    ) -> Result<bool, Option<AcquireError<M::Error>>> {
+    ) -> Result<(), Option<AcquireError<M::Error>>> {
         let manager = &self.manager;
         let bound = deadline.min(now + self.config.check_timeout);
-        if manager.is_broken(&mut conn.entry_mut().conn) {
-            conn.set_close(Some(CloseCause::Broken));
-            return Err(None);
-        }
         let wanted = opts.settings.as_ref();
-        let entry = conn.entry_mut();
-        let carried = entry.settings.is_some();
-        let round_trip = if settings_id(wanted) != settings_id(entry.settings.as_ref()) {
-            true
-        } else {
-            now.duration_since(entry.last_used) >= self.config.check_interval
-        };
-        if !round_trip {
-            return Ok(false);
-        }
+        let carried = conn.entry_mut().settings.is_some();
         // Until the round trips below finish, the session's state is
         // unknown: a request dropped in the middle closes the connection.
         conn.set_close(Some(CloseCause::Tainted));
@@ -257,9 +273,10 @@ impl<M: Manager> Shared<M> {
         };
         match tokio::time::timeout_at(bound, outcome).await {
             Ok(Ok(())) => {
-                conn.entry_mut().last_used = clock::now();
+                conn.entry_mut()
+                    .touch(clock::now(), self.config.check_interval);
                 conn.set_close(None);
-                Ok(true)
+                Ok(())
             }
             Ok(Err(e)) => {
                 conn.set_close(Some(CloseCause::CheckFailed));
@@ -290,12 +307,10 @@ impl<M: Manager> Shared<M> {
                 .is_broken(&mut entry.conn)
                 .then_some(CloseCause::Broken)
         });
-        let now = clock::now();
-        let held = now.saturating_duration_since(acquired);
         let mut fx = Effects::new();
         {
             let mut state = self.lock();
-            state.release(now, entry, held, close, &self.config, &mut fx);
+            state.release(entry, acquired, close, &self.config, &mut fx, clock::now);
             state.check_ledger();
         }
         self.run(fx);
@@ -377,6 +392,13 @@ impl<M: Manager> Shared<M> {
     }
 }
 
+/// What a checked-out connection needs before use.
+enum Readiness {
+    Ready,
+    Broken,
+    RoundTrip,
+}
+
 /// A queued request, as seen from its future.
 struct Waiter<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
@@ -386,7 +408,7 @@ struct Waiter<'a, M: Manager> {
 }
 
 impl<M: Manager> Waiter<'_, M> {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<Box<Entry<M>>, Failure<M::Error>>> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Collected<M>> {
         let now = clock::now();
         let mut fx = Effects::new();
         let outcome = {
@@ -429,13 +451,8 @@ struct PendingConnect<M: Manager> {
     done: bool,
 }
 
-type ConnectResult<M> = Result<
-    (<M as Manager>::Connection, <M as Manager>::CancelToken),
-    ConnectFailure<<M as Manager>::Error>,
->;
-
 impl<M: Manager> PendingConnect<M> {
-    fn finish(&mut self, result: Option<ConnectResult<M>>) {
+    fn finish(&mut self, result: Option<Connected<M>>) {
         self.done = true;
         let now = clock::now();
         let mut fx = Effects::new();

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::idle::{IdleEntry, IdleStore};
-use super::options::Priority;
+use super::options::{Priority, When};
 use super::stats::Counters;
 use super::waitlist::{Order, Slot, WaiterId, Waitlist, CLASSES};
 use super::wake::WakeList;
@@ -38,6 +38,9 @@ pub(crate) struct Entry<M: Manager> {
     pub(crate) id: u64,
     pub(crate) created: Instant,
     pub(crate) last_used: Instant,
+    /// When the checkout probe becomes due: `last_used + check_interval`
+    /// (`None`: never), computed once per return rather than per checkout.
+    pub(crate) probe_after: Option<Instant>,
     /// When the last hand-off to a waiter was made.
     pub(crate) handed_at: Instant,
     /// `created + max_lifetime - jitter`.
@@ -45,6 +48,14 @@ pub(crate) struct Entry<M: Manager> {
     pub(crate) settings: Option<Settings>,
     /// The fairness key of the request holding it (0: none).
     pub(crate) key: u64,
+}
+
+impl<M: Manager> Entry<M> {
+    /// Records a use (or a successful round trip) at `now`.
+    pub(crate) fn touch(&mut self, now: Instant, check_interval: Duration) {
+        self.last_used = now;
+        self.probe_after = now.checked_add(check_interval);
+    }
 }
 
 impl<M: Manager> IdleEntry for Box<Entry<M>> {
@@ -136,6 +147,14 @@ pub(crate) struct Effects<M: Manager> {
 }
 
 impl<M: Manager> Effects<M> {
+    /// Nothing to do (and nothing owned).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.wakes.is_empty()
+            && self.close.is_empty()
+            && self.connects == 0
+            && !self.kick_maintenance
+    }
+
     pub(crate) fn new() -> Self {
         Effects {
             wakes: WakeList::new(),
@@ -163,6 +182,13 @@ pub(crate) struct Connector<E> {
 }
 
 pub(crate) type Grant<M> = Box<Entry<M>>;
+/// What a waiter collects: its connection, or why it has none.
+pub(crate) type Collected<M> = Result<Box<Entry<M>>, Failure<<M as Manager>::Error>>;
+/// What a connect task reports.
+pub(crate) type Connected<M> = Result<
+    (<M as Manager>::Connection, <M as Manager>::CancelToken),
+    ConnectFailure<<M as Manager>::Error>,
+>;
 pub(crate) type Waiters<M> = Waitlist<Grant<M>, Failure<<M as Manager>::Error>>;
 
 pub(crate) struct State<M: Manager> {
@@ -181,8 +207,14 @@ pub(crate) struct State<M: Manager> {
     /// One overload detector per priority class, each watching its class's
     /// own queue; `None` when admission control is off.
     pub(crate) codel: Option<[Codel; CLASSES]>,
-    /// The moving average of hold times, for `DeadlineAware::LearnedHold`.
-    pub(crate) mean_hold: Duration,
+    /// The moving average of hold times, in nanoseconds, for
+    /// `DeadlineAware::LearnedHold` and the Critical class's LIFO switch.
+    pub(crate) mean_hold: u64,
+    /// The latest time any transition read from the clock.
+    latest_now: Instant,
+    /// Whether any detector has seen a non-empty queue since it was last
+    /// reset: lets a pool that keeps up skip the detectors on its hot path.
+    codel_active: bool,
     deadline_aware: DeadlineAware,
     next_conn_id: u64,
     rng: Rng,
@@ -208,7 +240,9 @@ impl<M: Manager> State<M> {
             },
             counters: Counters::default(),
             codel: config.codel.map(|c| std::array::from_fn(|_| Codel::new(c))),
-            mean_hold: Duration::ZERO,
+            mean_hold: 0,
+            latest_now: crate::clock::now(),
+            codel_active: false,
             deadline_aware: config.deadline_aware,
             next_conn_id: 1,
             rng: config.jitter_seed.map_or_else(Rng::new, Rng::with_seed),
@@ -232,7 +266,7 @@ impl<M: Manager> State<M> {
     pub(crate) fn checkout(
         &mut self,
         now: Instant,
-        deadline: Instant,
+        deadline: When,
         priority: Priority,
         key: u64,
         settings: Option<&Settings>,
@@ -243,14 +277,20 @@ impl<M: Manager> State<M> {
             self.counters.rejected_closed += 1;
             return Checkout::Reject(AcquireError::Closed);
         }
-        if deadline <= now {
+        if deadline.passed(now) {
             // A request out of time is never handed a connection.
             self.counters.timed_out += 1;
             return Checkout::Reject(AcquireError::Timeout);
         }
+        self.latest_now = self.latest_now.max(now);
         let wanted = settings_id(settings);
         if !self.paused && !self.waitlist.is_capped(key) {
-            if let Some((mut entry, _)) = self.idle.pop(wanted) {
+            while let Some((mut entry, _)) = self.idle.pop(wanted) {
+                if entry.expires.is_some_and(|at| at <= now) {
+                    // Past its lifetime since it was returned.
+                    self.close(entry, CloseCause::Lifetime, fx);
+                    continue;
+                }
                 self.in_use += 1;
                 self.counters.acquired_direct += 1;
                 self.waitlist.admit(key);
@@ -273,9 +313,14 @@ impl<M: Manager> State<M> {
             }
         }
         fx.kick_maintenance = self.waitlist.is_empty();
-        let id = self
-            .waitlist
-            .push(now, deadline, priority.index() as u8, key, wanted, None);
+        let id = self.waitlist.push(
+            now,
+            deadline.resolve(),
+            priority.index() as u8,
+            key,
+            wanted,
+            None,
+        );
         self.start_connects(now, config, fx);
         Checkout::Wait(id)
     }
@@ -311,7 +356,7 @@ impl<M: Manager> State<M> {
     pub(crate) fn connected(
         &mut self,
         now: Instant,
-        result: Result<(M::Connection, M::CancelToken), ConnectFailure<M::Error>>,
+        result: Connected<M>,
         config: &Config,
         fx: &mut Effects<M>,
     ) {
@@ -332,6 +377,7 @@ impl<M: Manager> State<M> {
                     id: self.next_conn_id,
                     created: now,
                     last_used: now,
+                    probe_after: now.checked_add(config.check_interval),
                     handed_at: now,
                     expires,
                     settings: None,
@@ -443,7 +489,7 @@ impl<M: Manager> State<M> {
                 .get(head)
                 .deadline
                 .saturating_duration_since(now);
-            if remaining >= 2 * self.mean_hold {
+            if remaining >= 2 * Duration::from_nanos(self.mean_hold) {
                 return Order::Fifo;
             }
         }
@@ -455,7 +501,7 @@ impl<M: Manager> State<M> {
         match self.deadline_aware {
             DeadlineAware::Off => Duration::ZERO,
             DeadlineAware::MinRemaining(d) => d,
-            DeadlineAware::LearnedHold => self.mean_hold,
+            DeadlineAware::LearnedHold => Duration::from_nanos(self.mean_hold),
         }
     }
 
@@ -466,6 +512,17 @@ impl<M: Manager> State<M> {
         let Some(detectors) = self.codel.as_mut() else {
             return;
         };
+        if self.waitlist.is_empty() {
+            // The common case of a pool keeping up: nothing to measure.
+            if self.codel_active {
+                for codel in detectors.iter_mut() {
+                    codel.observe(now, None);
+                }
+                self.codel_active = false;
+            }
+            return;
+        }
+        self.codel_active = true;
         let mut overloaded = [false; CLASSES];
         for (class, codel) in detectors.iter_mut().enumerate() {
             overloaded[class] = codel.observe(now, self.waitlist.class_head_age(class, now));
@@ -514,19 +571,43 @@ impl<M: Manager> State<M> {
         }
     }
 
-    /// A holder gave a connection back after holding it for `held`.
+    /// A holder gave a connection back; it got it at `acquired`.
+    /// `clock` is read only if the time matters (see below).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn release(
         &mut self,
-        now: Instant,
         mut entry: Box<Entry<M>>,
-        held: Duration,
+        acquired: Instant,
         close: Option<CloseCause>,
         config: &Config,
         fx: &mut Effects<M>,
+        clock: impl FnOnce() -> Instant,
     ) {
         self.in_use -= 1;
-        // An exponentially weighted average with weight 1/16.
-        self.mean_hold = (self.mean_hold * 15 + held) / 16;
+        // The clock is read only when the time matters to someone: waiters
+        // (deadlines), the detectors, the learned hand-off guard. A pool
+        // that keeps up stamps the connection with the latest time it has
+        // seen, which is never later than now: at worst the connection
+        // looks older than it is and is probed once more or closed by the
+        // idle timeout a little early, never the other way round.
+        let exact = !self.waitlist.is_empty()
+            || self.codel_active
+            || self.deadline_aware == DeadlineAware::LearnedHold;
+        let now = if exact {
+            let now = clock();
+            self.latest_now = self.latest_now.max(now);
+            now
+        } else {
+            self.latest_now.max(acquired)
+        };
+        if exact {
+            // The mean hold time feeds the Critical class's LIFO switch and
+            // the learned hand-off guard.
+            let held = now.saturating_duration_since(acquired);
+            let held = held.as_nanos().min(u64::MAX as u128) as u64;
+            // An exponentially weighted average with weight 1/16.
+            self.mean_hold = self.mean_hold - self.mean_hold / 16 + held / 16;
+        }
         self.waitlist.key_done(std::mem::take(&mut entry.key), now);
         let cause = close.or_else(|| {
             entry
@@ -541,7 +622,7 @@ impl<M: Manager> State<M> {
                 self.start_connects(now, config, fx);
             }
             None => {
-                entry.last_used = now;
+                entry.touch(now, config.check_interval);
                 self.dispatch(now, entry, fx);
                 self.serve_idle(now, fx);
             }
@@ -572,7 +653,7 @@ impl<M: Manager> State<M> {
         now: Instant,
         waker: &std::task::Waker,
         fx: &mut Effects<M>,
-    ) -> Option<Result<Box<Entry<M>>, Failure<M::Error>>> {
+    ) -> Option<Collected<M>> {
         let record = self.waitlist.get_mut(id);
         let deadline = record.deadline;
         if let Slot::Queued = record.slot {
@@ -653,6 +734,7 @@ impl<M: Manager> State<M> {
         config: &Config,
         fx: &mut Effects<M>,
     ) -> Instant {
+        self.latest_now = self.latest_now.max(now);
         // Waiters normally leave by their own timer or are evicted by the
         // next returner; this pass bounds their stay when neither happens.
         const SCAN: usize = 64;

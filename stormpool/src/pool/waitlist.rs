@@ -557,11 +557,11 @@ impl<G, F> Waitlist<G, F> {
         wakes: &mut WakeList,
         evicted: &mut u64,
     ) -> Option<WaiterId> {
-        for class in 0..CLASSES {
+        for (class, class_order) in order.into_iter().enumerate() {
             while self.classes[class].cursor != NIL {
                 let key = self.classes[class].cursor;
                 let ends = self.keys[key as usize].ends;
-                let candidate = match order[class] {
+                let candidate = match class_order {
                     Order::Fifo => ends.head,
                     Order::Lifo => ends.tail,
                 };

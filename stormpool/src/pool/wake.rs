@@ -3,14 +3,13 @@
 
 use std::task::Waker;
 
-const INLINE: usize = 8;
-
-/// A list of wakers with room for a few inline; more spill into a vector.
+/// A list of wakers: the first inline (a hand-off wakes exactly one), more
+/// in a vector that allocates only when a transition wakes several (closing,
+/// evicting expired waiters, shedding).
 #[derive(Default)]
 pub(crate) struct WakeList {
-    inline: [Option<Waker>; INLINE],
-    len: usize,
-    spill: Vec<Waker>,
+    first: Option<Waker>,
+    rest: Vec<Waker>,
 }
 
 impl WakeList {
@@ -20,29 +19,30 @@ impl WakeList {
 
     pub(crate) fn push(&mut self, waker: Option<Waker>) {
         let Some(waker) = waker else { return };
-        if self.len < INLINE {
-            self.inline[self.len] = Some(waker);
-            self.len += 1;
+        if self.first.is_none() {
+            self.first = Some(waker);
         } else {
-            self.spill.push(waker);
+            self.rest.push(waker);
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
     pub(crate) fn wake_all(&mut self) {
-        for slot in &mut self.inline[..self.len] {
-            if let Some(waker) = slot.take() {
+        if let Some(waker) = self.first.take() {
+            waker.wake();
+            for waker in self.rest.drain(..) {
                 waker.wake();
             }
-        }
-        self.len = 0;
-        for waker in self.spill.drain(..) {
-            waker.wake();
         }
     }
 }
 
 impl Drop for WakeList {
     fn drop(&mut self) {
+        // Never lose a wake-up, even on an early return.
         self.wake_all();
     }
 }

@@ -1,0 +1,101 @@
+//! The pools under comparison, each around a connection that costs nothing,
+//! so the benchmarks measure the pools and nothing else.
+
+use std::convert::Infallible;
+
+use stormpool::admission::PermitManager;
+
+/// A deadpool manager of free connections.
+#[derive(Debug, Default)]
+pub struct FreeDeadpool;
+
+impl deadpool::managed::Manager for FreeDeadpool {
+    type Type = ();
+    type Error = Infallible;
+
+    async fn create(&self) -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    async fn recycle(
+        &self,
+        _: &mut (),
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<Infallible> {
+        Ok(())
+    }
+}
+
+/// A bb8 manager of free connections.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FreeBb8;
+
+impl bb8::ManageConnection for FreeBb8 {
+    type Connection = ();
+    type Error = Infallible;
+
+    async fn connect(&self) -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    async fn is_valid(&self, _: &mut ()) -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    fn has_broken(&self, _: &mut ()) -> bool {
+        false
+    }
+}
+
+/// A stormpool of `size` free connections, opened before it is returned.
+pub async fn stormpool(size: usize) -> stormpool::Pool<PermitManager> {
+    let pool = stormpool::Pool::builder(PermitManager)
+        .max_size(size)
+        .min_idle(size)
+        .max_concurrent_connects(size)
+        .max_waiters(100_000)
+        .acquire_timeout(std::time::Duration::from_secs(60))
+        .build()
+        .expect("valid configuration");
+    let held: Vec<_> = futures_all(size, || pool.get()).await;
+    drop(held);
+    pool
+}
+
+/// A deadpool of `size` free connections, opened before it is returned.
+pub async fn deadpool(size: usize) -> deadpool::managed::Pool<FreeDeadpool> {
+    let pool = deadpool::managed::Pool::builder(FreeDeadpool)
+        .max_size(size)
+        .build()
+        .expect("valid configuration");
+    let held: Vec<_> = futures_all(size, || pool.get()).await;
+    drop(held);
+    pool
+}
+
+/// A bb8 pool of `size` free connections, opened before it is returned.
+pub async fn bb8(size: u32) -> bb8::Pool<FreeBb8> {
+    let pool = bb8::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(size))
+        .connection_timeout(std::time::Duration::from_secs(60))
+        .build(FreeBb8)
+        .await
+        .expect("valid configuration");
+    let held: Vec<_> = futures_all(size as usize, || pool.get()).await;
+    drop(held);
+    pool
+}
+
+/// Runs `n` acquires one after another, keeping every connection.
+async fn futures_all<F, T, E>(n: usize, mut acquire: impl FnMut() -> F) -> Vec<T>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Debug,
+{
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        held.push(acquire().await.expect("acquire"));
+    }
+    held
+}
