@@ -40,10 +40,11 @@ async fn many_tasks_resize_churn_taints_and_a_close_in_the_middle() {
 
     let mut workers = Vec::new();
     for task in 1..=64u64 {
-        let (pool, tally, stop) = (pool.clone(), tally.clone(), stop.clone());
+        let (pool, tally) = (pool.clone(), tally.clone());
         workers.push(tokio::spawn(async move {
             let mut rng = Rng::with_seed(task);
-            while !stop.load(Ordering::Relaxed) {
+            // Each worker runs until the pool tells it the pool is closed.
+            loop {
                 let priority = Priority::ALL[(rng.next_u64() % 4) as usize];
                 let timeout = Duration::from_micros(200 + rng.next_u64() % 5_000);
                 let options = AcquireOptions::new().priority(priority).timeout(timeout);
