@@ -286,9 +286,11 @@ pub async fn restart_under_load<H: Harness>(url: &str) {
         "an acquire outlived its deadline by {overshoot:?}"
     );
     let errors = report.query_failures().count();
+    // At most one failure per connection the restart took down: a dead
+    // connection is closed on return and probed away at checkout.
     assert!(
-        errors <= in_flight,
-        "{errors} query errors, {in_flight} in flight at the restart"
+        errors <= in_flight.min(SIZE),
+        "{errors} query errors, {in_flight} requests in flight at the restart"
     );
     let first = first.expect("no success after the restart");
     assert!(
