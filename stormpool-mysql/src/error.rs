@@ -305,3 +305,49 @@ impl Classify for AcquireError<Error> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: u16, state: &str) -> mysql_async::Error {
+        mysql_async::Error::Server(ServerError {
+            code,
+            message: "m".into(),
+            state: state.into(),
+        })
+    }
+
+    #[test]
+    fn classifies_server_codes_and_io() {
+        let killed = server(1927, "70100");
+        assert!(killed.is_connection_error() && killed.is_retryable());
+        let deadlock = server(1213, "40001");
+        assert!(!deadlock.is_connection_error() && deadlock.is_retryable());
+        assert_eq!(deadlock.sqlstate(), Some("40001"));
+        let denied = server(1045, "28000");
+        assert!(!denied.is_connection_error() && !denied.is_retryable());
+        let interrupted = server(1317, "70100");
+        assert!(!interrupted.is_retryable());
+        let io = mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        assert!(io.is_connection_error() && io.is_retryable());
+        let closed = mysql_async::Error::Driver(DriverError::ConnectionClosed);
+        assert!(closed.is_connection_error());
+    }
+
+    #[test]
+    fn the_pools_own_rejections_are_not_retryable() {
+        let shed: AcquireError<Error> = AcquireError::Shed {
+            retry_after: std::time::Duration::from_millis(100),
+        };
+        assert!(!shed.is_retryable() && !shed.is_connection_error());
+        let timed_out: AcquireError<Error> = AcquireError::ConnectTimeout;
+        assert!(timed_out.is_retryable() && timed_out.is_connection_error());
+        let denied = Error::driver(Operation::Connect)(server(1045, "28000"));
+        let denied: AcquireError<Error> = AcquireError::Connect(std::sync::Arc::new(denied));
+        assert_eq!(denied.server_code(), Some(1045));
+        assert!(!denied.is_retryable());
+    }
+}

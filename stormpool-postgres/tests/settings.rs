@@ -5,7 +5,7 @@
 mod common;
 
 use stormpool::{AcquireError, AcquireOptions, Conn, Settings};
-use stormpool_postgres::{Classify, Operation, PgManager};
+use stormpool_postgres::{Classify, ManagerConfig, Operation, PgManager};
 use stormpool_testkit::scenarios;
 
 async fn show(conn: &Conn<PgManager>, name: &str) -> String {
@@ -51,6 +51,30 @@ async fn settings_are_applied_and_reset() {
         1,
         "one connection served all"
     );
+}
+
+#[tokio::test]
+async fn the_reset_statement_is_configurable() {
+    let Some(url) = common::url() else { return };
+    let mut options = ManagerConfig::default();
+    options.reset_statement = "RESET ALL".to_owned();
+    let manager = PgManager::new(common::config(&url, "stormpool_settings_reset")).options(options);
+    let pool = stormpool::Pool::builder(manager).build().expect("pool");
+    let utc = Settings::new([("TimeZone", "UTC")]);
+    let conn = pool
+        .get_with(AcquireOptions::new().settings(utc))
+        .await
+        .expect("acquire");
+    conn.batch_execute("PREPARE kept AS SELECT 1")
+        .await
+        .expect("PREPARE");
+    drop(conn);
+    let conn = pool.get().await.expect("acquire");
+    assert_ne!(show(&conn, "TimeZone").await, "UTC");
+    // RESET ALL, unlike DISCARD ALL, keeps prepared statements.
+    conn.batch_execute("EXECUTE kept")
+        .await
+        .expect("still prepared");
 }
 
 #[tokio::test]
