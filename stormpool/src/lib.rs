@@ -7,6 +7,7 @@ pub mod admission;
 pub mod clock;
 mod error;
 pub mod fanout;
+pub mod health;
 mod manager;
 pub mod pool;
 pub mod retry;
@@ -16,6 +17,7 @@ pub mod sim;
 mod sync;
 
 pub use error::{AcquireError, CloseError, ConfigError};
+pub use health::{Health, Reason};
 pub use manager::Manager;
 pub use pool::{AcquireOptions, Builder, Config, Conn, Counters, Pool, Priority, Status};
 pub use settings::{Settings, SettingsId};

@@ -148,3 +148,48 @@ mod layer {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_permit_held_past_max_hold_is_revoked_and_its_place_given_on() {
+    let gate = Gate::builder()
+        .capacity(1)
+        .max_hold(Some(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    let mut stuck = gate.enter().await.unwrap();
+    let next = {
+        let gate = gate.clone();
+        tokio::spawn(async move {
+            gate.enter_with(
+                AcquireOptions::new()
+                    .priority(Priority::Critical)
+                    .timeout(Duration::from_secs(1)),
+            )
+            .await
+        })
+    };
+    let mut second = next
+        .await
+        .unwrap()
+        .expect("the next waiter gets the revoked place");
+    assert!(stuck.is_revoked());
+    assert!(!second.is_revoked());
+    // A late release of the revoked permit is a no-op: the second holder
+    // still has the gate to itself.
+    stuck.release();
+    stuck.release();
+    let third = gate
+        .enter_with(AcquireOptions::new().timeout(Duration::from_millis(10)))
+        .await;
+    assert!(
+        matches!(
+            third,
+            Err(AcquireError::Timeout | AcquireError::Shed { .. })
+        ),
+        "{third:?}"
+    );
+    assert_eq!(gate.status().in_use, 1);
+    second.release();
+    assert_eq!(gate.status().in_use, 0);
+    assert_eq!(gate.status().counters.revoked, 1);
+}

@@ -4,7 +4,9 @@
 //! against a reference model of who holds what.
 //!
 //! After every step: the ledger balances, `open` never exceeds `max_size`
-//! (or only decreases after a shrink), no connection has two holders, no
+//! (or only decreases after a shrink), revoked connections (held past
+//! `max_hold`) stay within `max_orphans` and out of the ledger, no
+//! connection has two holders, no
 //! request gets a connection after its deadline, an idle connection never
 //! coexists with an eligible waiter, and the pool's `in_use` matches the
 //! model's holders (plus acquires still preparing a connection). At the end
@@ -63,6 +65,8 @@ impl Model {
             .max_lifetime(Some(Duration::from_millis(400)))
             .idle_timeout(Some(Duration::from_millis(100)))
             .max_in_flight_per_key(Some(3))
+            .max_hold(Some(Duration::from_millis(8)))
+            .max_orphans(2)
             .jitter_seed(Some(seed))
             .build()
             .unwrap();
@@ -254,9 +258,20 @@ impl Model {
             .iter()
             .filter(|s| matches!(s, Slot::Pending { .. }))
             .count();
+        // Revoked connections (orphans) are still held but out of the ledger.
+        assert!(s.orphans <= 2, "orphans above max_orphans: {s:?}");
+        let revoked = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Holding(c) if Conn::is_revoked(c)))
+            .count();
+        assert_eq!(
+            revoked, s.orphans,
+            "the pool's orphans are the model's revoked holders: {s:?}"
+        );
         assert!(
-            s.in_use >= holders.len() && s.in_use <= holders.len() + pending,
-            "pool and model disagree on holders ({} holding, {pending} pending): {s:?}",
+            s.in_use >= holders.len() - revoked && s.in_use <= holders.len() - revoked + pending,
+            "pool and model disagree on holders ({} holding, {revoked} revoked, {pending} pending): {s:?}",
             holders.len()
         );
     }
@@ -339,17 +354,19 @@ async fn the_ledger_holds_over_100k_random_operations() {
         Err(_) => 1..=5,
     };
     let mut totals = (0, 0, 0);
+    let mut revoked = 0;
     for seed in seeds {
         println!("seed {seed}");
         let mut model = Model::new(seed);
         for _ in 0..20_000 {
             model.step().await;
         }
+        revoked += model.pool.status().counters.revoked;
         let (ops, acquired, failed) = model.finish().await;
         totals = (totals.0 + ops, totals.1 + acquired, totals.2 + failed);
     }
     println!(
-        "operations {}, acquired {}, failed {}",
+        "operations {}, acquired {}, failed {}, revoked {revoked}",
         totals.0, totals.1, totals.2
     );
     if std::env::var_os("STORMPOOL_MODEL_SEED").is_none() {
@@ -357,5 +374,6 @@ async fn the_ledger_holds_over_100k_random_operations() {
         // The sequences exercised both outcomes plenty.
         assert!(totals.1 > 3_000, "acquired {}", totals.1);
         assert!(totals.2 > 2_000, "failed {}", totals.2);
+        assert!(revoked > 100, "revoked {revoked}");
     }
 }

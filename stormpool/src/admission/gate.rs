@@ -145,6 +145,12 @@ impl Permit {
     pub fn is_held(&self) -> bool {
         self.conn.is_some()
     }
+
+    /// Whether the gate revoked the permit (held past `max_hold`): its place
+    /// went to the next waiter, and releasing it is a no-op.
+    pub fn is_revoked(&self) -> bool {
+        self.conn.as_ref().is_some_and(Conn::is_revoked)
+    }
 }
 
 impl fmt::Debug for Permit {
@@ -219,6 +225,16 @@ impl GateBuilder {
     /// The most waiting requests of one fairness key. Defaults to no cap.
     pub fn max_queued_per_key(mut self, cap: Option<usize>) -> Self {
         self.config.max_queued_per_key = cap;
+        self
+    }
+
+    /// Revokes a permit held longer than `max_hold`: its place goes to the
+    /// next waiter and a late release does nothing (seed 004's max-age
+    /// release of a stuck holder). Defaults to no limit.
+    pub fn max_hold(mut self, max_hold: Option<Duration>) -> Self {
+        self.config.max_hold = max_hold;
+        // Revoked permits cost nothing: never refuse to revoke one.
+        self.config.max_orphans = usize::MAX / 2;
         self
     }
 

@@ -78,6 +78,19 @@ pub struct Config {
     pub max_queued_per_key: Option<usize>,
     /// Whether to skip waiters with too little time left. Default: off.
     pub deadline_aware: DeadlineAware,
+    /// The lease watchdog: a connection held for longer is revoked (its
+    /// statement cancelled on the server, its slot freed for a replacement,
+    /// the connection closed when its holder lets go). `None`: no limit.
+    /// Default: `None`.
+    pub max_hold: Option<Duration>,
+    /// The most revoked connections whose holders have not let go yet
+    /// (orphans); beyond it, stuck leases are not revoked, only reported.
+    /// Default: 4.
+    pub max_orphans: usize,
+    /// Connections held for longer are reported once, with the place they
+    /// were acquired (a `tracing` warning with the `tracing` feature; always
+    /// counted). `None`: no report. Default: `None`.
+    pub leak_threshold: Option<Duration>,
     /// The seed of the pool's jitter (lifetimes, connect backoff), for
     /// reproducible tests. `None`: seeded differently for every pool.
     /// Default: `None`.
@@ -106,6 +119,9 @@ impl Default for Config {
             max_in_flight_per_key: None,
             max_queued_per_key: None,
             deadline_aware: DeadlineAware::Off,
+            max_hold: None,
+            max_orphans: 4,
+            leak_threshold: None,
             jitter_seed: None,
         }
     }
@@ -148,6 +164,8 @@ impl Config {
             ("maintenance_tick", Some(self.maintenance_tick)),
             ("codel.target", self.codel.map(|c| c.target)),
             ("codel.interval", self.codel.map(|c| c.interval)),
+            ("max_hold", self.max_hold),
+            ("leak_threshold", self.leak_threshold),
         ];
         for (field, value) in durations {
             if value == Some(Duration::ZERO) {
@@ -288,6 +306,18 @@ impl<M: Manager> Builder<M> {
     setter!(
         /// Skip waiters with too little time left. Defaults to off.
         deadline_aware: DeadlineAware
+    );
+    setter!(
+        /// Revokes connections held longer (`None`: no limit). Defaults to `None`.
+        max_hold: Option<Duration>
+    );
+    setter!(
+        /// The most revoked connections not yet let go. Defaults to 4.
+        max_orphans: usize
+    );
+    setter!(
+        /// Reports connections held longer (`None`: never). Defaults to `None`.
+        leak_threshold: Option<Duration>
     );
     setter!(
         /// Seeds the pool's jitter, for reproducible tests. Defaults to a

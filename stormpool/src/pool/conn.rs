@@ -64,8 +64,18 @@ impl<M: Manager> Conn<M> {
             .entry
             .take()
             .expect("Conn used after its connection was taken");
-        this.shared.detach(entry.key);
+        let mut entry = entry;
+        this.shared.detach(&mut entry);
         entry.conn
+    }
+
+    /// Whether the lease watchdog revoked this connection (held past
+    /// `max_hold`): its statement was cancelled on the server, its slot went
+    /// to a replacement, and it will be closed, not reused, when dropped.
+    pub fn is_revoked(this: &Self) -> bool {
+        this.entry
+            .as_ref()
+            .is_some_and(|e| this.shared.is_revoked(e))
     }
 
     /// The pool-wide id of the connection (1 for the first one opened).
@@ -91,7 +101,7 @@ impl<M: Manager> Conn<M> {
     /// The token with which the manager can cancel the statement running on
     /// this connection's session from elsewhere.
     pub fn cancel_token(this: &Self) -> Option<&M::CancelToken> {
-        this.entry.as_ref().map(|e| &e.cancel)
+        this.entry.as_ref().map(|e| &*e.cancel)
     }
 }
 

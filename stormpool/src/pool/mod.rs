@@ -23,9 +23,12 @@
 mod config;
 mod conn;
 mod idle;
+mod lease;
 #[cfg(all(test, stormpool_loom))]
 mod loom_models;
+mod maintenance;
 mod options;
+mod overload;
 mod shared;
 mod state;
 mod stats;
@@ -33,6 +36,8 @@ mod waitlist;
 mod wake;
 
 use std::fmt;
+use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 
 pub use config::{Builder, Config};
@@ -120,8 +125,10 @@ impl<M: Manager> Pool<M> {
     /// dropped while being probed or configured is closed (its session state
     /// is unknown) and its slot freed. A connect started for the request runs
     /// on as its own task and its connection serves the next request.
-    pub async fn get(&self) -> Result<Conn<M>, AcquireError<M::Error>> {
-        self.shared.acquire(&AcquireOptions::new()).await
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = Result<Conn<M>, AcquireError<M::Error>>> + Send + '_ {
+        let site = Location::caller();
+        async move { self.shared.acquire(&AcquireOptions::new(), site).await }
     }
 
     /// Gets a connection with per-request options: deadline, priority class,
@@ -130,11 +137,13 @@ impl<M: Manager> Pool<M> {
     /// # Cancel safety
     ///
     /// Cancel safe, as [`get`](Pool::get).
-    pub async fn get_with(
+    #[track_caller]
+    pub fn get_with(
         &self,
         options: AcquireOptions,
-    ) -> Result<Conn<M>, AcquireError<M::Error>> {
-        self.shared.acquire(&options).await
+    ) -> impl Future<Output = Result<Conn<M>, AcquireError<M::Error>>> + Send + '_ {
+        let site = Location::caller();
+        async move { self.shared.acquire(&options, site).await }
     }
 
     /// A snapshot of sizes, waiters and counters, taken in O(1).
@@ -159,6 +168,7 @@ impl<M: Manager> Pool<M> {
             draining: state.draining,
             waiting: state.waitlist.len(),
             waiting_by_class: std::array::from_fn(|c| state.waitlist.class_len(c)),
+            orphans: state.orphans,
             held: state.waitlist.held_len(),
             overloaded: state.is_overloaded(),
             queue_delay: state
@@ -170,6 +180,14 @@ impl<M: Manager> Pool<M> {
             closed: state.closed,
             counters,
         }
+    }
+
+    /// The pool's health and readiness; see [`health`](crate::health).
+    /// O(1), under the pool lock.
+    pub fn health(&self) -> crate::Health {
+        let now = crate::clock::now();
+        let state = self.shared.lock();
+        state.health(now, &self.shared.config)
     }
 
     /// Changes `max_size` at run time. Growing serves waiting requests at

@@ -3,6 +3,7 @@
 //! connections between them.
 
 use std::future::{poll_fn, Future};
+use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
@@ -95,6 +96,30 @@ impl<M: Manager> Shared<M> {
         if fx.kick_maintenance {
             self.maintenance.notify_one();
         }
+        for token in fx.cancels.drain(..) {
+            self.spawn_cancel(token);
+        }
+        for (site, held) in fx.leaks.drain(..) {
+            report_leak(site, held);
+        }
+    }
+
+    /// Asks the server to stop the statement of a revoked lease, within
+    /// `check_timeout`, without blocking anyone.
+    fn spawn_cancel(self: &Arc<Self>, token: Arc<M::CancelToken>) {
+        let Some(handle) = self.runtime.get() else {
+            return;
+        };
+        let shared = self.clone();
+        handle.spawn(async move {
+            let cancel = shared.manager.cancel(&token);
+            let _ = tokio::time::timeout(shared.config.check_timeout, cancel).await;
+        });
+    }
+
+    /// Whether the lease of a connection in use was revoked.
+    pub(crate) fn is_revoked(&self, entry: &Entry<M>) -> bool {
+        entry.lease != super::lease::NO_LEASE && self.lock().leases.is_revoked(entry.lease)
     }
 
     fn spawn_connect(self: &Arc<Self>) {
@@ -128,6 +153,7 @@ impl<M: Manager> Shared<M> {
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         opts: &AcquireOptions,
+        site: &'static Location<'static>,
     ) -> Result<Conn<M>, AcquireError<M::Error>> {
         self.ensure_started();
         let mut now = clock::now();
@@ -142,6 +168,7 @@ impl<M: Manager> Shared<M> {
                     opts.priority,
                     opts.key,
                     opts.settings.as_ref(),
+                    site,
                     &self.config,
                     &mut fx,
                 );
@@ -152,7 +179,7 @@ impl<M: Manager> Shared<M> {
             let entry = match step {
                 Checkout::Ready(entry) => entry,
                 Checkout::Wait(id) => {
-                    let entry = self.wait(id, deadline.resolve()).await?;
+                    let entry = self.wait(id, deadline.resolve(), site).await?;
                     now = clock::now();
                     entry
                 }
@@ -201,10 +228,12 @@ impl<M: Manager> Shared<M> {
         self: &Arc<Self>,
         id: WaiterId,
         deadline: Instant,
+        site: &'static Location<'static>,
     ) -> Result<Box<Entry<M>>, AcquireError<M::Error>> {
         let mut waiter = Waiter {
             shared: self,
             id,
+            site,
             done: false,
         };
         let timer = tokio::time::sleep_until(deadline);
@@ -317,11 +346,11 @@ impl<M: Manager> Shared<M> {
     }
 
     /// A guard's connection leaves the pool for good.
-    pub(crate) fn detach(self: &Arc<Self>, key: u64) {
+    pub(crate) fn detach(self: &Arc<Self>, entry: &mut Entry<M>) {
         let mut fx = Effects::new();
         {
             let mut state = self.lock();
-            state.detach(clock::now(), key, &self.config, &mut fx);
+            state.detach(clock::now(), entry, &self.config, &mut fx);
             state.check_ledger();
         }
         self.run(fx);
@@ -399,10 +428,27 @@ enum Readiness {
     RoundTrip,
 }
 
+/// Reports a connection held past `leak_threshold`.
+#[cfg(feature = "tracing")]
+fn report_leak(site: &'static Location<'static>, held: std::time::Duration) {
+    tracing::warn!(
+        target: "stormpool::lease",
+        acquired_at = %site,
+        held_ms = held.as_millis() as u64,
+        "connection held past the leak threshold"
+    );
+}
+
+/// Reports a connection held past `leak_threshold`: counted only, as the
+/// `tracing` feature is off.
+#[cfg(not(feature = "tracing"))]
+fn report_leak(_: &'static Location<'static>, _: std::time::Duration) {}
+
 /// A queued request, as seen from its future.
 struct Waiter<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
     id: WaiterId,
+    site: &'static Location<'static>,
     /// The record was collected; nothing to clean up on drop.
     done: bool,
 }
@@ -413,7 +459,7 @@ impl<M: Manager> Waiter<'_, M> {
         let mut fx = Effects::new();
         let outcome = {
             let mut state = self.shared.lock();
-            let outcome = state.poll_waiter(self.id, now, cx.waker(), &mut fx);
+            let outcome = state.poll_waiter(self.id, now, cx.waker(), self.site, &mut fx);
             state.check_ledger();
             outcome
         };

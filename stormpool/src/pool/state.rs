@@ -16,13 +16,15 @@
 //! never grows beyond `max_size`; after a shrink it may exceed the new size
 //! until enough connections come back, and then only decreases.
 
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::idle::{IdleEntry, IdleStore};
+use super::lease::{Lease, LeaseId, Leases, NO_LEASE};
 use super::options::{Priority, When};
 use super::stats::Counters;
-use super::waitlist::{Order, Slot, WaiterId, Waitlist, CLASSES};
+use super::waitlist::{Slot, WaiterId, Waitlist, CLASSES};
 use super::wake::WakeList;
 use crate::admission::{Codel, DeadlineAware};
 use crate::clock::{Instant, Rng};
@@ -34,7 +36,10 @@ use crate::Settings;
 /// A pooled connection and what the pool knows about it.
 pub(crate) struct Entry<M: Manager> {
     pub(crate) conn: M::Connection,
-    pub(crate) cancel: M::CancelToken,
+    /// Shared with the lease watchdog, which cancels through it.
+    pub(crate) cancel: Arc<M::CancelToken>,
+    /// The lease of the request holding it, when leases are tracked.
+    pub(crate) lease: LeaseId,
     pub(crate) id: u64,
     pub(crate) created: Instant,
     pub(crate) last_used: Instant,
@@ -144,6 +149,11 @@ pub(crate) struct Effects<M: Manager> {
     pub(crate) connects: usize,
     /// The maintenance task should run now (first waiter queued, closed).
     pub(crate) kick_maintenance: bool,
+    /// Statements to cancel on the server (revoked leases).
+    pub(crate) cancels: Vec<Arc<M::CancelToken>>,
+    /// Leases held past the leak threshold: where they were acquired, and
+    /// for how long.
+    pub(crate) leaks: Vec<(&'static Location<'static>, Duration)>,
 }
 
 impl<M: Manager> Effects<M> {
@@ -161,6 +171,8 @@ impl<M: Manager> Effects<M> {
             close: Vec::new(),
             connects: 0,
             kick_maintenance: false,
+            cancels: Vec::new(),
+            leaks: Vec::new(),
         }
     }
 }
@@ -204,6 +216,19 @@ pub(crate) struct State<M: Manager> {
     pub(crate) paused: bool,
     pub(crate) connector: Connector<M::Error>,
     pub(crate) counters: Counters,
+    /// The connections in use, when `max_hold` or `leak_threshold` is set.
+    pub(crate) leases: Leases<M::CancelToken>,
+    track_leases: bool,
+    /// Revoked connections whose holders have not let go yet; not in `open`.
+    pub(crate) orphans: usize,
+    pub(crate) last_revoke: Option<Instant>,
+    /// Since when requests have been waiting without any connection being
+    /// handed to anyone (cleared by every hand-off): the health check's
+    /// measure of a wedged pool.
+    pub(crate) starved_since: Option<Instant>,
+    /// The last time a request had to wait or was turned away for lack of
+    /// a connection.
+    pub(crate) last_starved: Instant,
     /// One overload detector per priority class, each watching its class's
     /// own queue; `None` when admission control is off.
     pub(crate) codel: Option<[Codel; CLASSES]>,
@@ -211,11 +236,11 @@ pub(crate) struct State<M: Manager> {
     /// `DeadlineAware::LearnedHold` and the Critical class's LIFO switch.
     pub(crate) mean_hold: u64,
     /// The latest time any transition read from the clock.
-    latest_now: Instant,
+    pub(crate) latest_now: Instant,
     /// Whether any detector has seen a non-empty queue since it was last
     /// reset: lets a pool that keeps up skip the detectors on its hot path.
-    codel_active: bool,
-    deadline_aware: DeadlineAware,
+    pub(crate) codel_active: bool,
+    pub(crate) deadline_aware: DeadlineAware,
     next_conn_id: u64,
     rng: Rng,
 }
@@ -239,6 +264,12 @@ impl<M: Manager> State<M> {
                 last_failure: None,
             },
             counters: Counters::default(),
+            leases: Leases::new(),
+            track_leases: config.max_hold.is_some() || config.leak_threshold.is_some(),
+            orphans: 0,
+            last_revoke: None,
+            starved_since: None,
+            last_starved: crate::clock::now(),
             codel: config.codel.map(|c| std::array::from_fn(|_| Codel::new(c))),
             mean_hold: 0,
             latest_now: crate::clock::now(),
@@ -270,6 +301,7 @@ impl<M: Manager> State<M> {
         priority: Priority,
         key: u64,
         settings: Option<&Settings>,
+        site: &'static Location<'static>,
         config: &Config,
         fx: &mut Effects<M>,
     ) -> Checkout<M> {
@@ -295,6 +327,8 @@ impl<M: Manager> State<M> {
                 self.counters.acquired_direct += 1;
                 self.waitlist.admit(key);
                 entry.key = key;
+                self.starved_since = None;
+                self.take_lease(&mut entry, now, site);
                 return Checkout::Ready(entry);
             }
         }
@@ -304,6 +338,7 @@ impl<M: Manager> State<M> {
         }
         if self.waitlist.len() + self.waitlist.held_len() >= config.max_waiters {
             self.counters.rejected_waiters += 1;
+            self.starved(now);
             return Checkout::Reject(AcquireError::TooManyWaiters);
         }
         if let Some(cap) = config.max_queued_per_key.filter(|_| key != 0) {
@@ -313,6 +348,7 @@ impl<M: Manager> State<M> {
             }
         }
         fx.kick_maintenance = self.waitlist.is_empty();
+        self.starved(now);
         let id = self.waitlist.push(
             now,
             deadline.resolve(),
@@ -373,7 +409,8 @@ impl<M: Manager> State<M> {
                 });
                 let entry = Box::new(Entry {
                     conn,
-                    cancel,
+                    cancel: Arc::new(cancel),
+                    lease: NO_LEASE,
                     id: self.next_conn_id,
                     created: now,
                     last_used: now,
@@ -454,6 +491,7 @@ impl<M: Manager> State<M> {
             if let Some(id) = chosen {
                 entry.handed_at = now;
                 entry.key = self.waitlist.key_of(id);
+                self.starved_since = None;
                 self.handing_over += 1;
                 self.counters.handoffs += 1;
                 self.waitlist.grant(id, entry, &mut fx.wakes);
@@ -465,104 +503,10 @@ impl<M: Manager> State<M> {
         self.admission_tick(now, HANDOFF_SHED_BUDGET, fx);
     }
 
-    /// The order a class is served in: FIFO while healthy, newest first
-    /// (adaptive LIFO) while its own detector reports a standing queue.
-    ///
-    /// `Critical` waiters are never shed: their only way out is their own
-    /// deadline, so serving them newest first would let the oldest expire
-    /// even when the class alone fits in the pool. That class turns to LIFO
-    /// only once FIFO would hand out connections too late to be useful: its
-    /// oldest waiter has less than two mean hold times left.
-    fn order(&self, class: usize, now: Instant) -> Order {
-        let Some(codel) = &self.codel else {
-            return Order::Fifo;
-        };
-        if !codel[class].is_overloaded() {
-            return Order::Fifo;
-        }
-        if class == Priority::Critical.index() {
-            let Some(head) = self.waitlist.oldest(class) else {
-                return Order::Fifo;
-            };
-            let remaining = self
-                .waitlist
-                .get(head)
-                .deadline
-                .saturating_duration_since(now);
-            if remaining >= 2 * Duration::from_nanos(self.mean_hold) {
-                return Order::Fifo;
-            }
-        }
-        Order::Lifo
-    }
-
-    /// The least time a waiter must have left to be handed a connection.
-    fn min_remaining(&self) -> Duration {
-        match self.deadline_aware {
-            DeadlineAware::Off => Duration::ZERO,
-            DeadlineAware::MinRemaining(d) => d,
-            DeadlineAware::LearnedHold => Duration::from_nanos(self.mean_hold),
-        }
-    }
-
-    /// Feeds each class's overload detector with the age of its oldest
-    /// waiter and, in the overloaded classes, sheds up to `budget` waiters
-    /// older than the slough age (lowest class first, never `Critical`).
-    pub(crate) fn admission_tick(&mut self, now: Instant, budget: usize, fx: &mut Effects<M>) {
-        let Some(detectors) = self.codel.as_mut() else {
-            return;
-        };
-        if self.waitlist.is_empty() {
-            // The common case of a pool keeping up: nothing to measure.
-            if self.codel_active {
-                for codel in detectors.iter_mut() {
-                    codel.observe(now, None);
-                }
-                self.codel_active = false;
-            }
-            return;
-        }
-        self.codel_active = true;
-        let mut overloaded = [false; CLASSES];
-        for (class, codel) in detectors.iter_mut().enumerate() {
-            overloaded[class] = codel.observe(now, self.waitlist.class_head_age(class, now));
-        }
-        if !overloaded[1..].contains(&true) {
-            return;
-        }
-        let retry_after = detectors[0].config().interval;
-        let slough = detectors[0].slough_age();
-        let shed = self.waitlist.shed(
-            now,
-            slough,
-            budget,
-            overloaded,
-            || Failure::Shed { retry_after },
-            &mut fx.wakes,
-        );
-        self.counters.shed += shed as u64;
-        if shed > 0 {
-            // A class emptied by shedding is no longer overloaded.
-            for (class, codel) in detectors.iter_mut().enumerate() {
-                if self.waitlist.class_len(class) == 0 {
-                    codel.observe(now, None);
-                }
-            }
-            self.serve_idle(now, fx);
-        }
-    }
-
-    /// Whether any class's detector reports a standing queue.
-    pub(crate) fn is_overloaded(&self) -> bool {
-        self.codel
-            .as_ref()
-            .is_some_and(|d| d.iter().any(Codel::is_overloaded))
-    }
-
     /// Hands idle connections to eligible waiters. Normally there are none
     /// while a connection is idle (no lost wake-up), but a waiter let in by
     /// its key's valve, or a resume, can make one eligible.
-    fn serve_idle(&mut self, now: Instant, fx: &mut Effects<M>) {
+    pub(crate) fn serve_idle(&mut self, now: Instant, fx: &mut Effects<M>) {
         while !self.paused && !self.waitlist.is_empty() {
             let Some((entry, _)) = self.idle.pop(0) else {
                 break;
@@ -583,6 +527,12 @@ impl<M: Manager> State<M> {
         fx: &mut Effects<M>,
         clock: impl FnOnce() -> Instant,
     ) {
+        if self.end_lease(&mut entry) {
+            // Revoked: already out of the ledger; never reused.
+            self.counters.closed_revoked += 1;
+            fx.close.push(entry);
+            return;
+        }
         self.in_use -= 1;
         // The clock is read only when the time matters to someone: waiters
         // (deadlines), the detectors, the learned hand-off guard. A pool
@@ -630,7 +580,19 @@ impl<M: Manager> State<M> {
     }
 
     /// A holder took the connection out of the pool for good.
-    pub(crate) fn detach(&mut self, now: Instant, key: u64, config: &Config, fx: &mut Effects<M>) {
+    pub(crate) fn detach(
+        &mut self,
+        now: Instant,
+        entry: &mut Entry<M>,
+        config: &Config,
+        fx: &mut Effects<M>,
+    ) {
+        let key = std::mem::take(&mut entry.key);
+        if self.end_lease(entry) {
+            // A revoked connection is already out of the ledger.
+            self.counters.detached += 1;
+            return;
+        }
         self.in_use -= 1;
         self.open -= 1;
         self.counters.detached += 1;
@@ -652,6 +614,7 @@ impl<M: Manager> State<M> {
         id: WaiterId,
         now: Instant,
         waker: &std::task::Waker,
+        site: &'static Location<'static>,
         fx: &mut Effects<M>,
     ) -> Option<Collected<M>> {
         let record = self.waitlist.get_mut(id);
@@ -670,7 +633,7 @@ impl<M: Manager> State<M> {
             return Some(Err(self.timeout_failure()));
         }
         match self.waitlist.release(id) {
-            Slot::Granted(entry) => {
+            Slot::Granted(mut entry) => {
                 self.handing_over -= 1;
                 if entry.handed_at >= deadline {
                     // Impossible by construction (`pick` skips expired
@@ -686,6 +649,7 @@ impl<M: Manager> State<M> {
                 }
                 self.in_use += 1;
                 self.counters.acquired_waited += 1;
+                self.take_lease(&mut entry, now, site);
                 Some(Ok(entry))
             }
             Slot::Failed(failure) => Some(Err(failure)),
@@ -709,6 +673,36 @@ impl<M: Manager> State<M> {
         }
     }
 
+    /// A request had to wait, or was turned away, for lack of a connection.
+    fn starved(&mut self, now: Instant) {
+        self.last_starved = now;
+        self.starved_since.get_or_insert(now);
+    }
+
+    /// Starts a lease for a connection a request takes, if leases are tracked.
+    fn take_lease(&mut self, entry: &mut Entry<M>, now: Instant, site: &'static Location<'static>) {
+        if self.track_leases {
+            entry.lease = self.leases.open(Lease {
+                acquired: now,
+                cancel: entry.cancel.clone(),
+                site,
+                revoked: false,
+                reported: false,
+            });
+        }
+    }
+
+    /// Ends the lease of a connection coming back; whether it was revoked
+    /// (then it is no longer an orphan).
+    fn end_lease(&mut self, entry: &mut Entry<M>) -> bool {
+        let lease = std::mem::replace(&mut entry.lease, NO_LEASE);
+        if lease == NO_LEASE || !self.leases.close(lease) {
+            return false;
+        }
+        self.orphans -= 1;
+        true
+    }
+
     /// A connection granted to a waiter that will not take it goes on to
     /// the next one; the waiter's valve place is freed.
     fn pass_on(&mut self, now: Instant, mut entry: Box<Entry<M>>, fx: &mut Effects<M>) {
@@ -719,78 +713,11 @@ impl<M: Manager> State<M> {
 
     /// The failure of a waiter whose deadline passed: the connect error when
     /// the database is unreachable, else a plain timeout.
-    fn timeout_failure(&self) -> Failure<M::Error> {
+    pub(crate) fn timeout_failure(&self) -> Failure<M::Error> {
         match &self.connector.last_failure {
             Some(failure) if self.established() == 0 => Failure::Connect(failure.clone()),
             _ => Failure::Timeout,
         }
-    }
-
-    /// Periodic work: expire waiters, age out idle connections, keep
-    /// `min_idle`, retry connects after backoff. Returns when to run again.
-    pub(crate) fn maintain(
-        &mut self,
-        now: Instant,
-        config: &Config,
-        fx: &mut Effects<M>,
-    ) -> Instant {
-        self.latest_now = self.latest_now.max(now);
-        // Waiters normally leave by their own timer or are evicted by the
-        // next returner; this pass bounds their stay when neither happens.
-        const SCAN: usize = 64;
-        for class in 0..Priority::ALL.len() {
-            let mut cursor = self.waitlist.oldest(class);
-            let mut scanned = 0;
-            while let Some(id) = cursor {
-                if scanned == SCAN {
-                    break;
-                }
-                scanned += 1;
-                cursor = self.waitlist.next_in_class(id);
-                if self.waitlist.get(id).deadline <= now {
-                    let failure = self.timeout_failure();
-                    self.waitlist.fail(id, failure, now, &mut fx.wakes);
-                    self.counters.evicted_expired += 1;
-                    self.counters.timed_out += 1;
-                }
-            }
-        }
-
-        self.admission_tick(now, config.max_shed_per_tick, fx);
-        self.serve_idle(now, fx);
-
-        if !self.closed {
-            let keep = config.min_idle;
-            let expired = self
-                .idle
-                .evict(0, |e| e.expires.is_some_and(|at| at <= now));
-            for entry in expired {
-                self.close_idle(entry, CloseCause::Lifetime, fx);
-            }
-            if let Some(timeout) = config.idle_timeout {
-                let stale = self
-                    .idle
-                    .evict(keep, |e| now.duration_since(e.last_used) >= timeout);
-                for entry in stale {
-                    self.close_idle(entry, CloseCause::IdleTimeout, fx);
-                }
-            }
-            self.start_connects(now, config, fx);
-        }
-
-        if !self.waitlist.is_empty() || self.connecting > 0 {
-            now + config.maintenance_tick
-        } else {
-            let mut next = now + Duration::from_secs(1);
-            if let Some(at) = self.connector.retry_at.filter(|at| *at > now) {
-                next = next.min(at);
-            }
-            next
-        }
-    }
-
-    fn close_idle(&mut self, entry: Box<Entry<M>>, cause: CloseCause, fx: &mut Effects<M>) {
-        self.close(entry, cause, fx);
     }
 
     /// Stops admissions, fails every waiter with `Closed`, closes the idle

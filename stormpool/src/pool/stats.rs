@@ -64,6 +64,14 @@ pub struct Counters {
     pub closed_resize: u64,
     /// Connections closed because the pool was closed.
     pub closed_pool: u64,
+    /// Revoked connections closed when their holder let go.
+    pub closed_revoked: u64,
+    /// Leases revoked by the watchdog (held past `max_hold`).
+    pub revoked: u64,
+    /// Leases past `max_hold` left alone because `max_orphans` were out.
+    pub revocations_skipped: u64,
+    /// Leases reported held past `leak_threshold`.
+    pub leaks: u64,
 }
 
 impl Counters {
@@ -89,6 +97,7 @@ impl Counters {
             + self.closed_idle
             + self.closed_resize
             + self.closed_pool
+            + self.closed_revoked
     }
 }
 
@@ -116,6 +125,9 @@ pub struct Status {
     pub waiting_by_class: [usize; 4],
     /// Consecutive failed connects (0 once one succeeds).
     pub connect_failures: u32,
+    /// Revoked connections whose holders have not let go yet; counted apart
+    /// from `open`, at most `max_orphans`.
+    pub orphans: usize,
     /// Requests held back by their fairness key's in-flight cap.
     pub held: usize,
     /// Whether the overload detector reports a standing queue.

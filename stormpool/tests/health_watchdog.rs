@@ -1,0 +1,210 @@
+//! Seed 003 as tests: every connection runs a query that never returns.
+//! With `max_hold` the pool reclaims the slots and keeps serving, and its
+//! health says so; without it, health reports the wedge.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use stormpool::sim::{SimConfig, SimManager};
+use stormpool::{AcquireOptions, Conn, Health, Pool, Reason};
+use tokio::time::Instant;
+
+const SIZE: usize = 4;
+
+fn pool(max_hold: Option<Duration>, max_orphans: usize) -> Pool<SimManager> {
+    Pool::builder(SimManager::new(SimConfig::default()))
+        .max_size(SIZE)
+        .min_idle(SIZE)
+        .max_hold(max_hold)
+        .max_orphans(max_orphans)
+        .build()
+        .unwrap()
+}
+
+async fn warm(pool: &Pool<SimManager>) {
+    while pool.status().idle < SIZE {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Every connection starts a query that hangs (a deadlock on the server).
+async fn wedge(pool: &Pool<SimManager>) -> Vec<tokio::task::JoinHandle<bool>> {
+    pool.manager().db().set_hang(true);
+    let mut holders = Vec::new();
+    for _ in 0..SIZE {
+        let mut conn = pool.get().await.unwrap();
+        holders.push(tokio::spawn(async move {
+            let failed = conn.query().await.is_err();
+            // The holder learns why its query stopped, and lets go.
+            assert!(
+                Conn::is_revoked(&conn),
+                "a cancelled stuck query belongs to a revoked lease"
+            );
+            failed
+        }));
+    }
+    holders
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_hold_reclaims_every_slot_and_health_recovers() {
+    let max_hold = Duration::from_millis(200);
+    let tick = Duration::from_millis(10);
+    let pool = pool(Some(max_hold), SIZE);
+    warm(&pool).await;
+    let start = Instant::now();
+    let holders = wedge(&pool).await;
+    assert!(pool.health().is_healthy(), "{}", pool.health());
+
+    // New requests keep arriving while the queries hang.
+    let mut requests = Vec::new();
+    for i in 0..20u64 {
+        let p = pool.clone();
+        requests.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20 * i)).await;
+            let started = Instant::now();
+            let conn = p
+                .get_with(AcquireOptions::new().timeout(Duration::from_secs(2)))
+                .await;
+            (started, conn.map(|c| Conn::id(&c)))
+        }));
+    }
+
+    // Sample the revocations and the health every millisecond.
+    let mut revoked_all_at = None;
+    let mut unhealthy_seen = false;
+    while Instant::now() < start + Duration::from_millis(600) {
+        let s = pool.status();
+        if s.counters.revoked == SIZE as u64 && revoked_all_at.is_none() {
+            revoked_all_at = Some(Instant::now() - start);
+        }
+        if let Health::Unhealthy(reasons) = pool.health() {
+            unhealthy_seen |= reasons
+                .iter()
+                .any(|r| matches!(r, Reason::LeasesRevoked { .. }));
+        }
+        assert!(s.orphans <= SIZE);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let revoked_at = revoked_all_at.expect("every stuck lease is revoked");
+    println!("all {SIZE} stuck leases revoked after {revoked_at:?} (max_hold {max_hold:?})");
+    assert!(revoked_at <= max_hold + tick + Duration::from_millis(1));
+    assert!(unhealthy_seen, "revocations make the pool unhealthy");
+    assert_eq!(
+        pool.manager().db().stats().cancels.load(Relaxed),
+        SIZE as u64,
+        "cancel sent for each"
+    );
+
+    for h in holders {
+        assert!(
+            h.await.unwrap(),
+            "the stuck query was cancelled on the server"
+        );
+    }
+    pool.manager().db().set_hang(false);
+    // Requests arriving while every slot was stuck may be shed (that is the
+    // admission control's job); every one arriving once the slots were
+    // reclaimed is served.
+    let (mut served, mut shed) = (0, 0);
+    for r in requests {
+        let (started, result) = r.await.unwrap();
+        match result {
+            Ok(_) => served += 1,
+            Err(stormpool::AcquireError::Shed { .. }) if started < start + revoked_at => shed += 1,
+            Err(e) => panic!("a request arriving after the reclaim failed: {e:?}"),
+        }
+    }
+    println!("{served} served, {shed} shed while wedged");
+    assert!(served >= 10, "{served}");
+    let s = pool.status();
+    assert_eq!((s.orphans, s.counters.closed_revoked), (0, SIZE as u64));
+    assert!(s.open <= SIZE);
+
+    // Once the revocations are a few intervals old, health is back.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(pool.health().is_healthy(), "{}", pool.health());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_max_hold_health_reports_the_wedge() {
+    let pool = pool(None, SIZE);
+    warm(&pool).await;
+    let start = Instant::now();
+    let _holders = wedge(&pool).await;
+    // Requests keep arriving, every 10 ms.
+    let arrivals = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            loop {
+                let p = pool.clone();
+                tokio::spawn(async move {
+                    p.get_with(AcquireOptions::new().timeout(Duration::from_secs(30)))
+                        .await
+                        .map(drop)
+                });
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let reported = loop {
+        if let Health::Unhealthy(reasons) = pool.health() {
+            if reasons.iter().any(|r| matches!(r, Reason::Wedged { .. })) {
+                break Instant::now() - start;
+            }
+        }
+        assert!(
+            Instant::now() - start < Duration::from_secs(2),
+            "the wedge was never reported"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    arrivals.abort();
+    println!("wedge reported after {reported:?}");
+    assert!(
+        reported <= Duration::from_millis(350),
+        "within a few intervals: {reported:?}"
+    );
+    assert_eq!(pool.status().counters.revoked, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn orphans_never_exceed_max_orphans() {
+    let pool = pool(Some(Duration::from_millis(50)), 2);
+    warm(&pool).await;
+    // Holders that ignore the cancel and never let go.
+    let mut held = Vec::new();
+    for _ in 0..SIZE {
+        held.push(pool.get().await.unwrap());
+    }
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let s = pool.status();
+        assert!(s.orphans <= 2, "{s:?}");
+        // Replacements of the revoked ones get stuck too.
+        if let Ok(c) = pool
+            .get_with(AcquireOptions::new().timeout(Duration::from_millis(1)))
+            .await
+        {
+            held.push(c);
+        }
+    }
+    let s = pool.status();
+    assert_eq!(s.orphans, 2);
+    assert!(s.counters.revocations_skipped > 0);
+    assert!(s.open <= SIZE);
+    let health = pool.health();
+    assert!(
+        health
+            .reasons()
+            .iter()
+            .any(|r| matches!(r, Reason::StuckLeases { .. })),
+        "{health}"
+    );
+    assert!(!health.is_ready());
+    let revoked = held.iter().filter(|c| Conn::is_revoked(c)).count();
+    assert_eq!(revoked, 2);
+    drop(held);
+    let s = pool.status();
+    assert_eq!(s.orphans, 0);
+}
