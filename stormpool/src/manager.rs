@@ -69,6 +69,33 @@ pub trait Manager: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// Whether the connection came back with a statement still running on
+    /// the server: its holder dropped a query future half-way (a request
+    /// that gave up at its deadline). Called on every return; must not do
+    /// I/O. Such a connection is not handed to anyone until the server is
+    /// idle on it: the pool cancels the statement ([`cancel`](Manager::cancel)),
+    /// keeps the connection out of circulation (counted as draining) until a
+    /// probe ([`check`](Manager::check)) answers, and closes it if that takes
+    /// longer than `abandon_timeout`. The next request never queues behind
+    /// work nobody will read. The default, `false`, means the manager cannot
+    /// tell.
+    fn statement_in_flight(&self, conn: &mut Self::Connection) -> bool {
+        let _ = conn;
+        false
+    }
+
+    /// Called when a request takes the connection, with the request's
+    /// deadline when it set one ([`AcquireOptions::deadline`](crate::AcquireOptions::deadline))
+    /// and the pool propagates deadlines (`propagate_deadline`). A manager
+    /// can bound the request's statements on the server by the remaining
+    /// time (`statement_timeout`, `max_statement_time`), so the database
+    /// stops work whose client has left. Synchronous and on the hot path:
+    /// record the deadline and send it with the next statement. The default
+    /// does nothing.
+    fn on_checkout(&self, conn: &mut Self::Connection, deadline: Option<crate::clock::Instant>) {
+        let _ = (conn, deadline);
+    }
+
     /// The token with which [`cancel`](Manager::cancel) reaches this
     /// connection's session; taken once, right after connecting.
     fn cancel_token(&self, conn: &Self::Connection) -> Self::CancelToken;

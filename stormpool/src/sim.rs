@@ -9,6 +9,8 @@
 //!   (with jitter), and, like a real server, **keeps running when the client
 //!   drops the future**: the next query on that session waits behind it,
 //!   until a server-side [`cancel`](Manager::cancel) stops it;
+//! * a statement runs past the deadline the pool passed on at checkout
+//!   only until that deadline, as with `statement_timeout`;
 //! * queries can be made to hang until cancelled (a deadlock), connections
 //!   can be broken all at once (a server restart) or at random.
 //!
@@ -78,6 +80,9 @@ pub enum SimError {
     Cancelled,
     /// An injected failure of the named operation.
     Injected(&'static str),
+    /// The statement ran into the request's deadline, which the pool passed
+    /// on (as `statement_timeout` would stop it on a real server).
+    StatementTimeout,
 }
 
 impl fmt::Display for SimError {
@@ -87,6 +92,9 @@ impl fmt::Display for SimError {
             SimError::Broken => f.write_str("simulated connection is broken"),
             SimError::Cancelled => f.write_str("statement cancelled on the simulated server"),
             SimError::Injected(op) => write!(f, "injected failure in {op}"),
+            SimError::StatementTimeout => {
+                f.write_str("statement stopped at the request's deadline")
+            }
         }
     }
 }
@@ -116,6 +124,8 @@ pub struct SimStats {
     pub resets: AtomicU64,
     /// Settings applied.
     pub applies: AtomicU64,
+    /// Statements stopped on the server at the deadline the pool passed on.
+    pub deadline_stops: AtomicU64,
     /// Server time spent on queries whose client had already gone, in
     /// microseconds (the dead work of abandoned statements).
     pub abandoned_micros: AtomicU64,
@@ -257,6 +267,30 @@ struct Session {
     /// Bumped by every server-side cancel.
     cancels: AtomicU64,
     cancelled: Notify,
+    /// The planned end of a statement whose client left, already counted in
+    /// `abandoned_micros` in full; a cancel takes back what it saves.
+    abandoned_end: Mutex<Option<Instant>>,
+}
+
+impl Session {
+    /// The statement of a client that left stops at `at` (cancel, or the
+    /// session closing): take back the dead work it will not do.
+    fn stop_abandoned(&self, db: &SimDb, at: Instant) {
+        let end = self
+            .abandoned_end
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(end) = end.filter(|end| *end > at) {
+            let saved = (end - at).as_micros() as u64;
+            let _ =
+                db.stats
+                    .abandoned_micros
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                        Some(v.saturating_sub(saved))
+                    });
+        }
+    }
 }
 
 /// A connection to the simulated database.
@@ -269,6 +303,9 @@ pub struct SimConnection {
     generation: u64,
     broken: bool,
     settings: Option<Settings>,
+    /// The deadline of the request holding the connection, if the pool
+    /// passed it on: statements stop there.
+    deadline: Option<Instant>,
     session: Arc<Session>,
     db: Arc<SimDb>,
 }
@@ -320,20 +357,25 @@ impl SimConnection {
         stats.queries.fetch_add(1, Ordering::Relaxed);
         let hang = self.db.hang.load(Ordering::SeqCst);
         let now = clock::now();
-        let (start, end) = {
+        let (start, end, stopped) = {
             let mut busy = self
                 .session
                 .busy_until
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             let start = (*busy).max(now);
-            let end = if hang {
+            let mut end = if hang {
                 start + Duration::from_secs(86_400 * 365)
             } else {
                 start + service
             };
+            // The server stops the statement at the propagated deadline.
+            let stopped = self.deadline.is_some_and(|d| d < end);
+            if let Some(d) = self.deadline.filter(|_| stopped) {
+                end = d.max(start);
+            }
             *busy = end;
-            (start, end)
+            (start, end, stopped)
         };
         let cancels = self.session.cancels.load(Ordering::SeqCst);
         let mut finished = Finished {
@@ -350,6 +392,10 @@ impl SimConnection {
             tokio::select! {
                 _ = tokio::time::sleep_until(end) => {
                     finished.done = true;
+                    if stopped {
+                        stats.deadline_stops.fetch_add(1, Ordering::Relaxed);
+                        return Err(SimError::StatementTimeout);
+                    }
                     stats.completed.fetch_add(1, Ordering::Relaxed);
                 }
                 _ = cancelled => {
@@ -369,6 +415,11 @@ impl SimConnection {
             return Err(SimError::Broken);
         }
         Ok(())
+    }
+
+    /// The deadline the pool passed on with this checkout, if any.
+    pub fn statement_deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// Whether a statement sent on this session is still running on the server.
@@ -411,12 +462,19 @@ impl Drop for Finished<'_> {
                 .stats
                 .abandoned_micros
                 .fetch_add((end - from).as_micros() as u64, Ordering::Relaxed);
+            *self
+                .session
+                .abandoned_end
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(end);
         }
     }
 }
 
 impl Drop for SimConnection {
     fn drop(&mut self) {
+        // Closing the session stops whatever it still runs.
+        self.session.stop_abandoned(&self.db, clock::now());
         self.db.stats.live.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -484,10 +542,12 @@ impl Manager for SimManager {
             generation: db.generation.load(Ordering::SeqCst),
             broken: false,
             settings: None,
+            deadline: None,
             session: Arc::new(Session {
                 busy_until: Mutex::new(clock::now()),
                 cancels: AtomicU64::new(0),
                 cancelled: Notify::new(),
+                abandoned_end: Mutex::new(None),
             }),
             db: db.clone(),
         })
@@ -495,6 +555,14 @@ impl Manager for SimManager {
 
     fn is_broken(&self, conn: &mut SimConnection) -> bool {
         conn.is_broken()
+    }
+
+    fn statement_in_flight(&self, conn: &mut SimConnection) -> bool {
+        conn.statement_in_flight()
+    }
+
+    fn on_checkout(&self, conn: &mut SimConnection, deadline: Option<Instant>) {
+        conn.deadline = deadline;
     }
 
     async fn check(&self, conn: &mut SimConnection) -> Result<(), SimError> {
@@ -541,7 +609,9 @@ impl Manager for SimManager {
     async fn cancel(&self, token: &SimCancelToken) -> Result<(), SimError> {
         self.db.stats.cancels.fetch_add(1, Ordering::Relaxed);
         let session = &token.session;
-        *session.busy_until.lock().unwrap_or_else(|p| p.into_inner()) = clock::now();
+        let now = clock::now();
+        session.stop_abandoned(&self.db, now);
+        *session.busy_until.lock().unwrap_or_else(|p| p.into_inner()) = now;
         session.cancels.fetch_add(1, Ordering::SeqCst);
         session.cancelled.notify_waiters();
         Ok(())

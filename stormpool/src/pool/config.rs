@@ -78,6 +78,17 @@ pub struct Config {
     pub max_queued_per_key: Option<usize>,
     /// Whether to skip waiters with too little time left. Default: off.
     pub deadline_aware: DeadlineAware,
+    /// How long a connection returned with a statement still running
+    /// ([`Manager::statement_in_flight`]) may take to drain (cancel, then a
+    /// probe that answers once the server is idle on it) before it is closed
+    /// and replaced. Default: 1 s.
+    pub abandon_timeout: Duration,
+    /// Whether a request's own deadline ([`AcquireOptions::deadline`](crate::AcquireOptions::deadline))
+    /// is passed to the manager at checkout ([`Manager::on_checkout`]), to
+    /// bound its statements on the server. A timeout given with
+    /// `AcquireOptions::timeout`, or the pool's `acquire_timeout`, bounds
+    /// the wait for a connection only and is never propagated. Default: true.
+    pub propagate_deadline: bool,
     /// The lease watchdog: a connection held for longer is revoked (its
     /// statement cancelled on the server, its slot freed for a replacement,
     /// the connection closed when its holder lets go). `None`: no limit.
@@ -119,6 +130,8 @@ impl Default for Config {
             max_in_flight_per_key: None,
             max_queued_per_key: None,
             deadline_aware: DeadlineAware::Off,
+            abandon_timeout: Duration::from_secs(1),
+            propagate_deadline: true,
             max_hold: None,
             max_orphans: 4,
             leak_threshold: None,
@@ -164,6 +177,7 @@ impl Config {
             ("maintenance_tick", Some(self.maintenance_tick)),
             ("codel.target", self.codel.map(|c| c.target)),
             ("codel.interval", self.codel.map(|c| c.interval)),
+            ("abandon_timeout", Some(self.abandon_timeout)),
             ("max_hold", self.max_hold),
             ("leak_threshold", self.leak_threshold),
         ];
@@ -306,6 +320,14 @@ impl<M: Manager> Builder<M> {
     setter!(
         /// Skip waiters with too little time left. Defaults to off.
         deadline_aware: DeadlineAware
+    );
+    setter!(
+        /// The bound on draining an abandoned statement. Defaults to 1 s.
+        abandon_timeout: Duration
+    );
+    setter!(
+        /// Passes request deadlines to the manager. Defaults to true.
+        propagate_deadline: bool
     );
     setter!(
         /// Revokes connections held longer (`None`: no limit). Defaults to `None`.

@@ -99,14 +99,18 @@ impl AcquireOptions {
         }
     }
 
-    /// Waits at most `timeout` from the call to `get_with`.
+    /// Waits at most `timeout` from the call to `get_with` for a
+    /// connection. Bounds the wait only: what the request then does with
+    /// the connection is not limited by it (see [`deadline`](Self::deadline)).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.wait = Wait::Timeout(timeout);
         self
     }
 
-    /// Waits until `deadline` at the latest (tokio's clock). A request whose
-    /// deadline has passed is never handed a connection.
+    /// The request's deadline (tokio's clock): the pool waits until then at
+    /// the latest, never hands the request a connection after it, and (with
+    /// `propagate_deadline`, the default) passes it to the manager so its
+    /// statements can be bounded on the server by the time left.
     pub fn deadline(mut self, deadline: Instant) -> Self {
         self.wait = Wait::Deadline(deadline);
         self
@@ -134,6 +138,14 @@ impl AcquireOptions {
     pub fn settings(mut self, settings: Settings) -> Self {
         self.settings = Some(settings);
         self
+    }
+
+    /// The deadline to pass to the manager: the request's own deadline only.
+    pub(crate) fn own_deadline(&self) -> Option<Instant> {
+        match self.wait {
+            Wait::Deadline(at) => Some(at),
+            _ => None,
+        }
     }
 
     /// The request's deadline, relative to its `start`, without computing

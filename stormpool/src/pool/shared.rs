@@ -187,7 +187,7 @@ impl<M: Manager> Shared<M> {
             };
             let mut conn = Conn::new(self.clone(), entry, now);
             match self.readiness(&mut conn, opts, now) {
-                Readiness::Ready => return Ok(conn),
+                Readiness::Ready => return Ok(self.hand_over(conn, opts)),
                 Readiness::Broken => {
                     conn.set_close(Some(CloseCause::Broken));
                     drop(conn);
@@ -203,7 +203,7 @@ impl<M: Manager> Shared<M> {
                     // request out of time does not get the connection, which
                     // goes back to the pool in good order.
                     if clock::now() < deadline {
-                        return Ok(conn);
+                        return Ok(self.hand_over(conn, opts));
                     }
                     drop(conn);
                     self.lock().counters.timed_out += 1;
@@ -246,6 +246,17 @@ impl<M: Manager> Shared<M> {
         })
         .await
         .map_err(AcquireError::from)
+    }
+
+    /// Gives the connection to the request, telling the manager its
+    /// deadline.
+    fn hand_over(&self, mut conn: Conn<M>, opts: &AcquireOptions) -> Conn<M> {
+        let deadline = opts
+            .own_deadline()
+            .filter(|_| self.config.propagate_deadline);
+        self.manager
+            .on_checkout(&mut conn.entry_mut().conn, deadline);
+        conn
     }
 
     /// What a checked-out connection needs before the request may use it.
@@ -336,10 +347,62 @@ impl<M: Manager> Shared<M> {
                 .is_broken(&mut entry.conn)
                 .then_some(CloseCause::Broken)
         });
+        if close.is_none() && self.manager.statement_in_flight(&mut entry.conn) {
+            return self.drain(entry);
+        }
         let mut fx = Effects::new();
         {
             let mut state = self.lock();
             state.release(entry, acquired, close, &self.config, &mut fx, clock::now);
+            state.check_ledger();
+        }
+        self.run(fx);
+    }
+
+    /// Takes a connection returned with a statement still running out of
+    /// circulation: cancels the statement on the server, waits (as its own
+    /// task, never the returner) for a probe to answer, which happens once
+    /// the server is idle on the session, and puts it back, or closes it
+    /// after `abandon_timeout`.
+    fn drain(self: &Arc<Self>, mut entry: Box<Entry<M>>) {
+        let now = clock::now();
+        let draining = {
+            let mut state = self.lock();
+            let draining = state.release_to_drain(&mut entry, now);
+            state.check_ledger();
+            draining
+        };
+        if !draining {
+            // A revoked lease: already out of the ledger, closed here.
+            drop(entry);
+            self.drained.notify_waiters();
+            return;
+        }
+        let Some(handle) = self.runtime.get() else {
+            return self.finish_drain(entry, false);
+        };
+        let shared = self.clone();
+        handle.spawn(async move {
+            let mut entry = entry;
+            let manager = &shared.manager;
+            let drain = async {
+                // A failed cancel is not fatal: the probe still waits for
+                // the statement to end on its own, within the bound.
+                let _ = manager.cancel(&entry.cancel).await;
+                manager.check(&mut entry.conn).await.is_ok()
+            };
+            let ok = tokio::time::timeout(shared.config.abandon_timeout, drain)
+                .await
+                .unwrap_or(false);
+            shared.finish_drain(entry, ok);
+        });
+    }
+
+    fn finish_drain(self: &Arc<Self>, entry: Box<Entry<M>>, ok: bool) {
+        let mut fx = Effects::new();
+        {
+            let mut state = self.lock();
+            state.drained(clock::now(), entry, ok, &self.config, &mut fx);
             state.check_ledger();
         }
         self.run(fx);

@@ -136,6 +136,8 @@ pub(crate) enum CloseCause {
     Resize,
     /// The pool was closed.
     PoolClosed,
+    /// An abandoned statement did not drain in time.
+    DrainFailed,
 }
 
 /// How many overdue waiters a hand-off may shed on its way; the maintenance
@@ -576,6 +578,49 @@ impl<M: Manager> State<M> {
                 self.dispatch(now, entry, fx);
                 self.serve_idle(now, fx);
             }
+        }
+    }
+
+    /// A holder gave back a connection with a statement still running: it
+    /// leaves circulation, counted as draining, until the drain task reports.
+    pub(crate) fn release_to_drain(&mut self, entry: &mut Entry<M>, now: Instant) -> bool {
+        if self.end_lease(entry) {
+            self.counters.closed_revoked += 1;
+            return false;
+        }
+        self.in_use -= 1;
+        self.draining += 1;
+        self.counters.cancelled_on_return += 1;
+        self.waitlist.key_done(std::mem::take(&mut entry.key), now);
+        true
+    }
+
+    /// The drain task finished: back in service, or closed.
+    pub(crate) fn drained(
+        &mut self,
+        now: Instant,
+        mut entry: Box<Entry<M>>,
+        ok: bool,
+        config: &Config,
+        fx: &mut Effects<M>,
+    ) {
+        self.draining -= 1;
+        if ok && !entry.expires.is_some_and(|at| at <= now) {
+            self.counters.drained += 1;
+            entry.touch(now, config.check_interval);
+            self.dispatch(now, entry, fx);
+            self.serve_idle(now, fx);
+        } else {
+            self.close(
+                entry,
+                if ok {
+                    CloseCause::Lifetime
+                } else {
+                    CloseCause::DrainFailed
+                },
+                fx,
+            );
+            self.start_connects(now, config, fx);
         }
     }
 

@@ -66,6 +66,14 @@ pub struct Counters {
     pub closed_pool: u64,
     /// Revoked connections closed when their holder let go.
     pub closed_revoked: u64,
+    /// Connections closed because an abandoned statement did not drain
+    /// within `abandon_timeout`.
+    pub closed_drain_failed: u64,
+    /// Connections returned with a statement still running, whose statement
+    /// was cancelled on the server.
+    pub cancelled_on_return: u64,
+    /// Such connections drained and put back in service.
+    pub drained: u64,
     /// Leases revoked by the watchdog (held past `max_hold`).
     pub revoked: u64,
     /// Leases past `max_hold` left alone because `max_orphans` were out.
@@ -84,6 +92,7 @@ impl Counters {
             CloseCause::IdleTimeout => &mut self.closed_idle,
             CloseCause::Resize => &mut self.closed_resize,
             CloseCause::PoolClosed => &mut self.closed_pool,
+            CloseCause::DrainFailed => &mut self.closed_drain_failed,
         };
         *counter += 1;
     }
@@ -98,6 +107,7 @@ impl Counters {
             + self.closed_resize
             + self.closed_pool
             + self.closed_revoked
+            + self.closed_drain_failed
     }
 }
 
