@@ -605,7 +605,7 @@ impl<M: Manager> State<M> {
         fx: &mut Effects<M>,
     ) {
         self.draining -= 1;
-        if ok && !entry.expires.is_some_and(|at| at <= now) {
+        if ok && entry.expires.is_none_or(|at| at > now) {
             self.counters.drained += 1;
             entry.touch(now, config.check_interval);
             self.dispatch(now, entry, fx);
