@@ -15,6 +15,9 @@ use crate::pool::Pool;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Config {
+    /// The pool's name, the `pool` label of its metrics and the `pool` field
+    /// of its events. Default: `"default"`.
+    pub name: String,
     /// The most connections the pool opens at once (idle, in use, being
     /// handed over or being opened). Default: 10. Must be at least 1.
     pub max_size: usize,
@@ -111,6 +114,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            name: "default".to_owned(),
             max_size: 10,
             min_idle: 0,
             max_waiters: 1024,
@@ -236,6 +240,12 @@ impl<M: Manager> Builder<M> {
             manager,
             config: Config::default(),
         }
+    }
+
+    /// Names the pool in its metrics and events. Defaults to `"default"`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
     }
 
     /// Replaces the whole configuration.

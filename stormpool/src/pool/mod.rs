@@ -27,6 +27,7 @@ mod lease;
 #[cfg(all(test, stormpool_loom))]
 mod loom_models;
 mod maintenance;
+mod observe;
 mod options;
 mod overload;
 mod shared;
@@ -148,46 +149,13 @@ impl<M: Manager> Pool<M> {
 
     /// A snapshot of sizes, waiters and counters, taken in O(1).
     pub fn status(&self) -> Status {
-        let state = self.shared.lock();
-        let mut counters = state.counters.clone();
-        counters.checks = self
-            .shared
-            .checks
-            .load(std::sync::atomic::Ordering::Relaxed);
-        counters.apply_errors = self
-            .shared
-            .apply_errors
-            .load(std::sync::atomic::Ordering::Relaxed);
-        Status {
-            max_size: state.max_size,
-            open: state.open,
-            idle: state.idle.len(),
-            in_use: state.in_use,
-            handing_over: state.handing_over,
-            connecting: state.connecting,
-            draining: state.draining,
-            waiting: state.waitlist.len(),
-            waiting_by_class: std::array::from_fn(|c| state.waitlist.class_len(c)),
-            orphans: state.orphans,
-            held: state.waitlist.held_len(),
-            overloaded: state.is_overloaded(),
-            queue_delay: state
-                .waitlist
-                .head_age(crate::clock::now())
-                .unwrap_or_default(),
-            connect_failures: state.connector.failures,
-            paused: state.paused,
-            closed: state.closed,
-            counters,
-        }
+        self.shared.status()
     }
 
     /// The pool's health and readiness; see [`health`](crate::health).
     /// O(1), under the pool lock.
     pub fn health(&self) -> crate::Health {
-        let now = crate::clock::now();
-        let state = self.shared.lock();
-        state.health(now, &self.shared.config)
+        self.shared.health()
     }
 
     /// Changes `max_size` at run time. Growing serves waiting requests at

@@ -12,10 +12,12 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::conn::Conn;
+use super::observe;
 use super::options::AcquireOptions;
 use super::state::{
     settings_id, Checkout, CloseCause, Collected, ConnectFailure, Connected, Effects, Entry, State,
 };
+use super::stats::Status;
 use super::waitlist::WaiterId;
 use super::Config;
 use crate::clock::{self, Instant};
@@ -39,6 +41,9 @@ pub(crate) struct Shared<M: Manager> {
     maintenance: Arc<Notify>,
     /// Signalled whenever a connection is closed after the pool was closed.
     drained: Notify,
+    /// The pool's metric handles (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: observe::Metrics,
 }
 
 impl<M: Manager> Shared<M> {
@@ -46,13 +51,15 @@ impl<M: Manager> Shared<M> {
         Shared {
             manager,
             state: Mutex::new(State::new(&config)),
-            config,
             checks: AtomicU64::new(0),
             apply_errors: AtomicU64::new(0),
             started: AtomicBool::new(false),
             runtime: OnceLock::new(),
             maintenance: Arc::new(Notify::new()),
             drained: Notify::new(),
+            #[cfg(feature = "metrics")]
+            metrics: observe::Metrics::new(&config.name),
+            config,
         }
     }
 
@@ -96,11 +103,14 @@ impl<M: Manager> Shared<M> {
         if fx.kick_maintenance {
             self.maintenance.notify_one();
         }
+        if !fx.cancels.is_empty() {
+            observe::revoked(&self.config.name, fx.cancels.len());
+        }
         for token in fx.cancels.drain(..) {
             self.spawn_cancel(token);
         }
         for (site, held) in fx.leaks.drain(..) {
-            report_leak(site, held);
+            observe::leak(&self.config.name, site, held);
         }
     }
 
@@ -136,6 +146,7 @@ impl<M: Manager> Shared<M> {
             let mut pending = pending;
             let shared = &pending.shared;
             let connect = shared.manager.connect();
+            let started = clock::now();
             let result = match tokio::time::timeout(shared.config.connect_timeout, connect).await {
                 Ok(Ok(conn)) => {
                     let token = shared.manager.cancel_token(&conn);
@@ -144,6 +155,11 @@ impl<M: Manager> Shared<M> {
                 Ok(Err(e)) => Err(ConnectFailure::Error(Arc::new(e))),
                 Err(_) => Err(ConnectFailure::TimedOut),
             };
+            observe::connected(
+                shared,
+                &result,
+                clock::now().saturating_duration_since(started),
+            );
             pending.finish(Some(result));
         });
     }
@@ -157,6 +173,7 @@ impl<M: Manager> Shared<M> {
     ) -> Result<Conn<M>, AcquireError<M::Error>> {
         self.ensure_started();
         let mut now = clock::now();
+        let start = now;
         let deadline = opts.when(now, self.config.acquire_timeout);
         loop {
             let mut fx = Effects::new();
@@ -187,7 +204,7 @@ impl<M: Manager> Shared<M> {
             };
             let mut conn = Conn::new(self.clone(), entry, now);
             match self.readiness(&mut conn, opts, now) {
-                Readiness::Ready => return Ok(self.hand_over(conn, opts)),
+                Readiness::Ready => return Ok(self.hand_over(conn, opts, start)),
                 Readiness::Broken => {
                     conn.set_close(Some(CloseCause::Broken));
                     drop(conn);
@@ -203,7 +220,7 @@ impl<M: Manager> Shared<M> {
                     // request out of time does not get the connection, which
                     // goes back to the pool in good order.
                     if clock::now() < deadline {
-                        return Ok(self.hand_over(conn, opts));
+                        return Ok(self.hand_over(conn, opts, start));
                     }
                     drop(conn);
                     self.lock().counters.timed_out += 1;
@@ -250,7 +267,11 @@ impl<M: Manager> Shared<M> {
 
     /// Gives the connection to the request, telling the manager its
     /// deadline.
-    fn hand_over(&self, mut conn: Conn<M>, opts: &AcquireOptions) -> Conn<M> {
+    fn hand_over(&self, mut conn: Conn<M>, opts: &AcquireOptions, start: Instant) -> Conn<M> {
+        #[cfg(feature = "metrics")]
+        self.metrics.waited(start);
+        #[cfg(not(feature = "metrics"))]
+        let _ = start;
         let deadline = opts
             .own_deadline()
             .filter(|_| self.config.propagate_deadline);
@@ -347,6 +368,8 @@ impl<M: Manager> Shared<M> {
                 .is_broken(&mut entry.conn)
                 .then_some(CloseCause::Broken)
         });
+        #[cfg(feature = "metrics")]
+        self.metrics.held(acquired);
         if close.is_none() && self.manager.statement_in_flight(&mut entry.conn) {
             return self.drain(entry);
         }
@@ -423,14 +446,60 @@ impl<M: Manager> Shared<M> {
     fn maintain(self: &Arc<Self>) -> Instant {
         let now = clock::now();
         let mut fx = Effects::new();
-        let next = {
+        let (next, overload) = {
             let mut state = self.lock();
+            let was = state.is_overloaded();
             let next = state.maintain(now, &self.config, &mut fx);
             state.check_ledger();
-            next
+            (
+                next,
+                (was != state.is_overloaded()).then(|| state.is_overloaded()),
+            )
         };
         self.run(fx);
+        if let Some(overloaded) = overload {
+            observe::overload_changed(&self.config.name, overloaded);
+        }
+        #[cfg(feature = "metrics")]
+        self.metrics
+            .export(&self.status(), self.health().is_ready());
         next
+    }
+
+    /// The pool's health at `now`.
+    pub(crate) fn health(&self) -> crate::Health {
+        let now = clock::now();
+        self.lock().health(now, &self.config)
+    }
+
+    /// A snapshot of sizes, waiters and counters.
+    pub(crate) fn status(&self) -> Status {
+        let state = self.lock();
+        let mut counters = state.counters.clone();
+        counters.checks = self.checks.load(std::sync::atomic::Ordering::Relaxed);
+        counters.apply_errors = self.apply_errors.load(std::sync::atomic::Ordering::Relaxed);
+        Status {
+            max_size: state.max_size,
+            open: state.open,
+            idle: state.idle.len(),
+            in_use: state.in_use,
+            handing_over: state.handing_over,
+            connecting: state.connecting,
+            draining: state.draining,
+            waiting: state.waitlist.len(),
+            waiting_by_class: std::array::from_fn(|c| state.waitlist.class_len(c)),
+            orphans: state.orphans,
+            held: state.waitlist.held_len(),
+            overloaded: state.is_overloaded(),
+            queue_delay: state
+                .waitlist
+                .head_age(crate::clock::now())
+                .unwrap_or_default(),
+            connect_failures: state.connector.failures,
+            paused: state.paused,
+            closed: state.closed,
+            counters,
+        }
     }
 
     /// Closes the pool and waits, at most `drain_timeout`, for the
@@ -490,22 +559,6 @@ enum Readiness {
     Broken,
     RoundTrip,
 }
-
-/// Reports a connection held past `leak_threshold`.
-#[cfg(feature = "tracing")]
-fn report_leak(site: &'static Location<'static>, held: std::time::Duration) {
-    tracing::warn!(
-        target: "stormpool::lease",
-        acquired_at = %site,
-        held_ms = held.as_millis() as u64,
-        "connection held past the leak threshold"
-    );
-}
-
-/// Reports a connection held past `leak_threshold`: counted only, as the
-/// `tracing` feature is off.
-#[cfg(not(feature = "tracing"))]
-fn report_leak(_: &'static Location<'static>, _: std::time::Duration) {}
 
 /// A queued request, as seen from its future.
 struct Waiter<'a, M: Manager> {
