@@ -142,7 +142,7 @@ impl<M: Manager> Shared<M> {
             // abandoned when dropped here.
             return;
         };
-        handle.spawn(async move {
+        let task = async move {
             let mut pending = pending;
             let shared = &pending.shared;
             let connect = shared.manager.connect();
@@ -161,7 +161,13 @@ impl<M: Manager> Shared<M> {
                 clock::now().saturating_duration_since(started),
             );
             pending.finish(Some(result));
-        });
+        };
+        #[cfg(feature = "tracing")]
+        let task = tracing::Instrument::instrument(
+            task,
+            tracing::info_span!(target: "stormpool", "stormpool.connect", pool = %self.config.name),
+        );
+        handle.spawn(task);
     }
 
     /// Takes a connection for a request, waiting if needed, then probes it
