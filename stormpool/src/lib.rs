@@ -1,5 +1,100 @@
-//! stormpool: an async connection pool and admission-control toolkit that
-//! keeps doing useful work under overload.
+//! An async connection pool and admission-control toolkit that keeps doing
+//! useful work under overload.
+//!
+//! A [`Pool`] hands out connections made by a [`Manager`] (the
+//! `stormpool-postgres` and `stormpool-mysql` crates provide managers for
+//! tokio-postgres and mysql_async; [`sim`] provides a simulated database).
+//! Beyond pooling, the pool is an admission controller: it decides, under
+//! overload, which requests to serve and which to reject early.
+//!
+//! ```
+//! use std::time::Duration;
+//! use stormpool::sim::{SimConfig, SimManager};
+//! use stormpool::{AcquireError, AcquireOptions, Pool, Priority};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = Pool::builder(SimManager::new(SimConfig::default()))
+//!     .max_size(16)
+//!     .max_hold(Some(Duration::from_secs(30)))
+//!     .build()?;
+//!
+//! let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
+//! let options = AcquireOptions::new()
+//!     .deadline(deadline)
+//!     .priority(Priority::Critical)
+//!     .key("tenant-7");
+//! match pool.get_with(options).await {
+//!     Ok(mut conn) => conn.query().await?,
+//!     Err(AcquireError::Shed { retry_after }) => println!("busy: retry after {retry_after:?}"),
+//!     Err(e) => return Err(e.into()),
+//! }
+//! assert!(pool.health().is_ready());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Behaviour under overload
+//!
+//! What a caller sees when more requests arrive than the database can serve,
+//! measured on the simulated database under paused time (16 connections,
+//! 2 ms queries, open-loop Poisson arrivals, 50 ms deadlines; see the
+//! `admission_*` tests and the storm lab):
+//!
+//! * **Nobody gets a connection after giving up.** A connection that becomes
+//!   free goes to the next *live* waiter; expired waiters met on the way are
+//!   removed and failed with [`AcquireError::Timeout`], a dropped request
+//!   leaves the queue in O(1), and a connection handed to a request that then
+//!   gives up is passed on. The counter of such "dead hand-offs" is 0 in every
+//!   test, storm and stress run.
+//! * **Goodput stays near capacity.** Each priority class has a CoDel
+//!   detector watching the age of its oldest waiter. When that age has stayed
+//!   above 5 ms for 100 ms (a standing queue, not a burst), the class is
+//!   served newest first, and its waiters older than 10 ms are rejected with
+//!   [`AcquireError::Shed`] (lowest class first, at most a bounded number per
+//!   tick, never [`Priority::Critical`]). At 2x capacity the pool keeps 99.5%
+//!   of capacity as goodput (a FIFO pool keeps under 5%); with three
+//!   immediate client retries per request, 99%; at 0.9x nothing is shed.
+//! * **Rejection is early and cheap.** `Shed { retry_after }`,
+//!   `TooManyWaiters` (`max_waiters`), `KeyQueueFull` (per-key queue cap) and
+//!   `Closed` are returned before any connection work, each counted.
+//! * **Critical work is protected.** With half the requests `Critical` at 2x,
+//!   every critical request is served and the shedding falls on the lower
+//!   class. Critical waiters leave only by their own deadline.
+//! * **One tenant cannot crowd out the others.** Within a class, waiting
+//!   requests are served round-robin across fairness keys, and
+//!   `max_in_flight_per_key` holds a key's surplus outside the queue and the
+//!   detector's view.
+//! * **A wedged pool recovers and says so.** The detector also runs on a
+//!   timer, so a pool where every query hangs still sheds; with `max_hold`
+//!   stuck connections are revoked (their statements cancelled on the
+//!   server, their slots replaced); [`Pool::health`] reports the wedge, the
+//!   revocations or an unreachable database as unhealthy, and shedding alone
+//!   as degraded.
+//! * **Dead work does not pile up on the server.** A connection returned with
+//!   a statement still running is cancelled and drained before anyone else
+//!   gets it, and a request's own deadline can bound its statements on the
+//!   server.
+//!
+//! The defaults (target 5 ms, interval 100 ms, slough age twice the target)
+//! are RFC 8289's and folly's; [`admission`] argues them, and the tests
+//! measure the false-positive rate at 0.9x load (none shed).
+//!
+//! # Features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `sim` | yes | [`sim`], the simulated database |
+//! | `tower` | no | `admission::GateLayer`, `retry::tower::BudgetedRetry` |
+//! | `metrics` | no | series through the `metrics` facade (names in `pool::observe`'s docs) |
+//! | `tracing` | no | events and spans through `tracing` |
+//!
+//! # Map
+//!
+//! [`pool`] (the pool, its waitlist, idle store, connector, lease watchdog),
+//! [`admission`] (the detector, [`Gate`](admission::Gate)), [`health`],
+//! [`retry`] and [`fanout`] (backoff, budgets, bounded fan-out), [`clock`]
+//! (tokio's clock and the jitter generator), [`sim`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -21,3 +116,8 @@ pub use health::{Health, Reason};
 pub use manager::Manager;
 pub use pool::{AcquireOptions, Builder, Config, Conn, Counters, Pool, Priority, Status};
 pub use settings::{Settings, SettingsId};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
