@@ -220,7 +220,9 @@ impl<M: Manager> Shared<M> {
                 Readiness::RoundTrip => {}
             }
             let deadline = deadline.resolve();
-            match self.round_trip(&mut conn, opts, now, deadline).await {
+            // Boxed: the round trip is the rare path, and the manager's futures
+            // would otherwise size every acquire future.
+            match Box::pin(self.round_trip(&mut conn, opts, now, deadline)).await {
                 Ok(()) => {
                     // The round trips may have finished at the deadline: a
                     // request out of time does not get the connection, which

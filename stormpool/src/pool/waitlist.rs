@@ -900,6 +900,18 @@ mod tests {
     }
 
     #[test]
+    fn a_waiter_record_fits_in_256_bytes() {
+        // The record of the real pool: the grant is a boxed connection entry,
+        // the failure the pool's own enum (the connect error behind an Arc).
+        type Record = Waiter<Box<u8>, crate::pool::state::Failure<std::io::Error>>;
+        let size = std::mem::size_of::<Record>();
+        assert!(size <= 256, "{size} bytes per waiter");
+        // And the queue's share beyond the record: nothing per waiter (key
+        // queues and class lists are per key and per class).
+        println!("waiter record: {size} bytes");
+    }
+
+    #[test]
     fn held_waiters_are_invisible_until_promoted() {
         let mut w = W::new();
         let now = t0();
