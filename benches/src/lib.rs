@@ -49,14 +49,21 @@ impl bb8::ManageConnection for FreeBb8 {
 
 /// A stormpool of `size` free connections, opened before it is returned.
 pub async fn stormpool(size: usize) -> stormpool::Pool<PermitManager> {
-    let pool = stormpool::Pool::builder(PermitManager)
+    stormpool_with(size, |b| b).await
+}
+
+/// The same, configured further by `configure`.
+pub async fn stormpool_with(
+    size: usize,
+    configure: impl FnOnce(stormpool::Builder<PermitManager>) -> stormpool::Builder<PermitManager>,
+) -> stormpool::Pool<PermitManager> {
+    let builder = stormpool::Pool::builder(PermitManager)
         .max_size(size)
         .min_idle(size)
         .max_concurrent_connects(size)
         .max_waiters(100_000)
-        .acquire_timeout(std::time::Duration::from_secs(60))
-        .build()
-        .expect("valid configuration");
+        .acquire_timeout(std::time::Duration::from_secs(60));
+    let pool = configure(builder).build().expect("valid configuration");
     let held: Vec<_> = futures_all(size, || pool.get()).await;
     drop(held);
     pool
