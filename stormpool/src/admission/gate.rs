@@ -181,7 +181,7 @@ impl GateBuilder {
             min_idle: 1,
             max_concurrent_connects: 1,
             // Permits need no probe and never age.
-            check_interval: Duration::MAX,
+            check_interval: crate::pool::MAX_DURATION,
             idle_timeout: None,
             max_lifetime: None,
             ..Config::default()

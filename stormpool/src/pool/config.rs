@@ -144,6 +144,10 @@ impl Default for Config {
     }
 }
 
+/// The longest duration a field accepts: long enough to mean "never",
+/// short enough that adding it to an instant cannot overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl Config {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -184,24 +188,38 @@ impl Config {
             ("abandon_timeout", Some(self.abandon_timeout)),
             ("max_hold", self.max_hold),
             ("leak_threshold", self.leak_threshold),
+            (
+                "deadline_aware",
+                match self.deadline_aware {
+                    DeadlineAware::MinRemaining(d) => Some(d),
+                    _ => None,
+                },
+            ),
         ];
         for (field, value) in durations {
             if value == Some(Duration::ZERO) {
                 return Err(ConfigError::ZeroDuration { field });
             }
+            if value.is_some_and(|d| d > MAX_DURATION) {
+                return Err(ConfigError::OutOfRange {
+                    field,
+                    expected: "at most 100 years",
+                });
+            }
+        }
+        // The skip window may be "forever" (never probe), but must stay
+        // addable to an instant.
+        if self.check_interval > MAX_DURATION {
+            return Err(ConfigError::OutOfRange {
+                field: "check_interval",
+                expected: "at most 100 years",
+            });
         }
         if self.connect_backoff_max < self.connect_backoff_min {
             return Err(ConfigError::OutOfRange {
                 field: "connect_backoff_max",
                 expected: "at least `connect_backoff_min`",
             });
-        }
-        if let DeadlineAware::MinRemaining(d) = self.deadline_aware {
-            if d.is_zero() {
-                return Err(ConfigError::ZeroDuration {
-                    field: "deadline_aware",
-                });
-            }
         }
         if self.max_waiters > u32::MAX as usize / 2 {
             return Err(ConfigError::OutOfRange {

@@ -41,7 +41,7 @@ use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 
-pub use config::{Builder, Config};
+pub use config::{Builder, Config, MAX_DURATION};
 pub use conn::Conn;
 pub use options::{AcquireOptions, Priority};
 pub use stats::{Counters, Status};
