@@ -16,7 +16,8 @@ fn build(config: Config) -> Result<Pool<SimManager>, ConfigError> {
 
 #[test]
 fn every_bad_field_is_named() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+    type Breaker = Box<dyn Fn(&mut Config)>;
+    let cases: Vec<(&str, Breaker)> = vec![
         ("max_size", Box::new(|c| c.max_size = 0)),
         ("max_waiters", Box::new(|c| c.max_waiters = 0)),
         (
