@@ -1,8 +1,11 @@
 //! Test support for stormpool's database adapters: a loopback TCP
 //! [`FaultProxy`] that resets, closes, freezes, slows or
 //! cuts connections on demand; helpers that find the live test databases
-//! ([`db`]) and control their servers ([`server`]); and a small load
-//! generator that records what each request saw ([`load`]).
+//! ([`db`]) and control their servers ([`server`]); a small load
+//! generator that records what each request saw ([`load`]); and the
+//! scenarios the adapters share: faults ([`scenarios`]) and statement
+//! hygiene, checked against the server's view of its sessions
+//! ([`statements`]).
 //!
 //! Everything here talks to loopback addresses only, and every fault a test
 //! injects into a server is undone by a drop guard, so a failing test still
@@ -13,6 +16,7 @@ pub mod load;
 pub mod proxy;
 pub mod scenarios;
 pub mod server;
+pub mod statements;
 
 pub use proxy::{Fault, FaultProxy};
 

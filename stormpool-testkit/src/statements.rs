@@ -1,0 +1,264 @@
+//! Statement hygiene scenarios shared by the database adapters' tests:
+//! abandoned statements and deadline propagation, checked against the
+//! server's own view of its sessions (`pg_stat_activity`, the process list)
+//! through a [`StatementHarness`].
+//!
+//! Unlike the fault scenarios these touch no server process, so they may run
+//! in parallel with each other; each uses a pool of one connection, so "the
+//! next request" is served by the very session the scenario dirtied.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use stormpool::{AcquireOptions, Conn, Pool};
+
+use crate::load::wait_until;
+use crate::scenarios::{acquire_error, Harness};
+
+/// How a tracked statement failed.
+#[derive(Clone, Debug)]
+pub struct StatementError {
+    /// The error with its sources.
+    pub message: String,
+    /// Whether the server stopped the statement at its time bound
+    /// (SQLSTATE `57014` in PostgreSQL, error 1969 in MariaDB).
+    pub timed_out: bool,
+}
+
+/// What a manager counted about its statements.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatementStats {
+    /// Statements the server stopped at a bound propagated from a deadline.
+    pub stopped_by_deadline: u64,
+    /// Times a session's bound was set because a request's differed.
+    pub bound_changes: u64,
+    /// Tracked statements dropped before they completed.
+    pub abandoned: u64,
+}
+
+/// What the statement scenarios need to know about one adapter, beyond
+/// [`Harness`].
+pub trait StatementHarness: Harness {
+    /// A connection of the test's own that reads the server's sessions.
+    type Observer: Send;
+
+    /// Opens an observer on `url`.
+    fn observer(url: &str) -> impl Future<Output = Self::Observer> + Send;
+
+    /// Whether the server is running, on session `session`, a statement
+    /// whose text contains `marker`.
+    fn is_running(
+        observer: &mut Self::Observer,
+        session: u64,
+        marker: &str,
+    ) -> impl Future<Output = bool> + Send;
+
+    /// Sleeps `seconds` on the server in one statement tagged with `marker`
+    /// (a comment), through the adapter's tracked statement API.
+    fn sleep(
+        conn: &mut Conn<Self::M>,
+        seconds: f64,
+        marker: &str,
+    ) -> impl Future<Output = Result<(), StatementError>> + Send;
+
+    /// The bound the session puts on statements, as the server reports it
+    /// to a tracked statement, in whole milliseconds (0: none).
+    fn statement_bound_ms(conn: &mut Conn<Self::M>) -> impl Future<Output = u64> + Send;
+
+    /// The manager's statement counters.
+    fn stats(manager: &Self::M) -> StatementStats;
+}
+
+fn pool_of_one<H: Harness>(url: &str, tag: &str, propagate: bool) -> Pool<H::M> {
+    Pool::builder(H::manager(url, tag))
+        .max_size(1)
+        .propagate_deadline(propagate)
+        .build()
+        .expect("pool config")
+}
+
+async fn get<H: Harness>(pool: &Pool<H::M>, options: AcquireOptions) -> Conn<H::M> {
+    pool.get_with(options)
+        .await
+        .unwrap_or_else(|e| panic!("acquire: {}", acquire_error(&e)))
+}
+
+fn within(seconds: u64) -> AcquireOptions {
+    AcquireOptions::new().deadline((Instant::now() + Duration::from_secs(seconds)).into())
+}
+
+/// Polls the server every 2 ms until session `session` no longer runs the
+/// statement tagged `marker` (the instant it saw so) or `limit` passes.
+async fn wait_gone<H: StatementHarness>(
+    observer: &mut H::Observer,
+    session: u64,
+    marker: &str,
+    limit: Duration,
+) -> Option<Instant> {
+    let until = Instant::now() + limit;
+    loop {
+        if !H::is_running(observer, session, marker).await {
+            return Some(Instant::now());
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A request drops a 10 s sleep statement in the middle and returns its
+/// connection: within 100 ms the server runs no statement on that session
+/// any more, the pool counts one statement cancelled on return and one
+/// connection drained, and the next request is served by the same session
+/// at once. A statement that completed leaves nothing to drain.
+pub async fn abandoned_statement_is_stopped<H: StatementHarness>(url: &str) {
+    let marker = "stormpool_abandoned_10s";
+    let pool = pool_of_one::<H>(url, "stormpool_abandoned", true);
+    let mut observer = H::observer(url).await;
+
+    let mut conn = get::<H>(&pool, within(60)).await;
+    let session = H::session(&mut conn).await.expect("session query");
+    H::sleep(&mut conn, 0.001, "stormpool_completed")
+        .await
+        .expect("a short statement");
+    drop(conn);
+    let counters = pool.status().counters;
+    assert_eq!(counters.cancelled_on_return, 0, "a completed statement");
+
+    let mut conn = get::<H>(&pool, within(60)).await;
+    {
+        let sleeping = H::sleep(&mut conn, 10.0, marker);
+        tokio::pin!(sleeping);
+        let until = Instant::now() + Duration::from_secs(5);
+        // Drives the statement while watching the server for it.
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut sleeping => panic!("the 10 s statement ended: {result:?}"),
+                _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+            }
+            if H::is_running(&mut observer, session, marker).await {
+                break;
+            }
+            assert!(Instant::now() < until, "the statement never showed up");
+        }
+    }
+    // The statement's future is gone; the server still runs it.
+    assert!(H::is_running(&mut observer, session, marker).await);
+    let dropped = Instant::now();
+    drop(conn);
+    let stopped = wait_gone::<H>(&mut observer, session, marker, Duration::from_secs(5))
+        .await
+        .expect("the abandoned statement still runs on the server after 5 s");
+    let took = stopped - dropped;
+    println!("measured: abandoned statement gone from the server {took:?} after the return");
+    assert!(
+        took <= Duration::from_millis(100),
+        "the abandoned statement ran on for {took:?}"
+    );
+
+    let drained = wait_until(Duration::from_secs(2), || {
+        pool.status().counters.drained == 1
+    })
+    .await;
+    assert!(drained.is_some(), "{:?}", pool.status());
+    let status = pool.status();
+    assert_eq!(status.counters.cancelled_on_return, 1);
+    assert_eq!(status.counters.closed_drain_failed, 0);
+    assert_eq!((status.open, status.draining), (1, 0));
+    assert_eq!(H::stats(pool.manager()).abandoned, 1);
+
+    // The same session serves the next request normally.
+    let mut conn = get::<H>(&pool, within(60)).await;
+    assert_eq!(H::session(&mut conn).await.expect("session query"), session);
+    H::sleep(&mut conn, 0.01, "stormpool_after_drain")
+        .await
+        .expect("a statement after the drain");
+    drop(conn);
+    assert_eq!(pool.status().counters.cancelled_on_return, 1);
+}
+
+/// A request with a 300 ms deadline runs a 2 s statement: the server stops
+/// it with its timeout error (the manager counts it) well before 2 s, and
+/// the connection, still the same session, serves the next request with
+/// that request's own deadline: a 500 ms statement under a 60 s deadline
+/// completes. A request without a deadline gets the session's default back;
+/// a wait timeout is not a deadline and is not propagated.
+pub async fn statement_over_budget_is_stopped<H: StatementHarness>(url: &str) {
+    let pool = pool_of_one::<H>(url, "stormpool_deadline", true);
+    let mut conn = get::<H>(&pool, AcquireOptions::new()).await;
+    let session = H::session(&mut conn).await.expect("session query");
+    let default = H::statement_bound_ms(&mut conn).await;
+    drop(conn);
+
+    let options =
+        AcquireOptions::new().deadline((Instant::now() + Duration::from_millis(300)).into());
+    let mut conn = get::<H>(&pool, options).await;
+    let start = Instant::now();
+    let err = H::sleep(&mut conn, 2.0, "stormpool_over_budget")
+        .await
+        .expect_err("a 2 s statement under a 300 ms deadline");
+    let took = start.elapsed();
+    println!("measured: 2 s statement under a 300 ms deadline stopped after {took:?}");
+    assert!(err.timed_out, "not the server's timeout: {}", err.message);
+    assert!(took < Duration::from_millis(1500), "ran for {took:?}");
+    assert_eq!(H::stats(pool.manager()).stopped_by_deadline, 1);
+    drop(conn);
+    assert_eq!(pool.status().counters.cancelled_on_return, 0);
+
+    let mut conn = get::<H>(&pool, within(60)).await;
+    assert_eq!(H::session(&mut conn).await.expect("session query"), session);
+    H::sleep(&mut conn, 0.5, "stormpool_next_budget")
+        .await
+        .expect("the next request's own deadline applies");
+    let bound = H::statement_bound_ms(&mut conn).await;
+    assert!(
+        (30_000..=60_000).contains(&bound),
+        "a 60 s deadline bounds statements by {bound} ms"
+    );
+    drop(conn);
+
+    let mut conn = get::<H>(&pool, AcquireOptions::new()).await;
+    assert_eq!(H::statement_bound_ms(&mut conn).await, default);
+    drop(conn);
+    let options = AcquireOptions::new().timeout(Duration::from_millis(300));
+    let mut conn = get::<H>(&pool, options).await;
+    assert_eq!(H::statement_bound_ms(&mut conn).await, default);
+    H::sleep(&mut conn, 0.5, "stormpool_wait_timeout")
+        .await
+        .expect("a wait timeout does not bound the statement");
+    drop(conn);
+    assert_eq!(H::stats(pool.manager()).stopped_by_deadline, 1);
+}
+
+/// Requests with about the same budget share one bound: consecutive
+/// requests with a 10 s deadline set it once. With `propagate_deadline`
+/// off, the session keeps its default whatever the deadline.
+pub async fn bound_changes_only_when_it_must<H: StatementHarness>(url: &str) {
+    let pool = pool_of_one::<H>(url, "stormpool_bound_changes", true);
+    let before = H::stats(pool.manager()).bound_changes;
+    for _ in 0..5 {
+        let mut conn = get::<H>(&pool, within(10)).await;
+        H::sleep(&mut conn, 0.001, "stormpool_same_budget")
+            .await
+            .expect("statement");
+    }
+    let changes = H::stats(pool.manager()).bound_changes - before;
+    assert_eq!(changes, 1, "five requests with a 10 s budget");
+
+    let pool = pool_of_one::<H>(url, "stormpool_no_propagation", false);
+    let mut conn = get::<H>(&pool, AcquireOptions::new()).await;
+    let default = H::statement_bound_ms(&mut conn).await;
+    drop(conn);
+    let options =
+        AcquireOptions::new().deadline((Instant::now() + Duration::from_millis(300)).into());
+    let mut conn = get::<H>(&pool, options).await;
+    assert_eq!(H::statement_bound_ms(&mut conn).await, default);
+    H::sleep(&mut conn, 0.5, "stormpool_unbounded")
+        .await
+        .expect("not propagated: the statement outlives the deadline");
+    drop(conn);
+    let stats = H::stats(pool.manager());
+    assert_eq!((stats.bound_changes, stats.stopped_by_deadline), (0, 0));
+}
