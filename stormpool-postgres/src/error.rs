@@ -51,6 +51,8 @@ pub struct Error {
 #[derive(Debug)]
 enum Kind {
     Driver(tokio_postgres::Error),
+    /// A socket of the manager's own (a cancel request's).
+    Io(std::io::Error),
     InvalidSettingName(String),
 }
 
@@ -59,6 +61,13 @@ impl Error {
         move |e| Error {
             operation,
             kind: Kind::Driver(e),
+        }
+    }
+
+    pub(crate) fn io(operation: Operation) -> impl FnOnce(std::io::Error) -> Error {
+        move |e| Error {
+            operation,
+            kind: Kind::Io(e),
         }
     }
 
@@ -75,11 +84,12 @@ impl Error {
     }
 
     /// The driver's error, unless the failure was found before any I/O (an
-    /// invalid setting name).
+    /// invalid setting name) or on a socket of the manager's own (a cancel
+    /// request's, whose error is the [`source`](std::error::Error::source)).
     pub fn as_driver(&self) -> Option<&tokio_postgres::Error> {
         match &self.kind {
             Kind::Driver(e) => Some(e),
-            Kind::InvalidSettingName(_) => None,
+            Kind::Io(_) | Kind::InvalidSettingName(_) => None,
         }
     }
 
@@ -100,7 +110,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Driver(_) => f.write_str(self.operation.describe()),
+            Kind::Driver(_) | Kind::Io(_) => f.write_str(self.operation.describe()),
             Kind::InvalidSettingName(name) => write!(
                 f,
                 "invalid session setting name `{name}`: expected letters, digits, `_` and `.`"
@@ -113,6 +123,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             Kind::Driver(e) => Some(e),
+            Kind::Io(e) => Some(e),
             Kind::InvalidSettingName(_) => None,
         }
     }

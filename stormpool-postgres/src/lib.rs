@@ -14,7 +14,8 @@
 //!     .acquire_timeout(Duration::from_secs(1))
 //!     .build()?;
 //!
-//! // The guard dereferences to a `tokio_postgres::Client`.
+//! // The guard dereferences to a `PgConnection`, whose statement methods
+//! // are those of a `tokio_postgres::Client`, tracked (see below).
 //! let conn = pool.get().await?;
 //! let row = conn.query_one("SELECT 1::int4", &[]).await?;
 //! assert_eq!(row.get::<_, i32>(0), 1);
@@ -50,7 +51,40 @@
 //!   is down ([`AcquireError::Connect`](stormpool::AcquireError::Connect)),
 //!   and the pool refills as soon as it accepts connections again.
 //! - **A stuck statement**: [`cancel`](stormpool::Manager::cancel) sends the
-//!   protocol's cancel request, which stops it as `pg_cancel_backend` would.
+//!   protocol's cancel request, which stops it as `pg_cancel_backend` would,
+//!   and returns once the server has acted on it: a cancel that arrives
+//!   after the statement ended never hits the session's next statement.
+//!
+//! # Abandoned statements
+//!
+//! A request that gives up in the middle of a statement (its future is
+//! dropped at its deadline) leaves the statement running on the server, and
+//! with a plain client the next request on that connection queues behind
+//! work nobody will read; under a timeout storm seconds of it pile up per
+//! connection. [`PgConnection`]'s statement methods are tracked: when a
+//! connection comes back with one abandoned, the pool sends the protocol's
+//! cancel request and keeps the connection out of circulation (counted as
+//! draining) until an empty query answers, which happens once the server is
+//! idle on the session; past `abandon_timeout` it closes it. The returner
+//! never waits for any of this. Statements sent through the raw
+//! [`Client`](tokio_postgres::Client) (`Deref`, [`PgConnection::client`]) are
+//! not tracked.
+//!
+//! # Deadline propagation
+//!
+//! When a request acquires a connection with a deadline
+//! ([`AcquireOptions::deadline`](stormpool::AcquireOptions::deadline); a
+//! wait `timeout` is never propagated) and the pool's `propagate_deadline`
+//! is on (the default), its tracked statements are bounded on the server by
+//! the time left: `statement_timeout` is set to the remaining time, rounded
+//! down to one of four steps per octave (so similar requests share a value,
+//! and a statement never outlives its deadline; the bound is at most 20%
+//! shorter than the time left). The `SET` is sent only when the value
+//! changes, pipelined with the statement (one write, no extra round trip).
+//! A request without a deadline puts the session back to its default
+//! (`SET statement_timeout TO DEFAULT`, or the value its settings gave).
+//! A statement over its bound fails on the server with SQLSTATE `57014`
+//! and the connection stays usable; [`PgManager::stats`] counts these.
 //!
 //! # TLS
 //!
@@ -70,12 +104,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cancel;
 mod config;
+mod connection;
+mod deadline;
 mod error;
 mod manager;
 mod session;
+mod stats;
 
 pub use config::ManagerConfig;
+pub use connection::PgConnection;
 pub use error::{Classify, Error, Operation};
-pub use manager::{PgConnection, PgManager};
+pub use manager::PgManager;
+pub use stats::PgStats;
 pub use tokio_postgres;

@@ -3,17 +3,21 @@
 
 use std::fmt;
 use std::future::Future;
-use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
+use stormpool::clock::Instant;
 use stormpool::Settings;
 use tokio::sync::oneshot;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{CancelToken, Client, NoTls, Socket};
+use tokio_postgres::{CancelToken, NoTls, Socket};
 
+use crate::cancel::{self, CancelRoute};
 use crate::config::ManagerConfig;
+use crate::connection::PgConnection;
 use crate::error::{Error, Operation};
 use crate::session;
+use crate::stats::{Counters, PgStats};
 
 /// A [`stormpool::Manager`] for tokio-postgres.
 ///
@@ -29,13 +33,18 @@ use crate::session;
 /// | `check` | an empty simple query, one round trip; bounded by the pool's `check_timeout` |
 /// | `apply` | `set_config(name, value, false)` for every pair, in one statement |
 /// | `reset` | [`ManagerConfig::reset_statement`], `DISCARD ALL` by default |
-/// | `cancel` | the protocol's cancel request (what `pg_cancel_backend` does) |
+/// | `cancel` | the protocol's cancel request (what `pg_cancel_backend` does), waiting until the server has acted on it |
+/// | `statement_in_flight` | a [tracked statement](PgConnection) was dropped before it completed |
+/// | `on_checkout` | records the request's deadline; tracked statements bound themselves by it |
 ///
 /// `Debug` never shows the password.
 pub struct PgManager<T = NoTls> {
     config: tokio_postgres::Config,
     tls: T,
     options: ManagerConfig,
+    /// Where cancel requests go when the manager sends them itself.
+    cancel_route: Option<CancelRoute>,
+    counters: Arc<Counters>,
 }
 
 impl PgManager<NoTls> {
@@ -60,9 +69,11 @@ impl<T> PgManager<T> {
     /// A manager connecting with `config` through the TLS connector `tls`.
     pub fn with_tls(config: tokio_postgres::Config, tls: T) -> Self {
         PgManager {
+            cancel_route: CancelRoute::for_config(&config),
             config,
             tls,
             options: ManagerConfig::default(),
+            counters: Arc::default(),
         }
     }
 
@@ -81,6 +92,13 @@ impl<T> PgManager<T> {
     /// The manager's options.
     pub fn manager_config(&self) -> &ManagerConfig {
         &self.options
+    }
+
+    /// What the manager counted over all its connections: statements
+    /// stopped by a propagated deadline, bound changes, abandoned
+    /// statements.
+    pub fn stats(&self) -> PgStats {
+        self.counters.snapshot()
     }
 }
 
@@ -101,41 +119,6 @@ impl<T> fmt::Debug for PgManager<T> {
             .field("application_name", &self.config.get_application_name())
             .field("options", &self.options)
             .finish_non_exhaustive()
-    }
-}
-
-/// A pooled PostgreSQL connection: dereferences to the tokio-postgres
-/// [`Client`], so `conn.query(..)` works on the pool's guard directly.
-///
-/// The connection's I/O runs on a task of its own. Dropping this closes the
-/// session: the task says goodbye to the server, and is cut after
-/// [`ManagerConfig::close_grace`] if the server does not answer.
-pub struct PgConnection {
-    client: Client,
-    /// Dropped with the connection: tells the I/O task to wind down.
-    _closing: oneshot::Sender<()>,
-}
-
-impl PgConnection {
-    /// The tokio-postgres client.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-}
-
-impl Deref for PgConnection {
-    type Target = Client;
-
-    fn deref(&self) -> &Client {
-        &self.client
-    }
-}
-
-impl fmt::Debug for PgConnection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgConnection")
-            .field("closed", &self.client.is_closed())
-            .finish()
     }
 }
 
@@ -175,18 +158,18 @@ where
             .map_err(Error::driver(Operation::Connect))?;
         let (closing_tx, closing_rx) = oneshot::channel();
         tokio::spawn(drive(connection, closing_rx, self.options.close_grace));
-        Ok(PgConnection {
-            client,
-            _closing: closing_tx,
-        })
+        Ok(PgConnection::new(client, closing_tx, self.counters.clone()))
     }
 
     fn is_broken(&self, conn: &mut PgConnection) -> bool {
-        conn.client.is_closed()
+        conn.client().is_closed()
     }
 
+    /// Also what the pool runs after cancelling an abandoned statement: the
+    /// empty query queues behind it on the session, so it answers once the
+    /// server is idle there.
     async fn check(&self, conn: &mut PgConnection) -> Result<(), Error> {
-        conn.client
+        conn.client()
             .simple_query("")
             .await
             .map(drop)
@@ -203,29 +186,55 @@ where
             if settings.is_empty() {
                 return Ok(());
             }
-            conn.client
+            conn.client()
                 .simple_query(&statement?)
                 .await
                 .map(drop)
-                .map_err(Error::driver(Operation::Apply))
+                .map_err(Error::driver(Operation::Apply))?;
+            let own_bound = settings
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(session::STATEMENT_TIMEOUT));
+            if let Some((_, value)) = own_bound {
+                conn.settings_bound(value);
+            }
+            Ok(())
         }
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), Error> {
-        conn.client
+        // Whatever the statement, the session's bound is not known after it.
+        conn.session_reset();
+        conn.client()
             .batch_execute(&self.options.reset_statement)
             .await
             .map_err(Error::driver(Operation::Reset))
     }
 
-    fn cancel_token(&self, conn: &PgConnection) -> CancelToken {
-        conn.client.cancel_token()
+    fn statement_in_flight(&self, conn: &mut PgConnection) -> bool {
+        conn.take_abandoned()
     }
 
+    fn on_checkout(&self, conn: &mut PgConnection, deadline: Option<Instant>) {
+        conn.set_deadline(deadline);
+    }
+
+    fn cancel_token(&self, conn: &PgConnection) -> CancelToken {
+        conn.client().cancel_token()
+    }
+
+    /// Returns once the server has signalled the session (it hangs up the
+    /// cancel connection then), so a statement sent afterwards is never hit
+    /// by this cancel. With several hosts or `sslmode=require` the driver
+    /// sends the request, and returns as soon as it is written.
     async fn cancel(&self, token: &CancelToken) -> Result<(), Error> {
-        token
-            .cancel_query(self.tls.clone())
-            .await
-            .map_err(Error::driver(Operation::Cancel))
+        match &self.cancel_route {
+            Some(route) => cancel::cancel(token, route)
+                .await
+                .map_err(Error::io(Operation::Cancel)),
+            None => token
+                .cancel_query(self.tls.clone())
+                .await
+                .map_err(Error::driver(Operation::Cancel)),
+        }
     }
 }

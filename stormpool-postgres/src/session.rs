@@ -11,6 +11,10 @@ use stormpool::Settings;
 
 use crate::error::Error;
 
+/// The server's bound on a statement's run time, which deadline propagation
+/// sets (see the crate docs).
+pub(crate) const STATEMENT_TIMEOUT: &str = "statement_timeout";
+
 /// Whether `name` is a PostgreSQL parameter name: letters, digits and `_`,
 /// with `.` for extension parameters (`myapp.tenant`), not starting with a
 /// digit or a dot.

@@ -1,14 +1,16 @@
-//! What the shared fault scenarios need to know about PostgreSQL, and
-//! helpers of the adapter's own tests.
+//! What the shared fault and statement scenarios need to know about
+//! PostgreSQL, and helpers of the adapter's own tests.
 #![allow(dead_code)]
 
 use std::time::Duration;
 
 use stormpool::{Conn, Pool};
+use stormpool_postgres::tokio_postgres::error::SqlState;
 use stormpool_postgres::tokio_postgres::{self, NoTls, SimpleQueryMessage};
 use stormpool_postgres::{Classify, PgManager};
 use stormpool_testkit::scenarios::{Harness, QueryError};
 use stormpool_testkit::server::Server;
+use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
 
 /// The live database's URL, or `None` (skip) when unset outside CI.
 pub fn url() -> Option<String> {
@@ -112,5 +114,62 @@ impl Harness for Pg {
         scalar(conn.client(), &format!("SHOW {name}"))
             .await
             .expect("SHOW returns a row")
+    }
+}
+
+impl StatementHarness for Pg {
+    type Observer = tokio_postgres::Client;
+
+    async fn observer(url: &str) -> tokio_postgres::Client {
+        side(url).await
+    }
+
+    async fn is_running(observer: &mut tokio_postgres::Client, session: u64, marker: &str) -> bool {
+        let pid = i32::try_from(session).expect("a backend pid");
+        let running: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE pid = $1 AND state = 'active' AND strpos(query, $2) > 0",
+                &[&pid, &marker],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        running > 0
+    }
+
+    async fn sleep(
+        conn: &mut Conn<PgManager>,
+        seconds: f64,
+        marker: &str,
+    ) -> Result<(), StatementError> {
+        conn.simple_query(&format!("SELECT pg_sleep({seconds}) /* {marker} */"))
+            .await
+            .map(drop)
+            .map_err(|e| StatementError {
+                message: stormpool_testkit::load::chain(&e),
+                timed_out: e.code() == Some(&SqlState::QUERY_CANCELED),
+            })
+    }
+
+    async fn statement_bound_ms(conn: &mut Conn<PgManager>) -> u64 {
+        let ms: i64 = conn
+            .query_one(
+                "SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'",
+                &[],
+            )
+            .await
+            .expect("pg_settings")
+            .get(0);
+        u64::try_from(ms).expect("a bound of 0 or more")
+    }
+
+    fn stats(manager: &PgManager) -> StatementStats {
+        let stats = manager.stats();
+        StatementStats {
+            stopped_by_deadline: stats.stopped_by_deadline,
+            bound_changes: stats.bound_changes,
+            abandoned: stats.abandoned,
+        }
     }
 }

@@ -1,0 +1,169 @@
+//! Deadline propagation: a request's remaining time becomes the session's
+//! `statement_timeout`, so the server stops work whose client has left.
+//!
+//! # Why buckets
+//!
+//! `SET statement_timeout` costs a statement of its own, so it is sent only
+//! when the value changes. The remaining time is rounded *down* to one of
+//! four steps per octave (1, 1.25, 1.5 and 1.75 times a power of two, in
+//! milliseconds): consecutive requests with similar budgets land on the same
+//! step and send nothing, and since the step is never above the remaining
+//! time, a statement never runs past its request's deadline (give or take
+//! the trip to the server). The cost is a bound up to 20% shorter than the
+//! time left.
+//!
+//! # What the session carries
+//!
+//! [`SessionBound`] is what the adapter last set on the session, kept in one
+//! atomic so the connection's statements can run concurrently (`&self`, as
+//! tokio-postgres pipelines them). A `SET` that failed (in an aborted
+//! transaction, say) leaves it unknown, and the next statement sets it again.
+//!
+//! A `SET` sent inside a transaction block that later rolls back is undone
+//! with it. Within one request the bound only ever shrinks, so a rollback
+//! leaves the session with a *longer* bound than the adapter believes, never
+//! a shorter one: a later statement may run past its deadline by up to the
+//! difference, never be stopped early.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The session's `statement_timeout` is its default (as it was at connect,
+/// or what the request's settings said).
+const DEFAULT: u32 = 0;
+/// The adapter does not know what the session carries.
+const UNKNOWN: u32 = u32::MAX;
+/// The longest bound PostgreSQL accepts, in milliseconds (`INT_MAX`).
+const MAX_MS: u32 = i32::MAX as u32;
+
+/// `remaining` rounded down to four steps per octave, in whole
+/// milliseconds, at least 1 ms (0 would mean "no limit" to the server).
+pub(crate) fn quantize(remaining: Duration) -> u32 {
+    let ms = remaining.as_millis().clamp(1, u128::from(MAX_MS)) as u32;
+    // Keep the leading bit and the two after it.
+    let dropped = (31 - ms.leading_zeros()).saturating_sub(2);
+    ms >> dropped << dropped
+}
+
+/// What a session's statements are bounded by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// The session's default.
+    Default,
+    /// This many milliseconds.
+    Millis(u32),
+}
+
+impl Bound {
+    /// The bound for a request with `deadline`, at `now`.
+    pub(crate) fn until(deadline: Instant, now: Instant) -> Bound {
+        Bound::Millis(quantize(deadline.saturating_duration_since(now)))
+    }
+
+    fn encode(self) -> u32 {
+        match self {
+            Bound::Default => DEFAULT,
+            Bound::Millis(ms) => ms,
+        }
+    }
+
+    /// The statement that puts this bound on the session; `restore` is the
+    /// session's own `statement_timeout` when its settings carry one.
+    pub(crate) fn statement(self, restore: Option<&str>) -> String {
+        match (self, restore) {
+            (Bound::Millis(ms), _) => format!("SET statement_timeout = {ms}"),
+            (Bound::Default, None) => "SET statement_timeout TO DEFAULT".to_owned(),
+            (Bound::Default, Some(value)) => format!(
+                "SET statement_timeout = {}",
+                crate::session::quote_literal(value)
+            ),
+        }
+    }
+}
+
+/// The bound the adapter last put on a session.
+#[derive(Debug)]
+pub(crate) struct SessionBound(AtomicU32);
+
+impl SessionBound {
+    /// A fresh session: its default.
+    pub(crate) fn new() -> Self {
+        SessionBound(AtomicU32::new(DEFAULT))
+    }
+
+    /// Claims the change to `wanted`: `true` when the session carries
+    /// something else, and the caller must now send the `SET` (and report
+    /// with [`settled`](Self::settled)).
+    pub(crate) fn claim(&self, wanted: Bound) -> bool {
+        // Relaxed: the value orders nothing else; concurrent statements on
+        // one session at worst both send the same SET.
+        self.0.swap(wanted.encode(), Ordering::Relaxed) != wanted.encode()
+    }
+
+    /// The session's `statement_timeout` is not known any more (a `SET`
+    /// failed, a reset or settings changed it): the next statement sets its
+    /// bound again, whatever it is.
+    pub(crate) fn forget(&self) {
+        self.0.store(UNKNOWN, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantizes_down_to_four_steps_per_octave() {
+        let q = |ms| quantize(Duration::from_millis(ms));
+        assert_eq!(q(0), 1);
+        for ms in 1..=7 {
+            assert_eq!(q(ms), ms as u32, "small values are exact");
+        }
+        assert_eq!((q(8), q(9), q(10), q(11)), (8, 8, 10, 10));
+        assert_eq!((q(47), q(48), q(50), q(55), q(56)), (40, 48, 48, 48, 56));
+        assert_eq!(q(1000), 896);
+        assert_eq!(quantize(Duration::from_secs(1 << 40)), 0x7000_0000);
+        for ms in 1..5000u64 {
+            let step = u64::from(q(ms));
+            assert!(step <= ms.max(1), "{ms} rounds down");
+            assert!(step * 5 >= ms * 4 - 4, "{ms}: at most 20% below");
+        }
+    }
+
+    #[test]
+    fn a_change_is_claimed_once() {
+        let bound = SessionBound::new();
+        assert!(
+            !bound.claim(Bound::Default),
+            "a fresh session is at its default"
+        );
+        assert!(bound.claim(Bound::Millis(48)));
+        assert!(!bound.claim(Bound::Millis(48)));
+        bound.forget();
+        assert!(
+            bound.claim(Bound::Millis(48)),
+            "an unknown bound is set again"
+        );
+        bound.forget();
+        assert!(bound.claim(Bound::Default), "so is an unknown default");
+        assert!(!bound.claim(Bound::Default));
+    }
+
+    #[test]
+    fn statements_set_restore_or_reset() {
+        assert_eq!(
+            Bound::Millis(40).statement(None),
+            "SET statement_timeout = 40"
+        );
+        assert_eq!(
+            Bound::Default.statement(None),
+            "SET statement_timeout TO DEFAULT"
+        );
+        assert_eq!(
+            Bound::Default.statement(Some("5s")),
+            "SET statement_timeout = '5s'"
+        );
+    }
+}
