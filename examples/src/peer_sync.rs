@@ -34,13 +34,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use stormpool::clock::Instant;
-use stormpool::fanout::{
-    FanOut, FanOutConfigError, FanOutError, FanOutReport, Outcome as FanOutOutcome,
-};
+use stormpool::fanout::{FanOut, FanOutError, FanOutReport, Outcome as FanOutOutcome};
 use stormpool::retry::{
-    classify, Attempt, BudgetConfig, Budgets, CallOptions, Classification, RetryConfigError,
-    RetryError, RetryPolicy,
+    classify, Attempt, BudgetConfig, Budgets, CallOptions, Classification, RetryError, RetryPolicy,
 };
+use stormpool::ConfigError;
 
 use crate::peer_server::VERSION_HEADER;
 
@@ -126,9 +124,9 @@ impl Default for SyncConfig {
 #[non_exhaustive]
 pub enum SetupError {
     /// The fan-out settings.
-    FanOut(FanOutConfigError),
+    FanOut(ConfigError),
     /// The retry settings.
-    Retry(RetryConfigError),
+    Retry(ConfigError),
 }
 
 impl fmt::Display for SetupError {
@@ -146,18 +144,6 @@ impl std::error::Error for SetupError {
             SetupError::FanOut(error) => Some(error),
             SetupError::Retry(error) => Some(error),
         }
-    }
-}
-
-impl From<FanOutConfigError> for SetupError {
-    fn from(error: FanOutConfigError) -> Self {
-        SetupError::FanOut(error)
-    }
-}
-
-impl From<RetryConfigError> for SetupError {
-    fn from(error: RetryConfigError) -> Self {
-        SetupError::Retry(error)
     }
 }
 
@@ -255,14 +241,16 @@ impl PeerSync {
         let fanout = FanOut::builder()
             .max_in_flight(config.max_in_flight)
             .per_target_timeout(config.per_peer_timeout)
-            .build()?;
+            .build()
+            .map_err(SetupError::FanOut)?;
         let policy = RetryPolicy::builder(classify_push as Classifier)
             .max_attempts(config.max_attempts)
             .attempt_timeout(config.attempt_timeout)
             .backoff_base(config.backoff_base)
             .backoff_cap(config.backoff_cap)
-            .build()?;
-        let budgets = Budgets::new(BudgetConfig::default())?;
+            .build()
+            .map_err(SetupError::Retry)?;
+        let budgets = Budgets::new(BudgetConfig::default()).map_err(SetupError::Retry)?;
 
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.attempt_timeout));

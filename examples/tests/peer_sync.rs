@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use stormpool::fanout::Outcome;
-use stormpool::retry::{RetryConfigError, RetryError, Stop};
+use stormpool::retry::{RetryError, Stop};
+use stormpool::ConfigError;
 use stormpool_examples::peer_server::{Behaviour, PeerServer};
 use stormpool_examples::peer_sync::{PeerSync, RouteTable, SetupError, SyncConfig};
 
@@ -153,7 +154,7 @@ fn peer_sync_refuses_a_backoff_that_outsleeps_its_attempts() {
     config.backoff_cap = Duration::from_millis(200);
     // 100 + 200 + 200 ms of sleep against 250 ms attempts.
     match PeerSync::new(config) {
-        Err(SetupError::Retry(RetryConfigError::SleepBudget {
+        Err(SetupError::Retry(ConfigError::SleepBudget {
             worst_case_sleep, ..
         })) => assert_eq!(worst_case_sleep, Duration::from_millis(500)),
         other => panic!("{other:?}"),

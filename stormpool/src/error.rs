@@ -97,8 +97,9 @@ impl<E: std::error::Error + 'static> std::error::Error for AcquireError<E> {
     }
 }
 
-/// A configuration value that [`Builder::build`](crate::Builder::build) or
-/// [`Pool::resize`](crate::Pool::resize) refused.
+/// A configuration value that a builder ([`Builder`](crate::Builder), the
+/// gate's, the retry policy's, the fan-out's) or
+/// [`Pool::resize`](crate::Pool::resize) refused. Names the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -126,6 +127,14 @@ pub enum ConfigError {
         /// What the field accepts.
         expected: &'static str,
     },
+    /// A retry policy's backoff could sleep, over `max_attempts - 1`
+    /// retries, as long as one attempt's timeout or longer.
+    SleepBudget {
+        /// The sum of the backoff's ceilings over all retries.
+        worst_case_sleep: Duration,
+        /// The per-attempt timeout the sleeps must stay below.
+        attempt_timeout: Duration,
+    },
 }
 
 impl ConfigError {
@@ -136,6 +145,7 @@ impl ConfigError {
             | ConfigError::ZeroDuration { field }
             | ConfigError::OutOfRange { field, .. } => field,
             ConfigError::MinIdleAboveMaxSize { .. } => "min_idle",
+            ConfigError::SleepBudget { .. } => "backoff_cap",
         }
     }
 }
@@ -156,6 +166,15 @@ impl fmt::Display for ConfigError {
             ConfigError::OutOfRange { field, expected } => {
                 write!(f, "`{field}` must be {expected}")
             }
+            ConfigError::SleepBudget {
+                worst_case_sleep,
+                attempt_timeout,
+            } => write!(
+                f,
+                "the backoff may sleep {worst_case_sleep:?} in total, which must be below \
+                 `attempt_timeout` ({attempt_timeout:?}): lower `backoff_cap`, \
+                 `backoff_base` or `max_attempts`"
+            ),
         }
     }
 }

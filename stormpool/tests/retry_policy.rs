@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use stormpool::clock::{Instant, Rng};
 use stormpool::retry::{
-    BudgetConfig, CallOptions, Classification, PoolErrors, RetryBudget, RetryConfigError,
-    RetryError, RetryPolicy, Stop,
+    BudgetConfig, CallOptions, Classification, PoolErrors, RetryBudget, RetryError, RetryPolicy,
+    Stop,
 };
-use stormpool::AcquireError;
+use stormpool::{AcquireError, ConfigError};
 
 const ATTEMPT: Duration = Duration::from_millis(200);
 
@@ -46,8 +46,7 @@ fn policy(max_attempts: u32) -> RetryPolicy<Classifier> {
 
 #[test]
 fn retry_builder_rejects_bad_input_with_the_field() {
-    let field =
-        |result: Result<RetryPolicy<Classifier>, RetryConfigError>| result.unwrap_err().field();
+    let field = |result: Result<RetryPolicy<Classifier>, ConfigError>| result.unwrap_err().field();
     let builder = || RetryPolicy::builder(classify as Classifier);
     assert_eq!(field(builder().max_attempts(0).build()), "max_attempts");
     assert_eq!(field(builder().max_attempts(101).build()), "max_attempts");
@@ -77,7 +76,7 @@ fn retry_builder_rejects_sleeps_not_strictly_below_the_attempt_timeout() {
         .unwrap_err();
     assert_eq!(
         error,
-        RetryConfigError::SleepBudget {
+        ConfigError::SleepBudget {
             worst_case_sleep: Duration::from_millis(1_500),
             attempt_timeout: Duration::from_millis(500),
         }
@@ -98,7 +97,7 @@ fn retry_builder_rejects_sleeps_not_strictly_below_the_attempt_timeout() {
     };
     assert!(matches!(
         at_limit(100),
-        Err(RetryConfigError::SleepBudget { .. })
+        Err(ConfigError::SleepBudget { .. })
     ));
     let accepted = at_limit(99).unwrap();
     assert_eq!(accepted.worst_case_sleep(), Duration::from_millis(198));

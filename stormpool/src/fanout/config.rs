@@ -1,8 +1,9 @@
 //! The fan-out's configuration: plain data, validated by
 //! [`FanOutBuilder::build`].
 
-use std::fmt;
 use std::time::Duration;
+
+use crate::ConfigError;
 
 use tokio::sync::Semaphore;
 
@@ -63,88 +64,37 @@ impl Default for FanOutConfig {
 
 impl FanOutConfig {
     /// Checks every field; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), FanOutConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_in_flight == 0 {
-            return Err(FanOutConfigError::Zero {
+            return Err(ConfigError::Zero {
                 field: "max_in_flight",
             });
         }
         if self.max_in_flight > Semaphore::MAX_PERMITS {
-            return Err(FanOutConfigError::OutOfRange {
+            return Err(ConfigError::OutOfRange {
                 field: "max_in_flight",
                 expected: "at most `tokio::sync::Semaphore::MAX_PERMITS`",
             });
         }
         if self.per_target_timeout.is_zero() {
-            return Err(FanOutConfigError::ZeroDuration {
+            return Err(ConfigError::ZeroDuration {
                 field: "per_target_timeout",
             });
         }
         if self.per_target_timeout > Duration::from_secs(24 * 3600) {
-            return Err(FanOutConfigError::OutOfRange {
+            return Err(ConfigError::OutOfRange {
                 field: "per_target_timeout",
                 expected: "at most 24 h",
             });
         }
         if self.completion == Completion::Quorum(0) {
-            return Err(FanOutConfigError::Zero {
+            return Err(ConfigError::Zero {
                 field: "completion",
             });
         }
         Ok(())
     }
 }
-
-/// A fan-out configuration value that was refused. Names the field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FanOutConfigError {
-    /// A count that must be at least 1 was 0 (`max_in_flight`, or the `k`
-    /// of `Completion::Quorum`).
-    Zero {
-        /// The configuration field.
-        field: &'static str,
-    },
-    /// A duration that must be positive was zero.
-    ZeroDuration {
-        /// The configuration field.
-        field: &'static str,
-    },
-    /// A value is outside the range the field accepts.
-    OutOfRange {
-        /// The configuration field.
-        field: &'static str,
-        /// What the field accepts.
-        expected: &'static str,
-    },
-}
-
-impl FanOutConfigError {
-    /// The configuration field at fault.
-    pub fn field(&self) -> &'static str {
-        match self {
-            FanOutConfigError::Zero { field }
-            | FanOutConfigError::ZeroDuration { field }
-            | FanOutConfigError::OutOfRange { field, .. } => field,
-        }
-    }
-}
-
-impl fmt::Display for FanOutConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FanOutConfigError::Zero { field } => write!(f, "`{field}` must be at least 1"),
-            FanOutConfigError::ZeroDuration { field } => {
-                write!(f, "`{field}` must be a positive duration")
-            }
-            FanOutConfigError::OutOfRange { field, expected } => {
-                write!(f, "`{field}` must be {expected}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for FanOutConfigError {}
 
 /// Builds a [`FanOut`]: `FanOut::builder().max_in_flight(8).build()?`.
 ///
@@ -186,7 +136,7 @@ impl FanOutBuilder {
     /// # Errors
     ///
     /// A field out of range, named by the error.
-    pub fn build(self) -> Result<FanOut, FanOutConfigError> {
+    pub fn build(self) -> Result<FanOut, ConfigError> {
         self.config.validate()?;
         Ok(FanOut::from_config(self.config))
     }

@@ -88,7 +88,7 @@ use tokio::task::{JoinError, JoinSet};
 
 use crate::clock::{self, Instant};
 
-pub use config::{Completion, FanOutBuilder, FanOutConfig, FanOutConfigError};
+pub use config::{Completion, FanOutBuilder, FanOutConfig};
 pub use report::{FanOutError, FanOutReport, Outcome};
 
 /// Runs an operation over many targets with bounded concurrency, per-target

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::clock::Rng;
 
-use super::policy::RetryConfigError;
+use crate::ConfigError;
 
 /// An exponential backoff schedule with full jitter: every delay lies in
 /// `[0, cap]`.
@@ -33,7 +33,7 @@ use super::policy::RetryConfigError;
 ///
 /// let mut rng = Rng::with_seed(1);
 /// assert!(backoff.delay(5, &mut rng) <= Duration::from_millis(50));
-/// # Ok::<(), stormpool::retry::RetryConfigError>(())
+/// # Ok::<(), stormpool::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
@@ -48,25 +48,25 @@ impl Backoff {
     ///
     /// # Errors
     ///
-    /// `base` zero ([`ZeroDuration`](RetryConfigError::ZeroDuration),
+    /// `base` zero ([`ZeroDuration`](ConfigError::ZeroDuration),
     /// `backoff_base`), `cap` below `base` or `factor` below 1 or not finite
-    /// ([`OutOfRange`](RetryConfigError::OutOfRange), `backoff_cap` or
+    /// ([`OutOfRange`](ConfigError::OutOfRange), `backoff_cap` or
     /// `backoff_factor`).
-    pub fn new(base: Duration, cap: Duration, factor: f64) -> Result<Self, RetryConfigError> {
+    pub fn new(base: Duration, cap: Duration, factor: f64) -> Result<Self, ConfigError> {
         if base.is_zero() {
-            return Err(RetryConfigError::ZeroDuration {
+            return Err(ConfigError::ZeroDuration {
                 field: "backoff_base",
             });
         }
         if cap < base {
-            return Err(RetryConfigError::OutOfRange {
+            return Err(ConfigError::OutOfRange {
                 field: "backoff_cap",
                 expected: "at least `backoff_base`",
             });
         }
         // `is_finite` also rejects NaN.
         if !(factor.is_finite() && factor >= 1.0) {
-            return Err(RetryConfigError::OutOfRange {
+            return Err(ConfigError::OutOfRange {
                 field: "backoff_factor",
                 expected: "a finite number of at least 1",
             });
@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_schedules_with_the_field() {
-        let field = |r: Result<Backoff, RetryConfigError>| r.unwrap_err().field();
+        let field = |r: Result<Backoff, ConfigError>| r.unwrap_err().field();
         assert_eq!(field(Backoff::new(ms(0), ms(10), 2.0)), "backoff_base");
         assert_eq!(field(Backoff::new(ms(10), ms(5), 2.0)), "backoff_cap");
         assert_eq!(field(Backoff::new(ms(1), ms(5), 0.5)), "backoff_factor");

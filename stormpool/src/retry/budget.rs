@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use crate::clock::{self, Instant};
 
-use super::policy::RetryConfigError;
+use crate::ConfigError;
 
 /// The configuration of a [`RetryBudget`]. Plain data; checked by
 /// [`validate`](BudgetConfig::validate) and by [`RetryBudget::new`].
@@ -82,19 +82,19 @@ impl Default for BudgetConfig {
 
 impl BudgetConfig {
     /// Checks every field; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), RetryConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let ratio = self.retry_ratio;
         if !(ratio.is_finite() && ratio > 0.0 && ratio <= 1.0) {
-            return Err(RetryConfigError::OutOfRange {
+            return Err(ConfigError::OutOfRange {
                 field: "retry_ratio",
                 expected: "in (0, 1]",
             });
         }
         if self.ttl.is_zero() {
-            return Err(RetryConfigError::ZeroDuration { field: "ttl" });
+            return Err(ConfigError::ZeroDuration { field: "ttl" });
         }
         if self.ttl < Duration::from_secs(1) || self.ttl > Duration::from_secs(60) {
-            return Err(RetryConfigError::OutOfRange {
+            return Err(ConfigError::OutOfRange {
                 field: "ttl",
                 expected: "between 1 s and 60 s",
             });
@@ -140,7 +140,7 @@ const RETRY: i64 = 1_000_000;
 /// }
 /// assert!(budget.try_withdraw(), "ten requests earn one retry");
 /// assert!(!budget.try_withdraw());
-/// # Ok::<(), stormpool::retry::RetryConfigError>(())
+/// # Ok::<(), stormpool::ConfigError>(())
 /// ```
 #[derive(Debug)]
 pub struct RetryBudget {
@@ -212,7 +212,7 @@ impl RetryBudget {
     /// # Errors
     ///
     /// A field out of range, named by the error (see [`BudgetConfig`]).
-    pub fn new(config: BudgetConfig) -> Result<Self, RetryConfigError> {
+    pub fn new(config: BudgetConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Self::with_valid_config(config))
     }
@@ -321,7 +321,7 @@ impl RetryBudget {
 /// let a = budgets.get("10.0.0.1:8080");
 /// let again = budgets.get("10.0.0.1:8080");
 /// assert!(std::sync::Arc::ptr_eq(&a, &again));
-/// # Ok::<(), stormpool::retry::RetryConfigError>(())
+/// # Ok::<(), stormpool::ConfigError>(())
 /// ```
 #[derive(Debug)]
 pub struct Budgets<K> {
@@ -335,7 +335,7 @@ impl<K: Hash + Eq> Budgets<K> {
     /// # Errors
     ///
     /// A field out of range, named by the error (see [`BudgetConfig`]).
-    pub fn new(config: BudgetConfig) -> Result<Self, RetryConfigError> {
+    pub fn new(config: BudgetConfig) -> Result<Self, ConfigError> {
         config.validate()?;
         Ok(Budgets {
             config,

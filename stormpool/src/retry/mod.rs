@@ -24,7 +24,7 @@
 //! than trying, and, worse, its worst case is dominated by a number nobody
 //! looks at. [`RetryPolicyBuilder::build`] therefore refuses a policy whose
 //! backoff could sleep, in total, as long as one attempt's timeout
-//! ([`RetryConfigError::SleepBudget`]); [`RetryPolicy::run`] holds every
+//! ([`ConfigError::SleepBudget`](crate::ConfigError::SleepBudget)); [`RetryPolicy::run`] holds every
 //! sequence to it at run time too, including delays a server asks for with
 //! [`Classification::RetryAfter`].
 //!
@@ -105,6 +105,4 @@ pub use backoff::Backoff;
 pub use budget::{BudgetConfig, BudgetStats, Budgets, RetryBudget};
 pub use classify::{Classification, Classify, PoolErrors};
 pub use error::{RetryError, Stop};
-pub use policy::{
-    Attempt, CallOptions, RetryConfig, RetryConfigError, RetryPolicy, RetryPolicyBuilder,
-};
+pub use policy::{Attempt, CallOptions, RetryConfig, RetryPolicy, RetryPolicyBuilder};

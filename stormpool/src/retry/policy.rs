@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::clock::{self, Instant, Rng};
+use crate::ConfigError;
 
 use super::backoff::Backoff;
 use super::budget::RetryBudget;
@@ -19,75 +20,6 @@ use super::sequence::{Next, Sequence};
 const MAX_ATTEMPTS: u32 = 100;
 /// The longest per-attempt timeout; keeps deadline arithmetic in range.
 const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-
-/// A retry or budget configuration value that was refused. Names the field.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum RetryConfigError {
-    /// A count that must be at least 1 was 0.
-    Zero {
-        /// The configuration field.
-        field: &'static str,
-    },
-    /// A duration that must be positive was zero.
-    ZeroDuration {
-        /// The configuration field.
-        field: &'static str,
-    },
-    /// A value is outside the range the field accepts.
-    OutOfRange {
-        /// The configuration field.
-        field: &'static str,
-        /// What the field accepts.
-        expected: &'static str,
-    },
-    /// The backoff could sleep, over `max_attempts - 1` retries, as long as
-    /// one attempt's timeout or longer.
-    SleepBudget {
-        /// The sum of the backoff's ceilings over all retries.
-        worst_case_sleep: Duration,
-        /// The per-attempt timeout the sleeps must stay below.
-        attempt_timeout: Duration,
-    },
-}
-
-impl RetryConfigError {
-    /// The configuration field at fault (`backoff_cap` for a sleep budget
-    /// the backoff exceeds).
-    pub fn field(&self) -> &'static str {
-        match self {
-            RetryConfigError::Zero { field }
-            | RetryConfigError::ZeroDuration { field }
-            | RetryConfigError::OutOfRange { field, .. } => field,
-            RetryConfigError::SleepBudget { .. } => "backoff_cap",
-        }
-    }
-}
-
-impl fmt::Display for RetryConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RetryConfigError::Zero { field } => write!(f, "`{field}` must be at least 1"),
-            RetryConfigError::ZeroDuration { field } => {
-                write!(f, "`{field}` must be a positive duration")
-            }
-            RetryConfigError::OutOfRange { field, expected } => {
-                write!(f, "`{field}` must be {expected}")
-            }
-            RetryConfigError::SleepBudget {
-                worst_case_sleep,
-                attempt_timeout,
-            } => write!(
-                f,
-                "the backoff may sleep {worst_case_sleep:?} in total, which must be below \
-                 `attempt_timeout` ({attempt_timeout:?}): lower `backoff_cap`, \
-                 `backoff_base` or `max_attempts`"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for RetryConfigError {}
 
 /// Everything a [`RetryPolicy`] is configured with. Plain data; checked by
 /// [`validate`](RetryConfig::validate) and by
@@ -129,7 +61,7 @@ impl Default for RetryConfig {
 
 impl RetryConfig {
     /// Checks every field; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), RetryConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.checked_backoff().map(drop)
     }
 
@@ -139,30 +71,30 @@ impl RetryConfig {
     /// # Errors
     ///
     /// The backoff fields are invalid.
-    pub fn worst_case_sleep(&self) -> Result<Duration, RetryConfigError> {
+    pub fn worst_case_sleep(&self) -> Result<Duration, ConfigError> {
         let backoff = Backoff::new(self.backoff_base, self.backoff_cap, self.backoff_factor)?;
         Ok(backoff.worst_case_total(self.max_attempts.saturating_sub(1)))
     }
 
-    fn checked_backoff(&self) -> Result<Backoff, RetryConfigError> {
+    fn checked_backoff(&self) -> Result<Backoff, ConfigError> {
         if self.max_attempts == 0 {
-            return Err(RetryConfigError::Zero {
+            return Err(ConfigError::Zero {
                 field: "max_attempts",
             });
         }
         if self.max_attempts > MAX_ATTEMPTS {
-            return Err(RetryConfigError::OutOfRange {
+            return Err(ConfigError::OutOfRange {
                 field: "max_attempts",
                 expected: "at most 100",
             });
         }
         if self.attempt_timeout.is_zero() {
-            return Err(RetryConfigError::ZeroDuration {
+            return Err(ConfigError::ZeroDuration {
                 field: "attempt_timeout",
             });
         }
         if self.attempt_timeout > MAX_ATTEMPT_TIMEOUT {
-            return Err(RetryConfigError::OutOfRange {
+            return Err(ConfigError::OutOfRange {
                 field: "attempt_timeout",
                 expected: "at most 24 h",
             });
@@ -170,7 +102,7 @@ impl RetryConfig {
         let backoff = Backoff::new(self.backoff_base, self.backoff_cap, self.backoff_factor)?;
         let worst_case_sleep = backoff.worst_case_total(self.max_attempts - 1);
         if worst_case_sleep >= self.attempt_timeout {
-            return Err(RetryConfigError::SleepBudget {
+            return Err(ConfigError::SleepBudget {
                 worst_case_sleep,
                 attempt_timeout: self.attempt_timeout,
             });
@@ -240,9 +172,9 @@ impl<C> RetryPolicyBuilder<C> {
     /// # Errors
     ///
     /// A field out of range, named by the error; in particular
-    /// [`RetryConfigError::SleepBudget`] when the backoff's worst-case total
+    /// [`ConfigError::SleepBudget`] when the backoff's worst-case total
     /// sleep is not strictly below `attempt_timeout`.
-    pub fn build(self) -> Result<RetryPolicy<C>, RetryConfigError> {
+    pub fn build(self) -> Result<RetryPolicy<C>, ConfigError> {
         let backoff = self.config.checked_backoff()?;
         Ok(RetryPolicy {
             config: self.config,

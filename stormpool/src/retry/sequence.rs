@@ -116,10 +116,11 @@ impl Sequence {
 mod tests {
     use super::*;
     use crate::clock::Rng;
-    use crate::retry::{RetryConfig, RetryConfigError};
+    use crate::retry::RetryConfig;
+    use crate::ConfigError;
     use proptest::prelude::{any, prop_assert, prop_assert_eq, proptest};
 
-    fn policy(config: RetryConfig, seed: u64) -> Result<RetryPolicy<()>, RetryConfigError> {
+    fn policy(config: RetryConfig, seed: u64) -> Result<RetryPolicy<()>, ConfigError> {
         RetryPolicy::builder(())
             .config(config)
             .rng(Rng::with_seed(seed))
@@ -151,7 +152,7 @@ mod tests {
             let worst = config.worst_case_sleep().unwrap();
             let policy = match policy(config, seed) {
                 Ok(policy) => policy,
-                Err(RetryConfigError::SleepBudget { worst_case_sleep, .. }) => {
+                Err(ConfigError::SleepBudget { worst_case_sleep, .. }) => {
                     prop_assert!(worst_case_sleep >= config.attempt_timeout);
                     return Ok(());
                 }
