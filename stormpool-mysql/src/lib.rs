@@ -3,7 +3,6 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use mysql_async::prelude::Queryable;
 //! use stormpool::{AcquireOptions, Pool, Settings};
 //! use stormpool_mysql::{Classify, MySqlManager};
 //!
@@ -15,7 +14,8 @@
 //!     .acquire_timeout(Duration::from_secs(1))
 //!     .build()?;
 //!
-//! // The guard dereferences to a `mysql_async::Conn`.
+//! // The guard dereferences to a `MySqlConnection`, whose statement methods
+//! // are those of mysql_async's `Queryable`, tracked (see below).
 //! let mut conn = pool.get().await?;
 //! let one: Option<i64> = conn.query_first("SELECT 1").await?;
 //! assert_eq!(one, Some(1));
@@ -53,6 +53,39 @@
 //!   `KILL QUERY` over a side connection; the statement fails with
 //!   `ER_QUERY_INTERRUPTED` (1317) and its connection stays usable.
 //!
+//! # Abandoned statements
+//!
+//! A request that gives up in the middle of a statement (its future is
+//! dropped at its deadline) leaves the statement running on the server, and
+//! mysql_async marks the connection disconnected, so a plain client loses
+//! the connection and the server finishes the work for nobody.
+//! [`MySqlConnection`]'s statement methods are tracked: an abandoned
+//! statement stays with the connection, and when the connection comes back
+//! the pool sends `KILL QUERY` over a side connection and keeps the
+//! connection out of circulation (counted as draining) until the killed
+//! statement's reply has been read and a ping answers; past
+//! `abandon_timeout` it closes it. The returner never waits for any of
+//! this. Statements sent through the driver's connection (`Deref`) are not
+//! tracked.
+//!
+//! # Deadline propagation
+//!
+//! When a request acquires a connection with a deadline
+//! ([`AcquireOptions::deadline`](stormpool::AcquireOptions::deadline); a
+//! wait `timeout` is never propagated) and the pool's `propagate_deadline`
+//! is on (the default), its tracked statements are bounded on the server
+//! (MariaDB) by the time left: `max_statement_time` is set to the remaining
+//! time, rounded down to one of four steps per octave (so similar requests
+//! share a value, and a statement never outlives its deadline; the bound
+//! is at most 20% shorter than the time left). The `SET` is sent only when
+//! the value changes, as one round trip before the statement (mysql_async
+//! does not pipeline). A request without a deadline puts the session back
+//! to its default (or the value its settings gave). A statement over its
+//! bound fails with error 1969 (`ER_STATEMENT_TIMEOUT`) and the connection
+//! stays usable; [`MySqlManager::stats`] counts these. MySQL has no
+//! `max_statement_time`: there the first `SET` fails and the connection
+//! stops trying.
+//!
 //! # TLS
 //!
 //! TLS is the driver's business: enable one of mysql_async's TLS features in
@@ -71,11 +104,16 @@
 #![warn(missing_docs)]
 
 mod config;
+mod connection;
+mod deadline;
 mod error;
 mod manager;
 mod session;
+mod stats;
 
 pub use config::ManagerConfig;
+pub use connection::MySqlConnection;
 pub use error::{Classify, Error, Operation};
-pub use manager::{MySqlCancelToken, MySqlConnection, MySqlManager};
+pub use manager::{MySqlCancelToken, MySqlManager};
 pub use mysql_async;
+pub use stats::MySqlStats;

@@ -24,15 +24,19 @@ fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
-fn parameter(value: &str) -> Value {
+pub(crate) fn parameter(value: &str) -> Value {
     match value.parse::<i64>() {
         Ok(n) => Value::Int(n),
         Err(_) => Value::Bytes(value.as_bytes().to_vec()),
     }
 }
 
-/// The statement and its parameters setting every pair of `settings`.
-pub(crate) fn apply_statement(settings: &Settings) -> Result<(String, Vec<Value>), Error> {
+/// The statement and its parameters setting every pair of `settings`;
+/// `None` for no settings.
+pub(crate) fn apply_statement(settings: &Settings) -> Result<Option<(String, Vec<Value>)>, Error> {
+    if settings.is_empty() {
+        return Ok(None);
+    }
     let mut assignments = Vec::with_capacity(settings.iter().len());
     let mut params = Vec::with_capacity(settings.iter().len());
     for (name, value) in settings.iter() {
@@ -42,7 +46,7 @@ pub(crate) fn apply_statement(settings: &Settings) -> Result<(String, Vec<Value>
         assignments.push(format!("SESSION {name} = ?"));
         params.push(parameter(value));
     }
-    Ok((format!("SET {}", assignments.join(", ")), params))
+    Ok(Some((format!("SET {}", assignments.join(", ")), params)))
 }
 
 #[cfg(test)]
@@ -52,7 +56,7 @@ mod tests {
     #[test]
     fn builds_one_statement_with_parameters() {
         let settings = Settings::new([("time_zone", "+00:00"), ("wait_timeout", "60")]);
-        let (sql, params) = apply_statement(&settings).unwrap();
+        let (sql, params) = apply_statement(&settings).unwrap().unwrap();
         assert_eq!(sql, "SET SESSION time_zone = ?, SESSION wait_timeout = ?");
         assert_eq!(
             params,

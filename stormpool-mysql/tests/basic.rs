@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use stormpool::Pool;
-use stormpool_mysql::mysql_async::prelude::Queryable;
 use stormpool_mysql::MySqlManager;
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! What the shared fault scenarios need to know about MariaDB, and helpers
-//! of the adapter's own tests.
+//! What the shared fault and statement scenarios need to know about
+//! MariaDB, and helpers of the adapter's own tests.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -10,6 +10,7 @@ use stormpool_mysql::mysql_async::{self, Opts, OptsBuilder};
 use stormpool_mysql::{Classify, MySqlManager};
 use stormpool_testkit::scenarios::{Harness, QueryError};
 use stormpool_testkit::server::{mariadb_sql, Server};
+use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
 
 /// The password of the users the tests create.
 pub const TEST_PASSWORD: &str = "stormpool-test-Pw-4711";
@@ -118,5 +119,55 @@ impl Harness for MariaDb {
             .await
             .expect("query")
             .expect("a row")
+    }
+}
+
+impl StatementHarness for MariaDb {
+    type Observer = mysql_async::Conn;
+
+    async fn observer(url: &str) -> mysql_async::Conn {
+        side(url).await
+    }
+
+    async fn is_running(observer: &mut mysql_async::Conn, session: u64, marker: &str) -> bool {
+        let running: Option<i64> = observer
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.processlist \
+                 WHERE id = ? AND command = 'Query' AND INSTR(info, ?) > 0",
+                (session, marker),
+            )
+            .await
+            .expect("processlist");
+        running.unwrap_or(0) > 0
+    }
+
+    async fn sleep(
+        conn: &mut Conn<MySqlManager>,
+        seconds: f64,
+        marker: &str,
+    ) -> Result<(), StatementError> {
+        conn.query_drop(format!("SELECT SLEEP({seconds}) /* {marker} */"))
+            .await
+            .map_err(|e| StatementError {
+                message: stormpool_testkit::load::chain(&e),
+                timed_out: e.server_code() == Some(1969),
+            })
+    }
+
+    async fn statement_bound_ms(conn: &mut Conn<MySqlManager>) -> u64 {
+        let seconds: Option<f64> = conn
+            .query_first("SELECT @@session.max_statement_time")
+            .await
+            .expect("max_statement_time");
+        (seconds.expect("a row") * 1000.0).round() as u64
+    }
+
+    fn stats(manager: &MySqlManager) -> StatementStats {
+        let stats = manager.stats();
+        StatementStats {
+            stopped_by_deadline: stats.stopped_by_deadline,
+            bound_changes: stats.bound_changes,
+            abandoned: stats.abandoned,
+        }
     }
 }

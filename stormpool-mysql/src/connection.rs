@@ -1,0 +1,428 @@
+//! [`MySqlConnection`]: the pooled connection, its tracked statements, and
+//! the deadline they carry to the server.
+//!
+//! # Why a tracked statement owns the driver's connection
+//!
+//! mysql_async cannot survive a statement future dropped half-way: the
+//! reply is still on its way, and the driver marks the connection
+//! disconnected, so a plain client's abandoned statement costs a connection
+//! (and goes on running on the server until it ends by itself). A tracked
+//! statement therefore moves the driver's [`Conn`] into a boxed future of
+//! its own, with the statement. If the caller drops it half-way, the box is
+//! kept, with the connection inside, and finished later: by the pool's
+//! drain, after it sent `KILL QUERY`, or by the holder's next tracked
+//! statement. Either reads the reply, so the session is in step again and
+//! the server idle on it. The cost is one allocation per statement, on top
+//! of the driver's own (it boxes every statement future too).
+
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use mysql_async::prelude::{FromRow, Queryable, StatementLike};
+use mysql_async::{Conn, Params, Value};
+use tokio::time::Instant;
+
+use crate::deadline::{Bound, SessionBound, STATEMENT_TIMEOUT, UNKNOWN_VARIABLE};
+use crate::stats::Counters;
+
+/// A statement future of the driver, borrowing its connection.
+type DriverFuture<'c, T> = Pin<Box<dyn Future<Output = mysql_async::Result<T>> + Send + 'c>>;
+
+/// A statement abandoned by its caller, finishing with the connection.
+type Abandoned = Pin<Box<dyn Future<Output = Conn> + Send>>;
+
+/// A pooled MySQL connection.
+///
+/// Its statement methods ([`query`](Self::query), [`query_first`](Self::query_first),
+/// [`query_drop`](Self::query_drop), [`exec`](Self::exec),
+/// [`exec_first`](Self::exec_first), [`exec_drop`](Self::exec_drop)) take
+/// the same arguments as mysql_async's [`Queryable`] methods, except that
+/// the query or statement must be owned (`'static`: a literal, a `String`,
+/// a `Statement`), and are *tracked*:
+///
+/// - a statement whose future is dropped before it completes (a request
+///   that gave up at its deadline) keeps the connection in step: the pool
+///   stops it on the server (`KILL QUERY`) when the connection comes back,
+///   and hands the connection to nobody until the server has answered it;
+///   the holder's next tracked statement waits for it instead;
+/// - when the request acquired the connection with a deadline
+///   ([`AcquireOptions::deadline`](stormpool::AcquireOptions::deadline)), the
+///   server (MariaDB) stops the statement when that deadline passes: it
+///   fails with error 1969 (`ER_STATEMENT_TIMEOUT`) and the connection stays
+///   usable.
+///
+/// Everything else of the driver's [`Conn`] is reached through
+/// `Deref`/`DerefMut` (`conn.prep(..)`, `conn.query_iter(..)`, or
+/// `Queryable` methods called on `&mut **conn`). **Statements sent that way
+/// are not tracked**: one abandoned half-way leaves the driver's connection
+/// marked disconnected, and the pool closes it; none is bounded by the
+/// request's deadline.
+///
+/// # Panics
+///
+/// Dereferencing panics while a tracked statement abandoned by this holder
+/// is still finishing (the driver's connection is inside it): run a tracked
+/// statement first, which waits for it.
+///
+/// Dropping the connection closes the session with `COM_QUIT`, cut after
+/// [`ManagerConfig::close_grace`](crate::ManagerConfig::close_grace) if the
+/// server does not answer. Its `Debug` shows the connection id only: the
+/// driver's own `Debug` of [`Conn`] prints the connection options, password
+/// included.
+pub struct MySqlConnection {
+    /// `None` while a tracked statement runs, while an abandoned one
+    /// finishes (`abandoned`), and once dropped.
+    conn: Option<Conn>,
+    /// The server's id of the session.
+    id: u32,
+    /// A tracked statement whose caller gave up, with the connection.
+    abandoned: Option<Abandoned>,
+    close_grace: Duration,
+    /// The deadline of the request holding the connection.
+    deadline: Option<Instant>,
+    /// The `max_statement_time` the adapter last put on the session.
+    bound: SessionBound,
+    /// The session's own `max_statement_time`, when its settings set one.
+    restore: Option<Value>,
+    counters: Arc<Counters>,
+}
+
+impl MySqlConnection {
+    pub(crate) fn new(conn: Conn, close_grace: Duration, counters: Arc<Counters>) -> Self {
+        MySqlConnection {
+            id: conn.id(),
+            conn: Some(conn),
+            abandoned: None,
+            close_grace,
+            deadline: None,
+            bound: SessionBound::Known(Bound::Default),
+            restore: None,
+            counters,
+        }
+    }
+
+    /// The server's id of the session (`CONNECTION_ID()`).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The deadline of the request holding the connection, as the pool
+    /// passed it on; `None` when the request set none or the pool does not
+    /// propagate deadlines.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// [`Queryable::query`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the statement running on the server, and
+    /// the connection with it; the pool stops it when the connection comes
+    /// back.
+    pub async fn query<T, Q>(&mut self, query: Q) -> mysql_async::Result<Vec<T>>
+    where
+        Q: mysql_async::prelude::AsQuery + 'static,
+        T: FromRow + Send + 'static,
+    {
+        self.tracked(move |conn| conn.query(query)).await
+    }
+
+    /// [`Queryable::query_first`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn query_first<T, Q>(&mut self, query: Q) -> mysql_async::Result<Option<T>>
+    where
+        Q: mysql_async::prelude::AsQuery + 'static,
+        T: FromRow + Send + 'static,
+    {
+        self.tracked(move |conn| conn.query_first(query)).await
+    }
+
+    /// [`Queryable::query_drop`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn query_drop<Q>(&mut self, query: Q) -> mysql_async::Result<()>
+    where
+        Q: mysql_async::prelude::AsQuery + 'static,
+    {
+        self.tracked(move |conn| conn.query_drop(query)).await
+    }
+
+    /// [`Queryable::exec`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn exec<T, S, P>(&mut self, statement: S, params: P) -> mysql_async::Result<Vec<T>>
+    where
+        S: StatementLike + 'static,
+        P: Into<Params> + Send + 'static,
+        T: FromRow + Send + 'static,
+    {
+        self.tracked(move |conn| conn.exec(statement, params)).await
+    }
+
+    /// [`Queryable::exec_first`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn exec_first<T, S, P>(
+        &mut self,
+        statement: S,
+        params: P,
+    ) -> mysql_async::Result<Option<T>>
+    where
+        S: StatementLike + 'static,
+        P: Into<Params> + Send + 'static,
+        T: FromRow + Send + 'static,
+    {
+        self.tracked(move |conn| conn.exec_first(statement, params))
+            .await
+    }
+
+    /// [`Queryable::exec_drop`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn exec_drop<S, P>(&mut self, statement: S, params: P) -> mysql_async::Result<()>
+    where
+        S: StatementLike + 'static,
+        P: Into<Params> + Send + 'static,
+    {
+        self.tracked(move |conn| conn.exec_drop(statement, params))
+            .await
+    }
+
+    /// Runs `statement` as a tracked statement: after an abandoned one,
+    /// bounded by the request's deadline, and kept with the connection if
+    /// dropped half-way.
+    async fn tracked<T, F>(&mut self, statement: F) -> mysql_async::Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> DriverFuture<'c, T> + Send + 'static,
+    {
+        self.settle().await;
+        let wanted = Bound::at(self.deadline);
+        let change = self.bound.change(wanted);
+        let set = change.map(|bound| bound.statement(self.restore.as_ref()));
+        if change.is_some() {
+            self.counters.bound_changes.fetch_add(1, Ordering::Relaxed);
+        }
+        let Some(mut conn) = self.conn.take() else {
+            // Only a holder that kept using a connection its tracked
+            // statement lost to a panic gets here.
+            return Err(mysql_async::DriverError::ConnectionClosed.into());
+        };
+        let flight = InFlight {
+            owner: self,
+            statement: Some(Box::pin(async move {
+                // A failed SET leaves the statement unbounded, not failed.
+                let set = match set {
+                    None => None,
+                    Some((sql, None)) => Some(conn.query_drop(sql).await),
+                    Some((sql, Some(value))) => Some(conn.exec_drop(sql, (value,)).await),
+                };
+                let result = statement(&mut conn).await;
+                (conn, set, result)
+            })),
+        };
+        let (set, result) = flight.run().await;
+        self.bound = match set {
+            None => self.bound,
+            Some(Ok(())) => SessionBound::Known(wanted),
+            Some(Err(mysql_async::Error::Server(e))) if e.code == UNKNOWN_VARIABLE => {
+                SessionBound::Unsupported
+            }
+            Some(Err(_)) => SessionBound::Unknown,
+        };
+        if let (Err(mysql_async::Error::Server(e)), Bound::Millis(_)) = (&result, wanted) {
+            if e.code == STATEMENT_TIMEOUT {
+                self.counters
+                    .stopped_by_deadline
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    /// Waits for a statement this holder abandoned, if any, and takes the
+    /// driver's connection back.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the abandoned statement in place.
+    pub(crate) async fn settle(&mut self) {
+        let Some(abandoned) = self.abandoned.as_mut() else {
+            return;
+        };
+        let conn = abandoned.await;
+        self.abandoned = None;
+        self.conn = Some(conn);
+    }
+
+    /// Whether a tracked statement was abandoned and is not finished yet.
+    pub(crate) fn has_abandoned(&self) -> bool {
+        self.abandoned.is_some()
+    }
+
+    /// Whether the driver saw the connection fail; a connection whose
+    /// abandoned statement still finishes is not known to be.
+    pub(crate) fn is_disconnected(&self) -> bool {
+        self.conn.as_ref().is_some_and(Conn::is_disconnected)
+    }
+
+    /// The driver's connection, once any abandoned statement has finished.
+    pub(crate) async fn driver(&mut self) -> Option<&mut Conn> {
+        self.settle().await;
+        self.conn.as_mut()
+    }
+
+    /// A request takes the connection.
+    pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    /// The session was reset: whatever it carried is gone.
+    pub(crate) fn session_reset(&mut self) {
+        self.restore = None;
+        if self.bound != SessionBound::Unsupported {
+            self.bound = SessionBound::Known(Bound::Default);
+        }
+    }
+
+    /// Settings put `max_statement_time = value` on the session: a request
+    /// without a deadline gets that value back instead of the default.
+    pub(crate) fn settings_bound(&mut self, value: Value) {
+        self.restore = Some(value);
+        if self.bound != SessionBound::Unsupported {
+            self.bound = SessionBound::Unknown;
+        }
+    }
+
+    fn present(&self) -> &Conn {
+        match &self.conn {
+            Some(conn) => conn,
+            None => panic!("{}", self.absent()),
+        }
+    }
+
+    fn absent(&self) -> &'static str {
+        if self.abandoned.is_some() {
+            "a tracked statement abandoned on this connection is still finishing: \
+             run a tracked statement first, which waits for it"
+        } else {
+            "the connection was lost with a tracked statement that panicked"
+        }
+    }
+}
+
+/// A tracked statement between its first poll and its completion; dropped
+/// before that, it hands the statement and the connection to its owner.
+struct InFlight<'a, T: 'static> {
+    owner: &'a mut MySqlConnection,
+    #[allow(clippy::type_complexity)]
+    statement: Option<
+        Pin<
+            Box<
+                dyn Future<
+                        Output = (
+                            Conn,
+                            Option<mysql_async::Result<()>>,
+                            mysql_async::Result<T>,
+                        ),
+                    > + Send,
+            >,
+        >,
+    >,
+}
+
+impl<T: Send + 'static> InFlight<'_, T> {
+    async fn run(mut self) -> (Option<mysql_async::Result<()>>, mysql_async::Result<T>) {
+        let (conn, set, result) = poll_fn(|cx| match self.statement.as_mut() {
+            Some(statement) => statement.as_mut().poll(cx),
+            None => Poll::Pending,
+        })
+        .await;
+        self.statement = None;
+        self.owner.conn = Some(conn);
+        (set, result)
+    }
+}
+
+impl<T: 'static> Drop for InFlight<'_, T> {
+    fn drop(&mut self) {
+        let Some(statement) = self.statement.take() else {
+            return;
+        };
+        self.owner
+            .counters
+            .abandoned
+            .fetch_add(1, Ordering::Relaxed);
+        // Whether the SET went through is not known any more.
+        if self.owner.bound != SessionBound::Unsupported {
+            self.owner.bound = SessionBound::Unknown;
+        }
+        self.owner.abandoned = Some(Box::pin(async move { statement.await.0 }));
+    }
+}
+
+impl Deref for MySqlConnection {
+    type Target = Conn;
+
+    fn deref(&self) -> &Conn {
+        self.present()
+    }
+}
+
+impl DerefMut for MySqlConnection {
+    fn deref_mut(&mut self) -> &mut Conn {
+        let absent = self.absent();
+        match &mut self.conn {
+            Some(conn) => conn,
+            None => panic!("{absent}"),
+        }
+    }
+}
+
+impl fmt::Debug for MySqlConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MySqlConnection")
+            .field("id", &self.id)
+            .field("disconnected", &self.is_disconnected())
+            .field("abandoned_statement", &self.abandoned.is_some())
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+impl Drop for MySqlConnection {
+    fn drop(&mut self) {
+        // An abandoned statement goes with its box: its socket closes.
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        // Without a runtime, dropping the driver's connection just closes
+        // the socket.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let grace = self.close_grace;
+            // If the goodbye times out, the half-done disconnect is dropped
+            // with the connection marked disconnected: the socket closes.
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(grace, conn.disconnect()).await;
+            });
+        }
+    }
+}
