@@ -9,6 +9,11 @@
 //! - [`peer_server`]: the loopback peers it pushes to, which count the
 //!   connections they accept and can be healthy, slow, or answer
 //!   `409 Conflict`.
+//! - [`service`]: an HTTP service whose readiness reads the pool's health,
+//!   with Prometheus metrics and a query endpoint that takes its deadline
+//!   and priority from request headers behind a load-shedding gate
+//!   (`cargo run -p stormpool-examples --example service`).
 
 pub mod peer_server;
 pub mod peer_sync;
+pub mod service;
