@@ -177,6 +177,7 @@ impl Default for GateBuilder {
 impl GateBuilder {
     fn new() -> Self {
         let config = Config {
+            name: "gate".to_owned(),
             max_size: 1,
             min_idle: 1,
             max_concurrent_connects: 1,
@@ -187,6 +188,13 @@ impl GateBuilder {
             ..Config::default()
         };
         GateBuilder { config }
+    }
+
+    /// Names the gate in its metrics and events (the `pool` label: a gate's
+    /// permits are reported as its connections). Defaults to `"gate"`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = name.into();
+        self
     }
 
     /// How many holders may be inside at once (1: a lock). Defaults to 1.

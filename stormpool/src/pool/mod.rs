@@ -27,7 +27,7 @@ mod lease;
 #[cfg(all(test, stormpool_loom))]
 mod loom_models;
 mod maintenance;
-mod observe;
+pub mod observe;
 mod options;
 mod overload;
 mod shared;
@@ -150,6 +150,15 @@ impl<M: Manager> Pool<M> {
     /// A snapshot of sizes, waiters and counters, taken in O(1).
     pub fn status(&self) -> Status {
         self.shared.status()
+    }
+
+    /// Publishes the pool's counters and gauges through the `metrics`
+    /// facade now (the maintenance task does so at least once a second);
+    /// call it from a scrape handler for numbers that are fresh to the
+    /// moment. See [`observe`] for the series.
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics(&self) {
+        self.shared.publish_metrics();
     }
 
     /// The pool's health and readiness; see [`health`](crate::health).

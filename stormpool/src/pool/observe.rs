@@ -1,6 +1,9 @@
 //! What the pool reports to the outside: metrics through the `metrics`
 //! facade (feature `metrics`) and events through `tracing` (feature
-//! `tracing`). Without the features every function here is empty.
+//! `tracing`). Without the features the pool reports nothing and pays
+//! nothing. This page documents the series and events; there is nothing to
+//! call here (`Pool::publish_metrics`, with the feature,
+//! refreshes the series on demand).
 //!
 //! # Metrics
 //!
@@ -9,6 +12,8 @@
 //! maintenance task (at least once a second, every tick while requests
 //! wait), so the hot path pays nothing for them; the three histograms are
 //! recorded as events happen. Install the recorder before building the pool.
+//! A [`Gate`](crate::admission::Gate) reports the same series, its permits
+//! as connections, under its own name (`"gate"` unless named).
 //!
 //! | name | kind | labels | meaning |
 //! |---|---|---|---|
@@ -55,7 +60,7 @@ pub(crate) fn connected<M: Manager>(shared: &Shared<M>, result: &Connected<M>, t
         Err(super::state::ConnectFailure::Error(e)) => tracing::warn!(
             target: "stormpool",
             pool = %shared.config.name,
-            error = %e,
+            error = %Chain(&**e),
             took_ms = took.as_millis() as u64,
             "connect failed"
         ),
@@ -73,6 +78,23 @@ pub(crate) fn connected<M: Manager>(shared: &Shared<M>, result: &Connected<M>, t
         Ok(_) => {}
     }
     let _ = (shared, result, took);
+}
+
+/// An error with its causes: "a: b: c".
+#[cfg(feature = "tracing")]
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+#[cfg(feature = "tracing")]
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
 
 /// `count` leases were revoked.

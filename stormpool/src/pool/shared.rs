@@ -469,9 +469,15 @@ impl<M: Manager> Shared<M> {
             observe::overload_changed(&self.config.name, overloaded);
         }
         #[cfg(feature = "metrics")]
+        self.publish_metrics();
+        next
+    }
+
+    /// Publishes the counters and gauges of a fresh snapshot.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn publish_metrics(&self) {
         self.metrics
             .export(&self.status(), self.health().is_ready());
-        next
     }
 
     /// The pool's health at `now`.
