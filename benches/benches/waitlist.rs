@@ -31,7 +31,9 @@ fn queued(c: &mut Criterion) {
     for depth in [100usize, 1_000, 10_000, 100_000] {
         // The detector off: a standing queue of requests that wait an hour
         // would otherwise be served newest first and shed, as it should be.
-        let pool = rt.block_on(stormpool_bench::stormpool_with(1, |b| b.codel(None).max_waiters(1_000_000)));
+        let pool = rt.block_on(stormpool_bench::stormpool_with(1, |b| {
+            b.codel(None).max_waiters(1_000_000)
+        }));
         let held = rt.block_on(pool.get()).unwrap();
         // `depth` requests queue behind the one held connection.
         let mut waiting: Vec<Acquire> = Vec::with_capacity(depth);
