@@ -4,6 +4,7 @@
 //! register-waker-under-lock / wake-after-unlock protocol.
 
 use std::future::poll_fn;
+use std::panic::Location;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -66,6 +67,7 @@ fn setup() -> Setup {
         Priority::Normal,
         0,
         None,
+        Location::caller(),
         &config,
         &mut fx,
     ) else {
@@ -77,6 +79,7 @@ fn setup() -> Setup {
         Priority::Normal,
         0,
         None,
+        Location::caller(),
         &config,
         &mut fx,
     ) else {
@@ -114,7 +117,7 @@ fn wait(
         let mut fx = Effects::new();
         let outcome = {
             let mut s = lock(state);
-            let outcome = s.poll_waiter(id, now, cx.waker(), &mut fx);
+            let outcome = s.poll_waiter(id, now, cx.waker(), Location::caller(), &mut fx);
             s.check_ledger();
             outcome
         };
@@ -241,6 +244,7 @@ fn close_vs_acquire_nobody_is_left_waiting() {
                 Priority::Normal,
                 0,
                 None,
+                Location::caller(),
                 &config,
                 &mut fx,
             )
