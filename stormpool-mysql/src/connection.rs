@@ -228,6 +228,7 @@ impl MySqlConnection {
         };
         let flight = InFlight {
             owner: self,
+            bound_changing: change.is_some(),
             statement: Some(Box::pin(async move {
                 // A failed SET leaves the statement unbounded, not failed.
                 let set = match set {
@@ -333,6 +334,8 @@ impl MySqlConnection {
 /// before that, it hands the statement and the connection to its owner.
 struct InFlight<'a, T: 'static> {
     owner: &'a mut MySqlConnection,
+    /// A `SET` of the session's bound goes first.
+    bound_changing: bool,
     #[allow(clippy::type_complexity)]
     statement: Option<
         Pin<
@@ -372,7 +375,7 @@ impl<T: 'static> Drop for InFlight<'_, T> {
             .abandoned
             .fetch_add(1, Ordering::Relaxed);
         // Whether the SET went through is not known any more.
-        if self.owner.bound != SessionBound::Unsupported {
+        if self.bound_changing && self.owner.bound != SessionBound::Unsupported {
             self.owner.bound = SessionBound::Unknown;
         }
         self.owner.abandoned = Some(Box::pin(async move { statement.await.0 }));
