@@ -1,7 +1,7 @@
 //! stormpool-postgres against deadpool-postgres and bb8-postgres on the live
 //! server, in one run: `SELECT 1` and a 2 ms `pg_sleep`, 32 concurrent
 //! requests on 8 connections per iteration, each pool with its default
-//! checkout validation.
+//! checkout validation. Then what deadline propagation costs one checkout.
 //!
 //! Skips (prints and exits 0) when `STORMPOOL_PG_URL` is unset.
 //!
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use stormpool::Pool;
+use stormpool::{AcquireOptions, Pool};
 use stormpool_postgres::tokio_postgres::{self, NoTls};
 use stormpool_postgres::PgManager;
 use tokio::runtime::Runtime;
@@ -149,7 +149,54 @@ fn live(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, live);
+/// What deadline propagation costs a checkout: one request at a time
+/// (acquire with a deadline, `SELECT 1`, release) on a pool of one
+/// connection, with propagation off; on with a budget that stays in one
+/// step (nothing to send after the first request); and on with a budget
+/// that changes step at every checkout (a `SET statement_timeout`
+/// pipelined with every statement, the worst case).
+fn propagation(c: &mut Criterion) {
+    let Some(url) = url() else { return };
+    let rt = runtime();
+    let pool = |propagate: bool| {
+        Pool::builder(PgManager::new(config(&url)))
+            .max_size(1)
+            .propagate_deadline(propagate)
+            .build()
+            .expect("stormpool")
+    };
+    let cases = [
+        ("off", pool(false), false),
+        ("stable_budget", pool(true), false),
+        ("budget_changes_every_checkout", pool(true), true),
+    ];
+    let mut group = c.benchmark_group("live_pg/deadline_propagation");
+    group.sample_size(30);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(4));
+    for (name, pool, changing) in &cases {
+        let flip = std::sync::atomic::AtomicBool::new(false);
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.to_async(&rt).iter(|| {
+                // 10 s and 5 s budgets fall in different steps.
+                let long = !*changing || flip.fetch_xor(true, std::sync::atomic::Ordering::Relaxed);
+                let budget = Duration::from_secs(if long { 10 } else { 5 });
+                let options = AcquireOptions::new().deadline(tokio::time::Instant::now() + budget);
+                async move {
+                    let conn = pool.get_with(options).await.expect("stormpool get");
+                    conn.simple_query("SELECT 1").await.expect("query");
+                }
+            });
+        });
+    }
+    group.finish();
+    for (name, pool, _) in &cases {
+        let stats = pool.manager().stats();
+        println!("{name}: statement_timeout changes {}", stats.bound_changes);
+    }
+}
+
+criterion_group!(benches, live, propagation);
 
 fn main() {
     if url().is_none() {
