@@ -1,17 +1,19 @@
 //! The database behind the pools: the embedded simulation, or a live server.
 //!
-//! Every scenario runs against [`Backend::Sim`] today. The live backends
-//! parse and check their URL (a TCP connect to its host and port, so an
-//! unreachable server is reported as such) and then stop with
-//! [`LabError::AdapterMissing`]: their pools come from the
-//! `stormpool-postgres` / `stormpool-mysql` adapters, with deadpool-postgres
-//! and bb8-postgres as peers, and plug in where
-//! [`driver`](crate::driver) builds the pools for a run.
+//! The simulation is the default. A live backend (`--pg-url`, `--mysql-url`) runs the same
+//! scenarios against a real server, whose statements sleep for the service
+//! time (`SELECT pg_sleep(..)`), with the database adapters as pools (see
+//! [`crate::live`]). Its URL is checked first: a TCP connect to its host and
+//! port, so an unreachable server is reported as such; the live run then
+//! connects for real.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::config::LabParams;
 use crate::error::LabError;
+use crate::metrics::RecoveryRule;
+use crate::pools::PoolKind;
 
 /// How long the reachability check of a live database waits for its TCP
 /// handshake.
@@ -54,16 +56,60 @@ impl Backend {
         }
     }
 
+    /// The pools `--pools all` runs on this backend, in report order.
+    pub fn pools(&self) -> &'static [PoolKind] {
+        match self {
+            Backend::Sim => &[
+                PoolKind::Stormpool,
+                PoolKind::Deadpool,
+                PoolKind::Bb8,
+                PoolKind::Prefix,
+            ],
+            Backend::Postgres(_) => &[
+                PoolKind::Stormpool,
+                PoolKind::StormpoolNoPropagation,
+                PoolKind::Deadpool,
+                PoolKind::Bb8,
+            ],
+            Backend::Mysql(_) => &[
+                PoolKind::Stormpool,
+                PoolKind::StormpoolNoPropagation,
+                PoolKind::MysqlAsync,
+            ],
+        }
+    }
+
+    /// Whether `pool` can run on this backend: on the simulation every pool
+    /// but mysql_async's (the pre-fix model exists only there), on a live
+    /// server its adapters and their peers.
+    pub fn supports(&self, pool: PoolKind) -> bool {
+        match self {
+            Backend::Sim => pool != PoolKind::MysqlAsync,
+            _ => self.pools().contains(&pool),
+        }
+    }
+
     /// Checks that the lab can run against this backend: the simulation
-    /// always can; a live server must be reachable and have its adapter.
+    /// always can; a live server must be reachable.
     pub fn ensure_ready(&self) -> Result<(), LabError> {
-        let (url, adapter) = match self {
-            Backend::Sim => return Ok(()),
-            Backend::Postgres(url) => (url, "stormpool-postgres"),
-            Backend::Mysql(url) => (url, "stormpool-mysql"),
-        };
-        url.check_reachable(self.name())?;
-        Err(LabError::AdapterMissing { adapter })
+        match self {
+            Backend::Sim => Ok(()),
+            Backend::Postgres(url) | Backend::Mysql(url) => url.check_reachable(self.name()),
+        }
+    }
+
+    /// How recovery is judged on this backend: on a live server, against
+    /// the statement's latency on the idle server, measured now.
+    pub fn recovery_rule(&self, params: &LabParams) -> Result<RecoveryRule, LabError> {
+        match self {
+            Backend::Sim => Ok(RecoveryRule::simulated(params.service)),
+            Backend::Postgres(url) => {
+                crate::live::postgres::unloaded_latency(url, params.service).map(RecoveryRule::live)
+            }
+            Backend::Mysql(url) => {
+                crate::live::mysql::unloaded_latency(url, params.service).map(RecoveryRule::live)
+            }
+        }
     }
 }
 
@@ -179,6 +225,17 @@ mod tests {
         assert!(DbUrl::parse("mysql://db.local", &["postgres"], 5432).is_err());
         assert!(DbUrl::parse("postgres://db.local:x/app", &["postgres"], 5432).is_err());
         assert!(DbUrl::parse("postgres:///app", &["postgres"], 5432).is_err());
+    }
+
+    #[test]
+    fn live_backends_run_the_adapters_and_their_peers() {
+        let pg = Backend::from_options(Some("postgres://db/app"), None).unwrap();
+        assert!(pg.supports(PoolKind::StormpoolNoPropagation));
+        assert!(!pg.supports(PoolKind::Prefix));
+        assert!(Backend::Sim.supports(PoolKind::StormpoolNoPropagation));
+        assert!(!Backend::Sim
+            .pools()
+            .contains(&PoolKind::StormpoolNoPropagation));
     }
 
     #[test]

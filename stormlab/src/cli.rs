@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, DbUrl};
 use crate::config::{Clock, LabConfig, LabParams, Outputs};
 use crate::error::LabError;
 use crate::pools::PoolKind;
@@ -24,7 +24,9 @@ const MAX_CONNECTIONS: u64 = 4096;
 #[derive(Debug, Parser)]
 #[command(name = "stormlab", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Pools to compare, comma separated: stormpool, deadpool, bb8, prefix, or all.
+    /// Pools to compare, comma separated: stormpool, stormpool-noprop, deadpool, bb8,
+    /// prefix (simulation only), mysql_async (MySQL only), or all (the database's own
+    /// list, see --list).
     #[arg(
         long,
         value_delimiter = ',',
@@ -72,9 +74,10 @@ pub struct Cli {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// virtual (deterministic, paused tokio clock) or real (wall clock).
-    #[arg(long, default_value = "virtual", value_name = "CLOCK")]
-    pub clock: String,
+    /// virtual (deterministic, paused tokio clock) or real (wall clock); a live
+    /// database always runs in real time [default: virtual].
+    #[arg(long, value_name = "CLOCK")]
+    pub clock: Option<String>,
 
     /// Runs executed at once under the virtual clock [default: number of cores].
     #[arg(long, value_name = "N")]
@@ -139,7 +142,7 @@ impl Cli {
         if !(self.scale.is_finite() && self.scale > 0.0 && self.scale <= 100.0) {
             return usage("--scale must be a number above 0 and at most 100");
         }
-        let clock = match self.clock.as_str() {
+        let clock = match self.clock.as_deref().unwrap_or("virtual") {
             "virtual" => Clock::Virtual,
             "real" => Clock::Real,
             other => {
@@ -153,17 +156,34 @@ impl Cli {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        let backend = Backend::from_options(self.pg_url.as_deref(), self.mysql_url.as_deref())?;
+        if backend != Backend::Sim && self.clock.as_deref() == Some("virtual") {
+            return usage("--clock virtual runs on the simulated database only");
+        }
+        // A live server runs in real time.
+        let clock = if backend == Backend::Sim {
+            clock
+        } else {
+            Clock::Real
+        };
         let pools =
-            names(&self.pools, &PoolKind::ALL, PoolKind::from_name).map_err(|name| match name {
-                Some(name) => LabError::UnknownPool(name),
-                None => LabError::Usage("--pools names no pool".into()),
-            })?;
+            names(&self.pools, backend.pools(), PoolKind::from_name).map_err(
+                |name| match name {
+                    Some(name) => LabError::UnknownPool(name),
+                    None => LabError::Usage("--pools names no pool".into()),
+                },
+            )?;
+        if let Some(pool) = pools.iter().find(|p| !backend.supports(**p)) {
+            return Err(LabError::PoolUnsupported {
+                pool: pool.name(),
+                database: backend.name(),
+            });
+        }
         let scenarios = names(&self.scenarios, &ScenarioKind::ALL, ScenarioKind::from_name)
             .map_err(|name| match name {
                 Some(name) => LabError::UnknownScenario(name),
                 None => LabError::Usage("--scenarios names no scenario".into()),
             })?;
-        let backend = Backend::from_options(self.pg_url.as_deref(), self.mysql_url.as_deref())?;
         let outputs = Outputs {
             html: Some(
                 self.html
@@ -223,9 +243,37 @@ fn names<T: Copy + PartialEq>(
 
 /// The pools and scenarios, one per line, for `--list`.
 pub fn listing(params: &LabParams) -> String {
-    let mut out = String::from("pools:\n");
+    let mut out = String::from("pools (simulated database; * = run by `all`):\n");
     for pool in PoolKind::ALL {
-        out += &format!("  {:<16} {}\n", pool.name(), pool.description());
+        let star = if Backend::Sim.pools().contains(&pool) {
+            '*'
+        } else {
+            ' '
+        };
+        out += &format!(
+            "  {:<16} {star} {}\n",
+            pool.name(),
+            pool.description(&Backend::Sim)
+        );
+    }
+    let pg = Backend::Postgres(DbUrl {
+        url: String::new(),
+        host: String::new(),
+        port: 5432,
+    });
+    let mysql = Backend::Mysql(DbUrl {
+        url: String::new(),
+        host: String::new(),
+        port: 3306,
+    });
+    for (backend, option) in [(&pg, "--pg-url"), (&mysql, "--mysql-url")] {
+        out += &format!(
+            "pools (live {}, {option}; all of them run by `all`):\n",
+            backend.name()
+        );
+        for pool in backend.pools() {
+            out += &format!("  {:<16}   {}\n", pool.name(), pool.description(backend));
+        }
     }
     out += "scenarios:\n";
     for kind in ScenarioKind::ALL {
@@ -247,7 +295,7 @@ mod tests {
     #[test]
     fn defaults_run_everything() {
         let config = parse(&[]).unwrap();
-        assert_eq!(config.pools, PoolKind::ALL);
+        assert_eq!(config.pools, Backend::Sim.pools());
         assert_eq!(config.scenarios, ScenarioKind::ALL);
         assert_eq!(config.params.capacity_rps(), 8000.0);
         let html = config.outputs.html.unwrap();

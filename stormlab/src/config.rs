@@ -113,7 +113,7 @@ pub struct LabConfig {
 impl Default for LabConfig {
     fn default() -> Self {
         LabConfig {
-            pools: PoolKind::ALL.to_vec(),
+            pools: Backend::Sim.pools().to_vec(),
             scenarios: ScenarioKind::ALL.to_vec(),
             params: LabParams::default(),
             backend: Backend::Sim,

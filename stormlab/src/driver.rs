@@ -1,6 +1,7 @@
 //! Runs one pool through one scenario and records every attempt.
 //!
-//! Each run gets its own runtime and its own simulated database. Under the
+//! Each run gets its own runtime and its own database: a simulated one
+//! here, or a live server's sessions (see [`crate::live`]). Under the
 //! virtual clock the runtime is a current-thread runtime with tokio's clock
 //! paused: time jumps to the next timer whenever every task waits, so a run
 //! is deterministic for a seed and costs only CPU. (Timers fire on whole
@@ -22,6 +23,7 @@ use stormpool::sim::{SimConfig, SimManager};
 use stormpool::Priority;
 use tokio::time::{sleep_until, timeout_at, Instant};
 
+use crate::backend::Backend;
 use crate::config::{Clock, LabParams};
 use crate::error::LabError;
 use crate::metrics::{Attempt, AttemptResult, RawRun, ServerStats};
@@ -41,53 +43,39 @@ pub fn run_length(scenario: &Scenario, params: &LabParams) -> Duration {
     scenario.duration() + params.deadline + SAMPLE
 }
 
-/// Runs `pool` through `scenario`.
+/// Runs `pool` through `scenario` on `backend`.
 pub fn run(
     pool: PoolKind,
     scenario: &Scenario,
     params: &LabParams,
+    backend: &Backend,
     progress: &Progress,
 ) -> Result<RawRun, LabError> {
-    let runtime = match params.clock {
+    let run = Run {
+        scenario,
+        params,
+        progress,
+    };
+    match backend {
+        Backend::Sim => run.simulated(pool),
+        Backend::Postgres(url) => crate::live::postgres::run(&run, pool, url),
+        Backend::Mysql(url) => crate::live::mysql::run(&run, pool, url),
+    }
+}
+
+/// The runtime of one run: a paused current-thread one under the virtual
+/// clock, a multi-thread one in real time.
+pub(crate) fn runtime(clock: Clock) -> Result<tokio::runtime::Runtime, LabError> {
+    match clock {
         Clock::Virtual => tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
             .build(),
         Clock::Real => tokio::runtime::Builder::new_multi_thread()
-            .enable_time()
+            .enable_all()
             .build(),
     }
-    .map_err(LabError::Runtime)?;
-    let sim = SimManager::new(sim_config(params));
-    let setup = PoolSetup {
-        max_size: params.connections,
-        deadline: params.deadline,
-        max_hold: scenario.max_hold,
-    };
-    let run = Run {
-        sim: &sim,
-        scenario,
-        params,
-        progress,
-    };
-    runtime.block_on(async {
-        // Built inside the runtime: bb8 spawns its reaper at once.
-        Ok(match pool {
-            PoolKind::Stormpool => {
-                let lab = StormpoolLab::new(sim.clone(), &setup)?;
-                run.drive(pool, lab).await
-            }
-            PoolKind::Deadpool => {
-                let lab = DeadpoolLab::new(sim.clone(), &setup)?;
-                run.drive(pool, lab).await
-            }
-            PoolKind::Bb8 => {
-                let lab = Bb8Lab::new(sim.clone(), &setup)?;
-                run.drive(pool, lab).await
-            }
-            PoolKind::Prefix => run.drive(pool, PrefixLab::new(sim.clone(), &setup)).await,
-        })
-    })
+    .map_err(LabError::Runtime)
 }
 
 /// The simulated database of a run: the lab's service time and seed.
@@ -109,6 +97,7 @@ struct Shared {
     /// Attempts waiting for a connection, as the driver counts them.
     waiting: Arc<AtomicUsize>,
     next_request: AtomicU64,
+    next_attempt: AtomicU64,
     /// # Invariant
     /// Held only to push or take; never across an `.await`.
     attempts: Mutex<Vec<Finished>>,
@@ -116,6 +105,7 @@ struct Shared {
 
 /// An attempt that ended, before its grant (which may come later) is read.
 struct Finished {
+    attempt: u64,
     request: u64,
     retry: u32,
     priority: Priority,
@@ -127,17 +117,78 @@ struct Finished {
     probe: Arc<Probe>,
 }
 
-struct Run<'a> {
-    sim: &'a SimManager,
-    scenario: &'a Scenario,
-    params: &'a LabParams,
-    progress: &'a Progress,
+/// Sets whether every query started from now on hangs on the server.
+pub(crate) type Hang = Arc<dyn Fn(bool) + Send + Sync>;
+
+/// One scenario, ready to drive pools through.
+pub(crate) struct Run<'a> {
+    pub(crate) scenario: &'a Scenario,
+    pub(crate) params: &'a LabParams,
+    pub(crate) progress: &'a Progress,
 }
 
 impl Run<'_> {
-    async fn drive<P: LabPool>(&self, kind: PoolKind, pool: P) -> RawRun {
-        let pool = Arc::new(pool);
-        let t0 = Instant::now();
+    /// The run on the simulated database, with its own runtime.
+    fn simulated(&self, pool: PoolKind) -> Result<RawRun, LabError> {
+        let runtime = runtime(self.params.clock)?;
+        let sim = SimManager::new(sim_config(self.params));
+        let setup = self.setup();
+        let db = sim.db().clone();
+        let hang: Hang = Arc::new(move |on| db.set_hang(on));
+        let mut raw = runtime.block_on(async {
+            // Built inside the runtime: bb8 spawns its reaper at once.
+            let t0 = Instant::now();
+            Ok::<_, LabError>(match pool {
+                PoolKind::Stormpool | PoolKind::StormpoolNoPropagation => {
+                    let propagate = pool == PoolKind::Stormpool;
+                    let lab = StormpoolLab::new(sim.clone(), &setup, propagate)?;
+                    self.drive(pool, Arc::new(lab), t0, &hang).await
+                }
+                PoolKind::Deadpool => {
+                    let lab = DeadpoolLab::new(sim.clone(), &setup)?;
+                    self.drive(pool, Arc::new(lab), t0, &hang).await
+                }
+                PoolKind::Bb8 => {
+                    let lab = Bb8Lab::new(sim.clone(), &setup)?;
+                    self.drive(pool, Arc::new(lab), t0, &hang).await
+                }
+                PoolKind::Prefix => {
+                    let lab = PrefixLab::new(sim.clone(), &setup);
+                    self.drive(pool, Arc::new(lab), t0, &hang).await
+                }
+                PoolKind::MysqlAsync => {
+                    return Err(LabError::PoolUnsupported {
+                        pool: pool.name(),
+                        database: "simulated",
+                    })
+                }
+            })
+        })?;
+        let own = raw.server.abandoned_ms;
+        raw.server = ServerStats::read(sim.db().stats());
+        raw.server.abandoned_ms += own;
+        Ok(raw)
+    }
+
+    /// How every pool of this run is configured.
+    pub(crate) fn setup(&self) -> PoolSetup {
+        PoolSetup {
+            max_size: self.params.connections,
+            deadline: self.params.deadline,
+            max_hold: self.scenario.max_hold,
+        }
+    }
+
+    /// Offers the scenario's load to `pool` from `t0` on, and records every
+    /// attempt (the server's counters are left for the caller to fill in,
+    /// but for the dead work the pool counts itself).
+    pub(crate) async fn drive<P: LabPool>(
+        &self,
+        kind: PoolKind,
+        pool: Arc<P>,
+        t0: Instant,
+        hang: &Hang,
+    ) -> RawRun {
         let shared = Arc::new(Shared {
             t0,
             load_end: t0 + self.scenario.duration(),
@@ -145,9 +196,10 @@ impl Run<'_> {
             retries: self.scenario.retries,
             waiting: Arc::new(AtomicUsize::new(0)),
             next_request: AtomicU64::new(0),
+            next_attempt: AtomicU64::new(0),
             attempts: Mutex::new(Vec::new()),
         });
-        self.schedule_hangs(t0);
+        self.schedule_hangs(t0, hang);
         let capacity = self.params.capacity_rps();
         for (i, stream) in self.scenario.streams.iter().enumerate() {
             // Each stream its own sequence, all derived from the one seed.
@@ -186,30 +238,34 @@ impl Run<'_> {
         let finished =
             std::mem::take(&mut *shared.attempts.lock().unwrap_or_else(|p| p.into_inner()));
         let attempts = finished.into_iter().map(|f| f.into_attempt(t0)).collect();
+        let server = ServerStats {
+            abandoned_ms: pool.dead_work().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+            ..ServerStats::default()
+        };
         RawRun {
             pool: kind,
             requests: shared.next_request.load(Ordering::Relaxed),
             attempts,
             waiting,
-            server: ServerStats::read(self.sim.db().stats()),
+            server,
             notes: pool.notes(),
         }
     }
 
     /// Makes every query started during a `hang` phase hang on the server.
-    fn schedule_hangs(&self, t0: Instant) {
+    fn schedule_hangs(&self, t0: Instant, hang: &Hang) {
         let starts = self.scenario.phase_starts();
         for (phase, start) in self.scenario.phases.iter().zip(starts) {
             if !phase.hang {
                 continue;
             }
-            let db = self.sim.db().clone();
+            let hang = hang.clone();
             let (from, to) = (t0 + start, t0 + start + phase.duration);
             tokio::spawn(async move {
                 sleep_until(from).await;
-                db.set_hang(true);
+                hang(true);
                 sleep_until(to).await;
-                db.set_hang(false);
+                hang(false);
             });
         }
     }
@@ -219,6 +275,7 @@ impl Finished {
     fn into_attempt(self, t0: Instant) -> Attempt {
         let at = |t: Instant| micros(t.saturating_duration_since(t0));
         Attempt {
+            id: self.attempt,
             request: self.request,
             retry: self.retry,
             critical: self.priority == Priority::Critical,
@@ -289,7 +346,8 @@ async fn request<P: LabPool>(
     for retry in 0..=shared.retries {
         let start = Instant::now();
         let deadline = start + shared.deadline;
-        let req = Request::new(priority, key, deadline, shared.waiting.clone());
+        let attempt = shared.next_attempt.fetch_add(1, Ordering::Relaxed);
+        let req = Request::new(attempt, priority, key, deadline, shared.waiting.clone());
         let probe = req.probe();
         let result = match timeout_at(deadline, pool.serve(&req)).await {
             Ok(Ok(())) => AttemptResult::Completed,
@@ -303,6 +361,7 @@ async fn request<P: LabPool>(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Finished {
+                attempt,
                 request: id,
                 retry,
                 priority,

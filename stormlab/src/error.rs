@@ -25,10 +25,22 @@ pub enum LabError {
         /// What the operating system answered.
         reason: String,
     },
-    /// The live backend needs an adapter crate that does not exist yet.
-    AdapterMissing {
-        /// The adapter crate the backend needs.
-        adapter: &'static str,
+    /// `--pools` named a pool that does not run on the chosen database.
+    PoolUnsupported {
+        /// The pool.
+        pool: &'static str,
+        /// The database ("simulated", "PostgreSQL", "MySQL").
+        database: &'static str,
+    },
+    /// A live database refused the lab's own connection, or answered it
+    /// with an error.
+    Database {
+        /// The database ("PostgreSQL", "MySQL").
+        database: &'static str,
+        /// What was being done.
+        doing: &'static str,
+        /// The driver's error, with its sources.
+        reason: String,
     },
     /// A pool refused the lab's configuration.
     PoolConfig {
@@ -56,7 +68,10 @@ impl LabError {
     /// The process exit code: 2 for bad options, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            LabError::Usage(_) | LabError::UnknownPool(_) | LabError::UnknownScenario(_) => 2,
+            LabError::Usage(_)
+            | LabError::UnknownPool(_)
+            | LabError::UnknownScenario(_)
+            | LabError::PoolUnsupported { .. } => 2,
             _ => 1,
         }
     }
@@ -81,10 +96,14 @@ impl fmt::Display for LabError {
                 address,
                 reason,
             } => write!(f, "cannot reach {database} at {address}: {reason}"),
-            LabError::AdapterMissing { adapter } => write!(
-                f,
-                "live database backends need the {adapter} adapter, not built yet"
-            ),
+            LabError::PoolUnsupported { pool, database } => {
+                write!(f, "pool `{pool}` does not run on the {database} database")
+            }
+            LabError::Database {
+                database,
+                doing,
+                reason,
+            } => write!(f, "{database}: {doing}: {reason}"),
             LabError::PoolConfig { pool, reason } => {
                 write!(f, "{pool} refused the configuration: {reason}")
             }

@@ -14,6 +14,8 @@
 //!
 //! * [`scenario`]: the load shapes, as phases of Poisson arrivals.
 //! * [`pools`]: the pools behind one small trait, [`pools::LabPool`].
+//! * [`live`]: the same against a live PostgreSQL server (`--pg-url`), with
+//!   the database adapters as pools and the server's dead work measured.
 //! * [`driver`]: one pool through one scenario, on its own runtime (by
 //!   default tokio's paused clock: deterministic and fast), with every
 //!   request abandoned by its client at its deadline whatever the pool does.
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod error;
+pub mod live;
 pub mod metrics;
 pub mod pools;
 pub mod progress;

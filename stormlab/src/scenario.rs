@@ -28,6 +28,9 @@ pub enum ScenarioKind {
     Steady,
     /// 2x capacity: the timeout storm of seeds 000/001.
     Overload,
+    /// 2x, then 0.5x: how long after a storm until requests are served at
+    /// normal latency again?
+    Storm,
     /// 2x with up to 3 immediate client retries, then 0.5x: the retry storm
     /// that keeps a stalled pool stalled after the load is gone.
     RetryStorm,
@@ -45,9 +48,10 @@ pub enum ScenarioKind {
 
 impl ScenarioKind {
     /// Every scenario, in the default run order.
-    pub const ALL: [ScenarioKind; 8] = [
+    pub const ALL: [ScenarioKind; 9] = [
         ScenarioKind::Steady,
         ScenarioKind::Overload,
+        ScenarioKind::Storm,
         ScenarioKind::RetryStorm,
         ScenarioKind::Spike,
         ScenarioKind::Wedged,
@@ -61,6 +65,7 @@ impl ScenarioKind {
         match self {
             ScenarioKind::Steady => "steady",
             ScenarioKind::Overload => "overload",
+            ScenarioKind::Storm => "storm",
             ScenarioKind::RetryStorm => "retry-storm",
             ScenarioKind::Spike => "spike",
             ScenarioKind::Wedged => "wedged",
@@ -127,6 +132,19 @@ impl ScenarioKind {
                     connections on requests that have already given up."
                     .into(),
                 phases: vec![phase("overload", 2.0, 4.0)],
+                ..Scenario::single(self)
+            },
+            ScenarioKind::Storm => Scenario {
+                kind: self,
+                title: "Storm, then calm (2x for 3 s, then 0.5x)",
+                description: "Twice the capacity for 3 s, then half of it. Requests that \
+                    give up mid-query leave their statements running on a real server: \
+                    with a plain pool the connection goes back with that work queued on \
+                    it, the next request waits behind it, and seconds of dead work pile \
+                    up per connection, so the pool is slow long after the load dropped."
+                    .into(),
+                phases: vec![phase("storm", 2.0, 3.0), phase("calm", 0.5, 3.0)],
+                recovery_from: Some(1),
                 ..Scenario::single(self)
             },
             ScenarioKind::RetryStorm => Scenario {

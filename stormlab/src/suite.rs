@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::config::{Clock, LabConfig};
 use crate::driver;
 use crate::error::LabError;
-use crate::metrics::{self, RunResult};
+use crate::metrics::{self, RecoveryRule, RunResult};
 use crate::progress::Progress;
 use crate::report::table::{scenario_table, summary_table};
 use crate::report::{PoolInfo, Report, ScenarioReport};
@@ -23,6 +23,7 @@ pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
     config.backend.ensure_ready()?;
     let started = std::time::Instant::now();
     let params = &config.params;
+    let recovery_rule = config.backend.recovery_rule(params)?;
     let scenarios: Vec<Scenario> = config.scenarios.iter().map(|k| k.build(params)).collect();
     let jobs: Vec<(usize, usize)> = (0..scenarios.len())
         .flat_map(|s| (0..config.pools.len()).map(move |p| (s, p)))
@@ -43,6 +44,7 @@ pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
         scenarios: &scenarios,
         jobs: &jobs,
         progress: &progress,
+        recovery_rule,
         next: AtomicUsize::new(0),
         results: Mutex::new(Results {
             runs: vec![vec![None; config.pools.len()]; scenarios.len()],
@@ -67,8 +69,13 @@ pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
         version: env!("CARGO_PKG_VERSION"),
         backend: config.backend.name(),
         params: params.clone(),
+        recovery_rule,
         capacity_rps: params.capacity_rps(),
-        pools: config.pools.iter().copied().map(PoolInfo::from).collect(),
+        pools: config
+            .pools
+            .iter()
+            .map(|&kind| PoolInfo::new(kind, &config.backend))
+            .collect(),
         scenarios: scenarios
             .into_iter()
             .zip(results.runs)
@@ -92,6 +99,7 @@ struct SuiteState<'a> {
     /// (scenario, pool) indices, in run order.
     jobs: &'a [(usize, usize)],
     progress: &'a Progress,
+    recovery_rule: RecoveryRule,
     next: AtomicUsize,
     results: Mutex<Results>,
 }
@@ -125,9 +133,9 @@ impl SuiteState<'_> {
             self.progress
                 .set_message(format!("{} / {}", scenario.name(), pool.name()));
             let params = &self.config.params;
-            match driver::run(pool, scenario, params, self.progress) {
+            match driver::run(pool, scenario, params, &self.config.backend, self.progress) {
                 Ok(raw) => {
-                    let result = metrics::summarize(&raw, scenario, params);
+                    let result = metrics::summarize(&raw, scenario, params, self.recovery_rule);
                     let mut results = self.lock();
                     results.runs[s][p] = Some(result);
                     self.print_finished(&mut results);

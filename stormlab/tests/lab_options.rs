@@ -84,12 +84,27 @@ fn unreachable_database() {
 }
 
 #[test]
-fn reachable_database_needs_its_adapter() {
+fn a_server_that_does_not_answer_is_reported() {
+    // Accepts connections (the kernel does) but never speaks.
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let port = listener.local_addr().expect("local address").port();
     let url = format!("postgres://lab@127.0.0.1:{port}/lab");
-    let err = fails("adapter_missing", &["--pg-url", &url], 1);
-    assert!(err.contains("stormpool-postgres adapter"), "{err}");
+    let err = fails("silent_server", &["--pg-url", &url], 1);
+    assert!(err.contains("PostgreSQL: connecting: no answer"), "{err}");
+}
+
+#[test]
+fn the_simulation_only_pool_is_refused_on_a_live_server() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().expect("local address").port();
+    let url = format!("postgres://lab@127.0.0.1:{port}/lab");
+    let err = fails("prefix_live", &["--pg-url", &url, "--pools", "prefix"], 2);
+    assert!(
+        err.contains("pool `prefix` does not run on the PostgreSQL"),
+        "{err}"
+    );
+    let err = fails("virtual_live", &["--pg-url", &url, "--clock", "virtual"], 2);
+    assert!(err.contains("simulated database only"), "{err}");
 }
 
 #[test]

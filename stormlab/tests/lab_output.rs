@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::Value;
-use stormlab::pools::PoolKind;
+use stormlab::backend::Backend;
 use stormlab::scenario::ScenarioKind;
 
 #[test]
@@ -40,7 +40,8 @@ fn check_json(report: &Value) {
         .iter()
         .map(|p| p["name"].as_str().expect("pool name"))
         .collect();
-    assert_eq!(pools, PoolKind::names());
+    let expected: Vec<&str> = Backend::Sim.pools().iter().map(|p| p.name()).collect();
+    assert_eq!(pools, expected);
     let scenarios = report["scenarios"].as_array().expect("scenarios");
     let kinds: Vec<&str> = scenarios
         .iter()

@@ -8,14 +8,16 @@
 //! runs one query on it. The driver abandons the request at its deadline by
 //! dropping the future, whatever the pool does, as a real client would.
 //!
-//! Every pool talks to the same simulated database: deadpool's and bb8's
+//! On the simulated database (this module's pools), deadpool's and bb8's
 //! managers wrap [`::stormpool::sim::SimManager`] through the
-//! [`::stormpool::Manager`] trait.
+//! [`::stormpool::Manager`] trait. Against a live server the same kinds are
+//! the database adapters: stormpool-postgres, deadpool-postgres and
+//! bb8-postgres (see [`crate::live`]).
 
 mod bb8;
 mod deadpool;
 mod prefix;
-mod stormpool;
+pub(crate) mod stormpool;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,6 +27,8 @@ use std::time::Duration;
 use ::stormpool::Priority;
 use serde::Serialize;
 use tokio::time::Instant;
+
+use crate::backend::Backend;
 
 pub use self::bb8::Bb8Lab;
 pub use self::deadpool::DeadpoolLab;
@@ -42,14 +46,21 @@ pub enum PoolKind {
     Bb8,
     /// A model of Vitess smartconnpool's waitlist before the fix of seed 000.
     Prefix,
+    /// stormpool with `propagate_deadline` off: deadlines bound the wait
+    /// only, never the statement on the server.
+    StormpoolNoPropagation,
+    /// mysql_async's own pool (live MySQL only).
+    MysqlAsync,
 }
 
 impl PoolKind {
-    /// Every pool, in report order.
-    pub const ALL: [PoolKind; 4] = [
+    /// Every pool the lab knows, in report order.
+    pub const ALL: [PoolKind; 6] = [
         PoolKind::Stormpool,
+        PoolKind::StormpoolNoPropagation,
         PoolKind::Deadpool,
         PoolKind::Bb8,
+        PoolKind::MysqlAsync,
         PoolKind::Prefix,
     ];
 
@@ -57,9 +68,11 @@ impl PoolKind {
     pub fn name(self) -> &'static str {
         match self {
             PoolKind::Stormpool => "stormpool",
+            PoolKind::StormpoolNoPropagation => "stormpool-noprop",
             PoolKind::Deadpool => "deadpool",
             PoolKind::Bb8 => "bb8",
             PoolKind::Prefix => "prefix",
+            PoolKind::MysqlAsync => "mysql_async",
         }
     }
 
@@ -73,13 +86,41 @@ impl PoolKind {
         PoolKind::ALL.into_iter().find(|p| p.name() == name)
     }
 
-    /// A one-line description for reports.
-    pub fn description(self) -> &'static str {
-        match self {
-            PoolKind::Stormpool => "stormpool: deadline, priority and key passed per request",
-            PoolKind::Deadpool => "deadpool 0.12 (managed): per-call wait timeout = deadline",
-            PoolKind::Bb8 => "bb8 0.9: connection_timeout = deadline, test_on_check_out (probe) on",
-            PoolKind::Prefix => {
+    /// A one-line description for reports, on `backend`.
+    pub fn description(self, backend: &Backend) -> &'static str {
+        let live = !matches!(backend, Backend::Sim);
+        match (self, live) {
+            (PoolKind::MysqlAsync, _) => {
+                "mysql_async 0.37's own pool: at most `connections`, its defaults \
+                 (a connection is reset when it comes back)"
+            }
+            (PoolKind::Stormpool, false) => {
+                "stormpool: deadline, priority and key passed per request"
+            }
+            (PoolKind::Stormpool, true) => {
+                "stormpool (adapter): deadline, priority and key passed per request; \
+                 the deadline bounds the statement on the server; abandoned statements \
+                 cancelled and drained"
+            }
+            (PoolKind::StormpoolNoPropagation, _) => {
+                "stormpool as above, propagate_deadline off: the deadline bounds the \
+                 wait only"
+            }
+            (PoolKind::Deadpool, false) => {
+                "deadpool 0.12 (managed): per-call wait timeout = deadline"
+            }
+            (PoolKind::Deadpool, true) => {
+                "deadpool-postgres 0.14: per-call wait timeout = deadline, \
+                 RecyclingMethod::Fast (is_closed only, the default)"
+            }
+            (PoolKind::Bb8, false) => {
+                "bb8 0.9: connection_timeout = deadline, test_on_check_out (probe) on"
+            }
+            (PoolKind::Bb8, true) => {
+                "bb8-postgres 0.9: connection_timeout = deadline, test_on_check_out \
+                 (empty query) on"
+            }
+            (PoolKind::Prefix, _) => {
                 "pre-fix smartconnpool waitlist model: FIFO, hands off without a \
                  deadline check, expired requests still run their query"
             }
@@ -146,11 +187,22 @@ pub trait LabPool: Send + Sync + 'static {
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Server time spent on queries after their clients gave up, where the
+    /// pool knows it and the server cannot tell (the pre-fix model runs a
+    /// query to its end for a client long gone). The server's own count is
+    /// used otherwise.
+    fn dead_work(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// One attempt of a client request, as a pool sees it.
 #[derive(Clone, Debug)]
 pub struct Request {
+    /// The attempt's number in its run, unique: live backends tag the
+    /// statement with it, to tell on the server whose work it is.
+    pub id: u64,
     /// The priority class.
     pub priority: Priority,
     /// The fairness key, if any.
@@ -174,6 +226,7 @@ pub(crate) struct Probe {
 impl Request {
     /// A request counted in `waiting` until it is granted or ends.
     pub(crate) fn new(
+        id: u64,
         priority: Priority,
         key: Option<u32>,
         deadline: Instant,
@@ -182,6 +235,7 @@ impl Request {
         // Relaxed: the count is a gauge read by the sampler, nothing more.
         waiting.fetch_add(1, Ordering::Relaxed);
         Request {
+            id,
             priority,
             key,
             deadline,

@@ -24,10 +24,13 @@
 //! unbuffered channel send (the modelled waiter always receives at once).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use stormpool::sim::{SimConnection, SimManager};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::{LabPool, PoolError, PoolSetup, Request};
 
@@ -39,6 +42,8 @@ pub struct PrefixLab {
 struct Inner {
     manager: SimManager,
     max_size: usize,
+    /// Server time spent on queries after their client's deadline, in µs.
+    dead_micros: AtomicU64,
     /// # Invariant
     /// Held for O(1) steps only; never across an `.await`.
     state: Mutex<State>,
@@ -61,6 +66,7 @@ impl PrefixLab {
             inner: Arc::new(Inner {
                 manager,
                 max_size: setup.max_size,
+                dead_micros: AtomicU64::new(0),
                 state: Mutex::new(State {
                     open: 0,
                     idle: Vec::new(),
@@ -85,6 +91,12 @@ impl LabPool for PrefixLab {
     fn waiting(&self) -> Option<usize> {
         Some(self.inner.lock().waitlist.len())
     }
+
+    fn dead_work(&self) -> Option<Duration> {
+        Some(Duration::from_micros(
+            self.inner.dead_micros.load(Ordering::Relaxed),
+        ))
+    }
 }
 
 impl Inner {
@@ -95,7 +107,14 @@ impl Inner {
     async fn serve(self: &Arc<Self>, req: &Request) -> Result<(), PoolError> {
         let mut conn = self.get().await?;
         req.granted();
+        let start = Instant::now();
         let result = conn.query().await.map_err(|_| PoolError::Query);
+        // The simulated server counts the work of dropped queries only; this
+        // one ran to its end, possibly for a client long gone.
+        let dead = Instant::now().saturating_duration_since(start.max(req.deadline));
+        // Relaxed: a counter read after the run.
+        self.dead_micros
+            .fetch_add(dead.as_micros() as u64, Ordering::Relaxed);
         self.put(conn);
         result
     }

@@ -29,6 +29,8 @@ pub fn pool_color(pool: PoolKind) -> RGBColor {
         PoolKind::Deadpool => RGBColor(255, 127, 14),
         PoolKind::Bb8 => RGBColor(44, 160, 44),
         PoolKind::Prefix => RGBColor(214, 39, 40),
+        PoolKind::StormpoolNoPropagation => RGBColor(148, 103, 189),
+        PoolKind::MysqlAsync => RGBColor(140, 86, 75),
     }
 }
 

@@ -112,8 +112,8 @@ pub fn render(report: &Report) -> Result<String, LabError> {
 
 const HOW_TO_READ: &str = "<h2>How to read this report</h2>
 <p>Each scenario offers the same open-loop load (Poisson arrivals) to every pool, over
-the same simulated database, and every client gives up at its deadline whatever the
-pool does. <b>Goodput</b> is what counts: requests whose query finished before their
+the same database (the embedded simulation, or the live server named above), and every
+client gives up at its deadline whatever the pool does. <b>Goodput</b> is what counts: requests whose query finished before their
 deadline, per second, as a percentage of what the database can serve. Under 2x
 overload a good pool stays near 100% of capacity (it serves half of the requests, in
 time); a pool that hands connections to requests that have already given up, or too
@@ -125,7 +125,17 @@ horizontal line is the capacity (goodput) or twice the service time (p99).</p>
 ";
 
 fn definitions(report: &Report) -> String {
-    let service = report.params.service.as_millis();
+    let rule = &report.recovery_rule;
+    let bound = format!("{:.1}", rule.bound.as_secs_f64() * 1000.0);
+    let quantile = rule.quantile_name();
+    let bound_is = if report.backend == "simulated" {
+        "2x the service time".to_string()
+    } else {
+        "2x the statement's latency on the idle server; the p90 rather than the p99, \
+         because on a real machine scheduling stalls of a few ms make the p99 of a 100 ms \
+         window in every pool alike"
+            .to_string()
+    };
     format!(
         "<h2>Definitions</h2>\n<dl>\n\
 <dt>Capacity</dt><dd>connections / service time: the most requests per second the \
@@ -144,13 +154,17 @@ end of its query, over the whole run.</dd>\n\
 <dt>Max waiting</dt><dd>the most requests waiting for a connection at once, sampled \
 every 10 ms (the pool's own count where it has one: the pre-fix model counts the \
 expired requests still listed).</dd>\n\
+<dt>Dead work</dt><dd>server time spent on queries whose client had already given up, \
+in seconds: counted exactly by the simulation; on a live server estimated by sampling \
+the server's sessions every few milliseconds (each statement is tagged with its request), \
+including what the pool left running after the load ended.</dd>\n\
 <dt>Recovery</dt><dd>from the start of the phase where the load drops: every 10 ms the \
-success p99 is taken over the last {window} ms (not reaching back before the drop); the \
+success {quantile} is taken over the last {window} ms (not reaching back before the drop); the \
 pool has recovered at the first such point after which every window, to the end of the \
-load, has a success and a p99 under 2x the service time ({bound} ms). \
-\"never\": the last window still fails.</dd>\n</dl>\n",
+load, has a success and a {quantile} under {bound} ms ({bound_is}). \
+\"never\": the last window still fails.</dd>\n\
+<dt>First success</dt><dd>from the same start, when the first request was served in time.</dd>\n</dl>\n",
         window = RECOVERY_WINDOW.as_millis(),
-        bound = service * 2,
     )
 }
 

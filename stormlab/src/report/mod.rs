@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::backend::Backend;
 use crate::config::{LabParams, Outputs};
 use crate::error::LabError;
-use crate::metrics::RunResult;
+use crate::metrics::{RecoveryRule, RunResult};
 use crate::pools::PoolKind;
 use crate::scenario::Scenario;
 
@@ -26,6 +27,8 @@ pub struct Report {
     pub backend: &'static str,
     /// The shared run parameters.
     pub params: LabParams,
+    /// How recovery was judged on this backend.
+    pub recovery_rule: RecoveryRule,
     /// Connections / service time, in requests per second.
     pub capacity_rps: f64,
     /// The pools, in report order.
@@ -45,11 +48,12 @@ pub struct PoolInfo {
     pub description: &'static str,
 }
 
-impl From<PoolKind> for PoolInfo {
-    fn from(kind: PoolKind) -> PoolInfo {
+impl PoolInfo {
+    /// `kind` as it runs on `backend`.
+    pub fn new(kind: PoolKind, backend: &Backend) -> PoolInfo {
         PoolInfo {
             name: kind,
-            description: kind.description(),
+            description: kind.description(backend),
         }
     }
 }

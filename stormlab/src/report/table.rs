@@ -30,12 +30,13 @@ pub fn scenario_table(capacity_rps: f64, report: &ScenarioReport) -> Table {
             "p50 ms",
             "p99 ms",
             "max waiting",
+            "dead work s",
         ]
         .map(String::from),
     );
     let first = report.runs.first();
     if scenario.recovery_from.is_some() {
-        headers.push("recovery".into());
+        headers.extend(["recovery".into(), "first success".into()]);
     }
     if let Some(s) = first.and_then(|r| r.classes) {
         headers.extend([format!("{} %", s.first), format!("{} %", s.second)]);
@@ -70,9 +71,14 @@ fn scenario_row(run: &RunResult, with_recovery: bool) -> Vec<String> {
         millis(run.latency.p50_ms),
         millis(run.latency.p99_ms),
         thousands(run.max_waiting as u64),
+        format!("{:.2}", run.server.abandoned_ms / 1000.0),
     ]);
     if with_recovery {
         row.push(recovery(run.recovery));
+        row.push(millis_or(
+            run.recovery.and_then(|r| r.first_success_ms),
+            "none",
+        ));
     }
     for shares in [run.classes, run.tenants].into_iter().flatten() {
         row.extend([
@@ -158,6 +164,10 @@ pub fn thousands(n: u64) -> String {
 
 fn millis(ms: Option<f64>) -> String {
     ms.map_or_else(|| "n/a".into(), |ms| format!("{ms:.1}"))
+}
+
+fn millis_or(ms: Option<f64>, none: &str) -> String {
+    ms.map_or_else(|| none.into(), |ms| format!("{ms:.0} ms"))
 }
 
 /// A recovery time for a table cell.
