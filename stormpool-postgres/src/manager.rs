@@ -29,7 +29,7 @@ use crate::stats::{Counters, PgStats};
 /// | operation | what it does |
 /// |---|---|
 /// | `connect` | `Config::connect`, the connection's I/O driven by its own task; bounded by the pool's `connect_timeout` |
-/// | `is_broken` | [`Client::is_closed`]: the server closed the session or the socket failed |
+/// | `is_broken` | [`Client::is_closed`](tokio_postgres::Client::is_closed): the server closed the session or the socket failed |
 /// | `check` | an empty simple query, one round trip; bounded by the pool's `check_timeout` |
 /// | `apply` | `set_config(name, value, false)` for every pair, in one statement |
 /// | `reset` | [`ManagerConfig::reset_statement`], `DISCARD ALL` by default |

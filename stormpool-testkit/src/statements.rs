@@ -83,8 +83,9 @@ async fn get<H: Harness>(pool: &Pool<H::M>, options: AcquireOptions) -> Conn<H::
         .unwrap_or_else(|e| panic!("acquire: {}", acquire_error(&e)))
 }
 
-fn within(seconds: u64) -> AcquireOptions {
-    AcquireOptions::new().deadline((Instant::now() + Duration::from_secs(seconds)).into())
+/// A request's own deadline, `budget` from now.
+fn within(budget: Duration) -> AcquireOptions {
+    AcquireOptions::new().deadline((Instant::now() + budget).into())
 }
 
 /// Polls the server every 2 ms until session `session` no longer runs the
@@ -117,7 +118,7 @@ pub async fn abandoned_statement_is_stopped<H: StatementHarness>(url: &str) {
     let pool = pool_of_one::<H>(url, "stormpool_abandoned", true);
     let mut observer = H::observer(url).await;
 
-    let mut conn = get::<H>(&pool, within(60)).await;
+    let mut conn = get::<H>(&pool, within(Duration::from_secs(60))).await;
     let session = H::session(&mut conn).await.expect("session query");
     H::sleep(&mut conn, 0.001, "stormpool_completed")
         .await
@@ -126,7 +127,7 @@ pub async fn abandoned_statement_is_stopped<H: StatementHarness>(url: &str) {
     let counters = pool.status().counters;
     assert_eq!(counters.cancelled_on_return, 0, "a completed statement");
 
-    let mut conn = get::<H>(&pool, within(60)).await;
+    let mut conn = get::<H>(&pool, within(Duration::from_secs(60))).await;
     {
         let sleeping = H::sleep(&mut conn, 10.0, marker);
         tokio::pin!(sleeping);
@@ -170,7 +171,7 @@ pub async fn abandoned_statement_is_stopped<H: StatementHarness>(url: &str) {
     assert_eq!(H::stats(pool.manager()).abandoned, 1);
 
     // The same session serves the next request normally.
-    let mut conn = get::<H>(&pool, within(60)).await;
+    let mut conn = get::<H>(&pool, within(Duration::from_secs(60))).await;
     assert_eq!(H::session(&mut conn).await.expect("session query"), session);
     H::sleep(&mut conn, 0.01, "stormpool_after_drain")
         .await
@@ -192,9 +193,7 @@ pub async fn statement_over_budget_is_stopped<H: StatementHarness>(url: &str) {
     let default = H::statement_bound_ms(&mut conn).await;
     drop(conn);
 
-    let options =
-        AcquireOptions::new().deadline((Instant::now() + Duration::from_millis(300)).into());
-    let mut conn = get::<H>(&pool, options).await;
+    let mut conn = get::<H>(&pool, within(Duration::from_millis(300))).await;
     let start = Instant::now();
     let err = H::sleep(&mut conn, 2.0, "stormpool_over_budget")
         .await
@@ -207,7 +206,7 @@ pub async fn statement_over_budget_is_stopped<H: StatementHarness>(url: &str) {
     drop(conn);
     assert_eq!(pool.status().counters.cancelled_on_return, 0);
 
-    let mut conn = get::<H>(&pool, within(60)).await;
+    let mut conn = get::<H>(&pool, within(Duration::from_secs(60))).await;
     assert_eq!(H::session(&mut conn).await.expect("session query"), session);
     H::sleep(&mut conn, 0.5, "stormpool_next_budget")
         .await
@@ -239,7 +238,7 @@ pub async fn bound_changes_only_when_it_must<H: StatementHarness>(url: &str) {
     let pool = pool_of_one::<H>(url, "stormpool_bound_changes", true);
     let before = H::stats(pool.manager()).bound_changes;
     for _ in 0..5 {
-        let mut conn = get::<H>(&pool, within(10)).await;
+        let mut conn = get::<H>(&pool, within(Duration::from_secs(10))).await;
         H::sleep(&mut conn, 0.001, "stormpool_same_budget")
             .await
             .expect("statement");
@@ -251,9 +250,7 @@ pub async fn bound_changes_only_when_it_must<H: StatementHarness>(url: &str) {
     let mut conn = get::<H>(&pool, AcquireOptions::new()).await;
     let default = H::statement_bound_ms(&mut conn).await;
     drop(conn);
-    let options =
-        AcquireOptions::new().deadline((Instant::now() + Duration::from_millis(300)).into());
-    let mut conn = get::<H>(&pool, options).await;
+    let mut conn = get::<H>(&pool, within(Duration::from_millis(300))).await;
     assert_eq!(H::statement_bound_ms(&mut conn).await, default);
     H::sleep(&mut conn, 0.5, "stormpool_unbounded")
         .await

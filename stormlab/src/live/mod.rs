@@ -1,8 +1,8 @@
 //! Live backends: the same scenarios against a real server, whose
 //! statements sleep for the service time, with the database adapters as
-//! pools ([`postgres`]: stormpool-postgres with and without deadline
-//! propagation, deadpool-postgres, bb8-postgres; [`mysql`]: stormpool-mysql
-//! with and without, and mysql_async's own pool).
+//! pools (`postgres.rs`: stormpool-postgres with and without deadline
+//! propagation, deadpool-postgres, bb8-postgres; `mysql.rs`:
+//! stormpool-mysql with and without, and mysql_async's own pool).
 //!
 //! # A live run
 //!
@@ -166,6 +166,24 @@ impl Workload {
             }
         }
     }
+}
+
+/// The note of a stormpool run on a live server: what its pool and its
+/// adapter counted. `stopped`: how the adapter counts statements stopped by
+/// the propagated deadline; `bound`: the server's variable.
+pub(crate) fn stormpool_note(
+    counters: &stormpool::Counters,
+    stopped_by_deadline: u64,
+    bound_changes: u64,
+    stopped: &str,
+    bound: &str,
+) -> String {
+    format!(
+        "statements stopped by the propagated deadline{stopped} {stopped_by_deadline}; \
+         abandoned statements stopped on return {}, connections drained {}, closed after a \
+         failed drain {}; {bound} changes {bound_changes}",
+        counters.cancelled_on_return, counters.drained, counters.closed_drain_failed,
+    )
 }
 
 /// Samples the server's sessions every [`SAMPLE_EVERY`] through an

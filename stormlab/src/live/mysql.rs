@@ -40,13 +40,13 @@ use stormpool_mysql::mysql_async::{self, Opts, OptsBuilder, PoolConstraints, Poo
 use stormpool_mysql::{Classify, MySqlManager};
 use tokio::time::Instant;
 
-use super::{live_run, tagged, Observer, Workload};
+use super::{live_run, stormpool_note, tagged, Observer, Workload};
 use crate::backend::DbUrl;
 use crate::config::Clock;
 use crate::driver::{self, Run};
 use crate::error::LabError;
 use crate::metrics::RawRun;
-use crate::pools::stormpool::{acquire_error, build, options};
+use crate::pools::stormpool::{build, checkout};
 use crate::pools::{LabPool, PoolError, PoolKind, PoolSetup, Request};
 
 const DATABASE: &str = "MySQL";
@@ -225,12 +225,7 @@ struct StormpoolMy {
 
 impl LabPool for StormpoolMy {
     async fn serve(&self, req: &Request) -> Result<(), PoolError> {
-        let mut conn = self
-            .pool
-            .get_with(options(req))
-            .await
-            .map_err(acquire_error)?;
-        req.granted();
+        let mut conn = checkout(&self.pool, req).await?;
         let sql = self.work.statement(req);
         self.work
             .ended(waited(conn.query_first(sql).await), stopped)
@@ -241,18 +236,14 @@ impl LabPool for StormpoolMy {
     }
 
     fn notes(&self) -> Vec<String> {
-        let counters = self.pool.status().counters;
         let stats = self.pool.manager().stats();
-        vec![format!(
-            "statements stopped with an error by the propagated deadline {} (a stopped \
-             GET_LOCK returns NULL instead: see the JSON's server.cancelled); abandoned \
-             statements killed on return {}, connections drained {}, closed after a failed \
-             drain {}; max_statement_time changes {}",
+        vec![stormpool_note(
+            &self.pool.status().counters,
             stats.stopped_by_deadline,
-            counters.cancelled_on_return,
-            counters.drained,
-            counters.closed_drain_failed,
-            stats.bound_changes
+            stats.bound_changes,
+            " with an error (a stopped GET_LOCK returns NULL instead: see server.cancelled \
+             in the JSON)",
+            "max_statement_time",
         )]
     }
 }

@@ -26,13 +26,13 @@ use stormpool_postgres::tokio_postgres::{self, NoTls};
 use stormpool_postgres::PgManager;
 use tokio::time::Instant;
 
-use super::{live_run, tagged, Observer, Workload, APPLICATION};
+use super::{live_run, stormpool_note, tagged, Observer, Workload, APPLICATION};
 use crate::backend::DbUrl;
 use crate::config::Clock;
 use crate::driver::{self, Run};
 use crate::error::LabError;
 use crate::metrics::RawRun;
-use crate::pools::stormpool::{acquire_error, build, options};
+use crate::pools::stormpool::{build, checkout};
 use crate::pools::{LabPool, PoolError, PoolKind, PoolSetup, Request};
 
 /// How long the lab's own connections may take to connect.
@@ -180,12 +180,7 @@ struct StormpoolPg {
 
 impl LabPool for StormpoolPg {
     async fn serve(&self, req: &Request) -> Result<(), PoolError> {
-        let conn = self
-            .pool
-            .get_with(options(req))
-            .await
-            .map_err(acquire_error)?;
-        req.granted();
+        let conn = checkout(&self.pool, req).await?;
         let sql = self.work.statement(req);
         self.work.ended(conn.simple_query(&sql).await, canceled)
     }
@@ -195,17 +190,13 @@ impl LabPool for StormpoolPg {
     }
 
     fn notes(&self) -> Vec<String> {
-        let counters = self.pool.status().counters;
         let stats = self.pool.manager().stats();
-        vec![format!(
-            "statements stopped by the propagated deadline {}; abandoned statements \
-             cancelled on return {}, connections drained {}, closed after a failed drain {}; \
-             statement_timeout changes {}",
+        vec![stormpool_note(
+            &self.pool.status().counters,
             stats.stopped_by_deadline,
-            counters.cancelled_on_return,
-            counters.drained,
-            counters.closed_drain_failed,
-            stats.bound_changes
+            stats.bound_changes,
+            "",
+            "statement_timeout",
         )]
     }
 }

@@ -2,7 +2,7 @@
 //! priority class and fairness key.
 
 use stormpool::sim::SimManager;
-use stormpool::{AcquireError, AcquireOptions, Pool};
+use stormpool::{AcquireError, AcquireOptions, Conn, Pool};
 
 use super::{LabPool, PoolError, PoolSetup, Request};
 use crate::error::LabError;
@@ -40,7 +40,7 @@ pub(crate) fn build<M: stormpool::Manager>(
 }
 
 /// The request's deadline, priority and key, as stormpool takes them.
-pub(crate) fn options(req: &Request) -> AcquireOptions {
+fn options(req: &Request) -> AcquireOptions {
     let options = AcquireOptions::new()
         .deadline(req.deadline)
         .priority(req.priority);
@@ -50,14 +50,20 @@ pub(crate) fn options(req: &Request) -> AcquireOptions {
     }
 }
 
+/// Gets a connection for `req` as stormpool takes it (deadline, priority
+/// and key) and reports the grant.
+pub(crate) async fn checkout<M: stormpool::Manager>(
+    pool: &Pool<M>,
+    req: &Request,
+) -> Result<Conn<M>, PoolError> {
+    let conn = pool.get_with(options(req)).await.map_err(acquire_error)?;
+    req.granted();
+    Ok(conn)
+}
+
 impl LabPool for StormpoolLab {
     async fn serve(&self, req: &Request) -> Result<(), PoolError> {
-        let mut conn = self
-            .pool
-            .get_with(options(req))
-            .await
-            .map_err(acquire_error)?;
-        req.granted();
+        let mut conn = checkout(&self.pool, req).await?;
         conn.query().await.map_err(|_| PoolError::Query)
     }
 
@@ -67,7 +73,7 @@ impl LabPool for StormpoolLab {
 }
 
 /// The lab's name for a stormpool acquire error.
-pub(crate) fn acquire_error<E>(e: AcquireError<E>) -> PoolError {
+fn acquire_error<E>(e: AcquireError<E>) -> PoolError {
     match e {
         AcquireError::Timeout => PoolError::Timeout,
         AcquireError::TooManyWaiters => PoolError::TooManyWaiters,
