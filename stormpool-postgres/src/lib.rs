@@ -85,6 +85,14 @@
 //! (`SET statement_timeout TO DEFAULT`, or the value its settings gave).
 //! A statement over its bound fails on the server with SQLSTATE `57014`
 //! and the connection stays usable; [`PgManager::stats`] counts these.
+//! Turn it off with the pool's `propagate_deadline(false)` (on by default).
+//!
+//! What it costs a checkout, measured on a live PostgreSQL 15 (one request
+//! at a time, `SELECT 1`, BENCHMARKS.md): about 2 µs when the bound stays in
+//! its step (a clock read and a comparison; 96.8 µs against 98.6 µs per
+//! request, within the noise), about 41 µs of server work when it changes
+//! (137.4 µs), with no extra round trip. Under a steady 0.8x load about one
+//! checkout in ten changed it.
 //!
 //! # TLS
 //!
