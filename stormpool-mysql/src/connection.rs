@@ -19,7 +19,6 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -219,7 +218,7 @@ impl MySqlConnection {
         let change = self.bound.change(wanted);
         let set = change.map(|bound| bound.statement(self.restore.as_ref()));
         if change.is_some() {
-            self.counters.bound_changes.fetch_add(1, Ordering::Relaxed);
+            self.counters.bound_changed();
         }
         let Some(mut conn) = self.conn.take() else {
             // Only a holder that kept using a connection its tracked
@@ -251,9 +250,7 @@ impl MySqlConnection {
         };
         if let (Err(mysql_async::Error::Server(e)), Bound::Millis(_)) = (&result, wanted) {
             if e.code == STATEMENT_TIMEOUT {
-                self.counters
-                    .stopped_by_deadline
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.stopped_by_deadline();
             }
         }
         result
@@ -370,10 +367,7 @@ impl<T: 'static> Drop for InFlight<'_, T> {
         let Some(statement) = self.statement.take() else {
             return;
         };
-        self.owner
-            .counters
-            .abandoned
-            .fetch_add(1, Ordering::Relaxed);
+        self.owner.counters.abandoned();
         // Whether the SET went through is not known any more.
         if self.bound_changing && self.owner.bound != SessionBound::Unsupported {
             self.owner.bound = SessionBound::Unknown;

@@ -23,12 +23,12 @@ pub(crate) const STATEMENT_TIMEOUT: u16 = 1969;
 pub(crate) const MAX_STATEMENT_TIME: &str = "max_statement_time";
 
 /// `remaining` rounded down to four steps per octave, in whole
-/// milliseconds, at least 1 ms (0 would mean "no limit" to the server).
+/// milliseconds, at least 1 ms (0 would mean "no limit" to the server):
+/// [`statement_bound`](stormpool::statements::statement_bound), within the
+/// server's range.
 fn quantize(remaining: Duration) -> u32 {
-    let ms = remaining.as_millis().clamp(1, u128::from(u32::MAX >> 1)) as u32;
-    // Keep the leading bit and the two after it.
-    let dropped = (31 - ms.leading_zeros()).saturating_sub(2);
-    ms >> dropped << dropped
+    let limit = Duration::from_millis(u64::from(u32::MAX >> 1));
+    stormpool::statements::statement_bound(remaining.min(limit)).as_millis() as u32
 }
 
 /// What a session's statements are bounded by.

@@ -125,4 +125,5 @@ pub use connection::MySqlConnection;
 pub use error::{Classify, Error, Operation};
 pub use manager::{MySqlCancelToken, MySqlManager};
 pub use mysql_async;
-pub use stats::MySqlStats;
+/// What [`stats`](MySqlManager::stats) reports: the core's statement counters.
+pub type MySqlStats = stormpool::statements::StatementStats;

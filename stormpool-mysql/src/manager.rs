@@ -16,7 +16,8 @@ use crate::connection::MySqlConnection;
 use crate::deadline::MAX_STATEMENT_TIME;
 use crate::error::{Error, Operation};
 use crate::session;
-use crate::stats::{Counters, MySqlStats};
+use crate::stats::Counters;
+use stormpool::statements::StatementStats;
 
 /// A [`stormpool::Manager`] for mysql_async (MySQL and MariaDB).
 ///
@@ -102,7 +103,7 @@ impl MySqlManager {
     /// What the manager counted over all its connections: statements
     /// stopped by a propagated deadline, bound changes, abandoned
     /// statements.
-    pub fn stats(&self) -> MySqlStats {
+    pub fn stats(&self) -> StatementStats {
         self.counters.snapshot()
     }
 }

@@ -208,7 +208,7 @@ impl PgConnection {
             Bound::until(deadline, now)
         });
         let result = if self.bound.claim(bound) {
-            self.counters.bound_changes.fetch_add(1, Ordering::Relaxed);
+            self.counters.bound_changed();
             let set = bound.statement(self.restore.as_deref());
             // Sent first, in the same write as the statement: tokio-postgres
             // sends requests in the order their futures are first polled, and
@@ -229,9 +229,7 @@ impl PgConnection {
             if e.code() == Some(&SqlState::QUERY_CANCELED)
                 && started.elapsed() >= Duration::from_millis(ms.into())
             {
-                self.counters
-                    .stopped_by_deadline
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.stopped_by_deadline();
             }
         }
         result
@@ -319,7 +317,7 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if !self.done {
             self.conn.abandoned.fetch_max(self.seq, Ordering::Relaxed);
-            self.conn.counters.abandoned.fetch_add(1, Ordering::Relaxed);
+            self.conn.counters.abandoned();
         }
     }
 }

@@ -125,5 +125,6 @@ pub use config::ManagerConfig;
 pub use connection::PgConnection;
 pub use error::{Classify, Error, Operation};
 pub use manager::PgManager;
-pub use stats::PgStats;
+/// What [`stats`](PgManager::stats) reports: the core's statement counters.
+pub type PgStats = stormpool::statements::StatementStats;
 pub use tokio_postgres;

@@ -17,7 +17,8 @@ use crate::config::ManagerConfig;
 use crate::connection::PgConnection;
 use crate::error::{Error, Operation};
 use crate::session;
-use crate::stats::{Counters, PgStats};
+use crate::stats::Counters;
+use stormpool::statements::StatementStats;
 
 /// A [`stormpool::Manager`] for tokio-postgres.
 ///
@@ -97,7 +98,7 @@ impl<T> PgManager<T> {
     /// What the manager counted over all its connections: statements
     /// stopped by a propagated deadline, bound changes, abandoned
     /// statements.
-    pub fn stats(&self) -> PgStats {
+    pub fn stats(&self) -> StatementStats {
         self.counters.snapshot()
     }
 }

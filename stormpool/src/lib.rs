@@ -109,6 +109,7 @@ pub mod retry;
 mod settings;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod statements;
 mod sync;
 
 pub use error::{AcquireError, CloseError, ConfigError};

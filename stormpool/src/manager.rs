@@ -90,8 +90,9 @@ pub trait Manager: Send + Sync + 'static {
     /// can bound the request's statements on the server by the remaining
     /// time (`statement_timeout`, `max_statement_time`), so the database
     /// stops work whose client has left. Synchronous and on the hot path:
-    /// record the deadline and send it with the next statement. The default
-    /// does nothing.
+    /// record the deadline and send it with the next statement
+    /// ([`statement_bound`](crate::statements::statement_bound) gives the
+    /// bound to send). The default does nothing.
     fn on_checkout(&self, conn: &mut Self::Connection, deadline: Option<crate::clock::Instant>) {
         let _ = (conn, deadline);
     }
@@ -104,6 +105,12 @@ pub trait Manager: Send + Sync + 'static {
     /// `token` (server-side cancel), without touching the connection itself,
     /// which its holder may be using. Used by the lease watchdog and for
     /// statements abandoned by their request. The default does nothing.
+    ///
+    /// Return only once the cancel can no longer hit a statement sent after
+    /// it: the pool sends the next statement (its probe, then the next
+    /// request's) as soon as this returns. PostgreSQL's cancel request, for
+    /// one, is acted on by the server after the client's call returns; wait
+    /// for the server to close the cancel connection.
     fn cancel(
         &self,
         token: &Self::CancelToken,
