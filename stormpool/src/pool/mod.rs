@@ -22,6 +22,7 @@
 
 mod config;
 mod conn;
+mod connector;
 mod idle;
 mod lease;
 #[cfg(all(test, stormpool_loom))]
