@@ -74,14 +74,46 @@ pub trait Manager: Send + Sync + 'static {
     /// that gave up at its deadline). Called on every return; must not do
     /// I/O. Such a connection is not handed to anyone until the server is
     /// idle on it: the pool cancels the statement ([`cancel`](Manager::cancel)),
-    /// keeps the connection out of circulation (counted as draining) until a
-    /// probe ([`check`](Manager::check)) answers, and closes it if that takes
-    /// longer than `abandon_timeout`. The next request never queues behind
+    /// keeps the connection out of circulation (counted as draining) until
+    /// [`recycle`](Manager::recycle) (by default the probe,
+    /// [`check`](Manager::check)) answers, and closes it if that takes
+    /// longer than `abandon_timeout`. A connection that comes back broken
+    /// or tainted with a statement in flight is closed, and the statement
+    /// cancelled all the same, so the server does not finish it for nobody. The next request never queues behind
     /// work nobody will read. The default, `false`, means the manager cannot
     /// tell.
     fn statement_in_flight(&self, conn: &mut Self::Connection) -> bool {
         let _ = conn;
         false
+    }
+
+    /// Whether the connection came back carrying session state that the
+    /// next request must not inherit and that [`recycle`](Manager::recycle)
+    /// can undo: an open or failed transaction, say. Called on every return
+    /// (after [`statement_in_flight`](Manager::statement_in_flight)); must
+    /// not do I/O. Such a connection is drained as an abandoned statement
+    /// is, minus the cancel: out of circulation until `recycle` succeeds,
+    /// closed if it fails or takes longer than `abandon_timeout`. The
+    /// returner never waits for it. The default, `false`, means the session
+    /// needs nothing.
+    fn needs_recycle(&self, conn: &mut Self::Connection) -> bool {
+        let _ = conn;
+        false
+    }
+
+    /// Brings a returned connection back to a clean state before it serves
+    /// anyone else (a `ROLLBACK` of a transaction left open), and proves the
+    /// server idle on the session. Run off the returner's path, bounded by
+    /// `abandon_timeout`, for a connection that came back with a statement
+    /// still running (after [`cancel`](Manager::cancel)) or that
+    /// [`needs_recycle`](Manager::needs_recycle). The default runs
+    /// [`check`](Manager::check), which answers once the server is idle on
+    /// the session.
+    fn recycle(
+        &self,
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.check(conn)
     }
 
     /// Called when a request takes the connection, with the request's

@@ -208,3 +208,36 @@ async fn orphans_never_exceed_max_orphans() {
     let s = pool.status();
     assert_eq!(s.orphans, 0);
 }
+
+/// The smallest stuck lease: the defaults (no `min_idle`), one holder,
+/// nobody waiting. The watchdog's pass then produces nothing but the cancel,
+/// and that cancel must still be sent: the stuck statement stops on the
+/// server within `max_hold` and a tick, and its holder learns why.
+#[tokio::test(start_paused = true)]
+async fn a_lone_stuck_lease_is_cancelled_with_nobody_waiting() {
+    let max_hold = Duration::from_millis(200);
+    let tick = Duration::from_millis(10);
+    let pool = Pool::builder(SimManager::new(SimConfig::default()))
+        .max_hold(Some(max_hold))
+        .build()
+        .unwrap();
+    pool.manager().db().set_hang(true);
+    let mut conn = pool.get().await.unwrap();
+    let start = Instant::now();
+    let stuck = tokio::spawn(async move {
+        let result = conn.query().await;
+        (Instant::now(), result.is_err(), Conn::is_revoked(&conn))
+    });
+    let (ended, failed, revoked) = tokio::time::timeout(max_hold * 10, stuck)
+        .await
+        .expect("the stuck statement was never cancelled")
+        .unwrap();
+    let stats = pool.manager().db().stats();
+    println!("stuck statement stopped after {:?}", ended - start);
+    assert!(failed && revoked, "the holder sees a revoked lease");
+    assert_eq!(stats.cancels.load(Relaxed), 1, "one cancel sent");
+    assert_eq!(stats.cancelled.load(Relaxed), 1, "the statement stopped");
+    assert!(ended - start <= max_hold + tick + Duration::from_millis(1));
+    let s = pool.status();
+    assert_eq!((s.waiting, s.counters.revoked), (0, 1));
+}

@@ -101,7 +101,7 @@ fn release(state: &Shared, config: &Config, entry: Box<Entry<Dummy>>, now: Insta
     let mut fx = Effects::new();
     {
         let mut s = lock(state);
-        s.release(entry, now, None, config, &mut fx, || now);
+        s.release(entry, now, None, false, config, &mut fx, || now);
         s.check_ledger();
     }
     fx.wakes.wake_all();

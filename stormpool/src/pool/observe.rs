@@ -25,7 +25,7 @@
 //! | `stormpool_closes_total` | counter | `cause`: `broken`, `tainted`, `check_failed`, `lifetime`, `idle`, `resize`, `pool_closed`, `revoked`, `drain_failed` | connections closed |
 //! | `stormpool_revoked_total` | counter | | leases revoked by the watchdog |
 //! | `stormpool_leaks_total` | counter | | leases reported past `leak_threshold` |
-//! | `stormpool_abandoned_total` | counter | `outcome`: `cancelled`, `drained` | connections returned with a statement running |
+//! | `stormpool_abandoned_total` | counter | `outcome`: `cancelled`, `recycled`, `drained` | connections returned with a statement running (cancelled) or session state to undo (recycled), and those put back in service |
 //! | `stormpool_connections` | gauge | `state`: `idle`, `in_use`, `handing_over`, `connecting`, `draining`, `orphaned` | connections by state |
 //! | `stormpool_max_size` | gauge | | the current `max_size` |
 //! | `stormpool_waiting` | gauge | `class`: `critical`, `normal`, `sheddable`, `background` | waiting requests |
@@ -230,6 +230,8 @@ mod export {
             counter!("stormpool_leaks_total", "pool" => pool.clone()).absolute(c.leaks);
             counter!("stormpool_abandoned_total", "pool" => pool.clone(), "outcome" => "cancelled")
                 .absolute(c.cancelled_on_return);
+            counter!("stormpool_abandoned_total", "pool" => pool.clone(), "outcome" => "recycled")
+                .absolute(c.recycled_on_return);
             counter!("stormpool_abandoned_total", "pool" => pool.clone(), "outcome" => "drained")
                 .absolute(c.drained);
 

@@ -85,31 +85,38 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Performs what a transition left to do outside the lock.
-    pub(crate) fn run(self: &Arc<Self>, mut fx: Effects<M>) {
-        if fx.is_idle() {
-            // Owns nothing: skip the drop glue on the hot path.
-            std::mem::forget(fx);
-            return;
-        }
-        fx.wakes.wake_all();
-        if !fx.close.is_empty() {
+    ///
+    /// The batch is taken apart field by field, without `..`: a new kind of
+    /// effect does not compile until it is performed here, and no batch can
+    /// be skipped because some hand-written emptiness test forgot a field.
+    pub(crate) fn run(self: &Arc<Self>, fx: Effects<M>) {
+        let Effects {
+            mut wakes,
+            mut close,
+            connects,
+            kick_maintenance,
+            mut cancels,
+            mut leaks,
+        } = fx;
+        wakes.wake_all();
+        if !close.is_empty() {
             // Dropping a connection closes it; never under the lock.
-            fx.close.clear();
+            close.clear();
             self.drained.notify_waiters();
         }
-        for _ in 0..fx.connects {
+        for _ in 0..connects {
             self.spawn_connect();
         }
-        if fx.kick_maintenance {
+        if kick_maintenance {
             self.maintenance.notify_one();
         }
-        if !fx.cancels.is_empty() {
-            observe::revoked(&self.config.name, fx.cancels.len());
+        if !cancels.is_empty() {
+            observe::revoked(&self.config.name, cancels.len());
         }
-        for token in fx.cancels.drain(..) {
+        for token in cancels.drain(..) {
             self.spawn_cancel(token);
         }
-        for (site, held) in fx.leaks.drain(..) {
+        for (site, held) in leaks.drain(..) {
             observe::leak(&self.config.name, site, held);
         }
     }
@@ -378,28 +385,43 @@ impl<M: Manager> Shared<M> {
         });
         #[cfg(feature = "metrics")]
         self.metrics.held(acquired);
-        if close.is_none() && self.manager.statement_in_flight(&mut entry.conn) {
-            return self.drain(entry);
+        let abandoned = self.manager.statement_in_flight(&mut entry.conn);
+        if close.is_none() && (abandoned || self.manager.needs_recycle(&mut entry.conn)) {
+            return self.drain(entry, abandoned);
+        }
+        if abandoned {
+            // Closed with a statement still running (a broken socket, a
+            // tainted session): the server would finish it for nobody.
+            self.spawn_cancel(entry.cancel.clone());
         }
         let mut fx = Effects::new();
         {
             let mut state = self.lock();
-            state.release(entry, acquired, close, &self.config, &mut fx, clock::now);
+            state.release(
+                entry,
+                acquired,
+                close,
+                abandoned,
+                &self.config,
+                &mut fx,
+                clock::now,
+            );
             state.check_ledger();
         }
         self.run(fx);
     }
 
-    /// Takes a connection returned with a statement still running out of
-    /// circulation: cancels the statement on the server, waits (as its own
-    /// task, never the returner) for a probe to answer, which happens once
-    /// the server is idle on the session, and puts it back, or closes it
-    /// after `abandon_timeout`.
-    fn drain(self: &Arc<Self>, mut entry: Box<Entry<M>>) {
+    /// Takes a connection returned with a statement still running
+    /// (`abandoned`), or with session state to undo, out of circulation:
+    /// cancels the statement on the server, waits (as its own task, never
+    /// the returner) for [`Manager::recycle`] to succeed (by default a
+    /// probe, which answers once the server is idle on the session), and
+    /// puts it back, or closes it after `abandon_timeout`.
+    fn drain(self: &Arc<Self>, mut entry: Box<Entry<M>>, abandoned: bool) {
         let now = clock::now();
         let draining = {
             let mut state = self.lock();
-            let draining = state.release_to_drain(&mut entry, now);
+            let draining = state.release_to_drain(&mut entry, abandoned, now);
             state.check_ledger();
             draining
         };
@@ -417,10 +439,12 @@ impl<M: Manager> Shared<M> {
             let mut entry = entry;
             let manager = &shared.manager;
             let drain = async {
-                // A failed cancel is not fatal: the probe still waits for
-                // the statement to end on its own, within the bound.
-                let _ = manager.cancel(&entry.cancel).await;
-                manager.check(&mut entry.conn).await.is_ok()
+                if abandoned {
+                    // A failed cancel is not fatal: the recycle still waits
+                    // for the statement to end on its own, within the bound.
+                    let _ = manager.cancel(&entry.cancel).await;
+                }
+                manager.recycle(&mut entry.conn).await.is_ok()
             };
             let ok = tokio::time::timeout(shared.config.abandon_timeout, drain)
                 .await

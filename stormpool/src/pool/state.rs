@@ -159,14 +159,6 @@ pub(crate) struct Effects<M: Manager> {
 }
 
 impl<M: Manager> Effects<M> {
-    /// Nothing to do (and nothing owned).
-    pub(crate) fn is_idle(&self) -> bool {
-        self.wakes.is_empty()
-            && self.close.is_empty()
-            && self.connects == 0
-            && !self.kick_maintenance
-    }
-
     pub(crate) fn new() -> Self {
         Effects {
             wakes: WakeList::new(),
@@ -417,17 +409,21 @@ impl<M: Manager> State<M> {
     }
 
     /// A holder gave a connection back; it got it at `acquired`.
-    /// `clock` is read only if the time matters (see below).
+    /// `clock` is read only if the time matters (see below). `abandoned`:
+    /// it is closed with a statement still running, which the caller
+    /// cancels on the server.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn release(
         &mut self,
         mut entry: Box<Entry<M>>,
         acquired: Instant,
         close: Option<CloseCause>,
+        abandoned: bool,
         config: &Config,
         fx: &mut Effects<M>,
         clock: impl FnOnce() -> Instant,
     ) {
+        self.counters.cancelled_on_return += u64::from(abandoned);
         if self.end_lease(&mut entry) {
             // Revoked: already out of the ledger; never reused.
             self.counters.closed_revoked += 1;
@@ -480,16 +476,26 @@ impl<M: Manager> State<M> {
         }
     }
 
-    /// A holder gave back a connection with a statement still running: it
-    /// leaves circulation, counted as draining, until the drain task reports.
-    pub(crate) fn release_to_drain(&mut self, entry: &mut Entry<M>, now: Instant) -> bool {
+    /// A holder gave back a connection with a statement still running
+    /// (`abandoned`) or with session state to undo: it leaves circulation,
+    /// counted as draining, until the drain task reports.
+    pub(crate) fn release_to_drain(
+        &mut self,
+        entry: &mut Entry<M>,
+        abandoned: bool,
+        now: Instant,
+    ) -> bool {
         if self.end_lease(entry) {
             self.counters.closed_revoked += 1;
             return false;
         }
+        if abandoned {
+            self.counters.cancelled_on_return += 1;
+        } else {
+            self.counters.recycled_on_return += 1;
+        }
         self.in_use -= 1;
         self.draining += 1;
-        self.counters.cancelled_on_return += 1;
         self.waitlist.key_done(std::mem::take(&mut entry.key), now);
         true
     }

@@ -66,13 +66,20 @@ pub struct Counters {
     pub closed_pool: u64,
     /// Revoked connections closed when their holder let go.
     pub closed_revoked: u64,
-    /// Connections closed because an abandoned statement did not drain
-    /// within `abandon_timeout`.
+    /// Connections closed because an abandoned statement did not drain, or
+    /// [`Manager::recycle`](crate::Manager::recycle) did not succeed, within
+    /// `abandon_timeout`.
     pub closed_drain_failed: u64,
     /// Connections returned with a statement still running, whose statement
-    /// was cancelled on the server.
+    /// was cancelled on the server (broken or tainted ones included, which
+    /// are closed after the cancel).
     pub cancelled_on_return: u64,
-    /// Such connections drained and put back in service.
+    /// Connections returned with session state to undo
+    /// ([`Manager::needs_recycle`](crate::Manager::needs_recycle)), recycled
+    /// before reuse.
+    pub recycled_on_return: u64,
+    /// Connections drained (abandoned statement or recycle) and put back in
+    /// service.
     pub drained: u64,
     /// Leases revoked by the watchdog (held past `max_hold`).
     pub revoked: u64,

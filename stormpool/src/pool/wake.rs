@@ -26,10 +26,6 @@ impl WakeList {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
     pub(crate) fn wake_all(&mut self) {
         if let Some(waker) = self.first.take() {
             waker.wake();
