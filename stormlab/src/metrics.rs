@@ -88,7 +88,8 @@ pub enum Outcome {
     Late,
     /// Never got a connection.
     TimedOut,
-    /// Rejected by the pool (shed, too many waiters, key queue full, closed).
+    /// Rejected by the pool (shed, wedged, too many waiters, key queue full,
+    /// closed).
     Rejected,
     /// Connect or query error.
     Failed,

@@ -28,6 +28,16 @@ pub enum AcquireError<E> {
         /// A hint for when the pool expects to have drained its queue.
         retry_after: Duration,
     },
+    /// The request was rejected early because the pool is wedged: no
+    /// connection has come free for anyone for `stalled`, since every
+    /// connection is held by requests that do not finish (queries stuck on
+    /// locks, a frozen server). Not overload: the database, or its
+    /// holders, are stuck, and the pool's health says so. With `max_hold`
+    /// the stuck connections are revoked and replaced.
+    Wedged {
+        /// How long nothing has been handed to anyone.
+        stalled: Duration,
+    },
     /// The request's fairness key already has as many requests queued as the
     /// per-key queue cap allows; returned at once.
     KeyQueueFull,
@@ -35,7 +45,9 @@ pub enum AcquireError<E> {
     /// error, and no connection is open that could come back. Returned fast
     /// instead of letting requests wait for a database that is down.
     Connect(Arc<E>),
-    /// Opening a connection took longer than `connect_timeout`, and no
+    /// The database does not answer connects: opening a connection took
+    /// longer than `connect_timeout`, or was still under way (for longer
+    /// than a maintenance tick) when the request's deadline passed, and no
     /// connection is open that could come back.
     ConnectTimeout,
     /// The connection could not be given the requested settings
@@ -77,6 +89,11 @@ impl<E> fmt::Display for AcquireError<E> {
                     "request shed: the pool is overloaded (retry after {retry_after:?})"
                 )
             }
+            AcquireError::Wedged { stalled } => write!(
+                f,
+                "the pool is wedged: no connection has come free for {stalled:?} \
+                 (every connection is held by requests that do not finish)"
+            ),
             AcquireError::KeyQueueFull => {
                 f.write_str("too many requests are waiting for this fairness key")
             }

@@ -1,20 +1,25 @@
-//! Health and readiness that tell the truth about the pool (seed 003).
+//! Health and readiness that tell the truth about the pool.
 //!
 //! A health check that ignores the pool reports "fine" while every request
-//! stalls. [`Pool::health`](crate::Pool::health) looks at what requests
-//! experience and sorts it into three states:
+//! stalls; one that fails on every symptom takes a serving instance out of
+//! rotation. [`Pool::health`](crate::Pool::health) sorts what requests
+//! experience by one question, *are requests being served?*
 //!
 //! * [`Unhealthy`](Health::Unhealthy), not ready: the pool cannot serve.
-//!   The database is unreachable (connects fail and no connection is open);
-//!   the pool is **wedged** (requests keep arriving and none has been handed
-//!   a connection for several detector intervals, whether they wait, time
-//!   out or are shed); leases are being revoked
-//!   (queries stuck past `max_hold`); or the pool is closed.
-//! * [`Degraded`](Health::Degraded), still ready: the pool serves, but not
-//!   everyone. It is overloaded and shedding; connects fail while some
-//!   connections still work; revoked connections are still held; it is
-//!   paused. Shedding alone must not fail readiness: a fleet that evicts
-//!   its busiest instances turns overload into an outage.
+//!   The database is unreachable (connects fail and no connection is open)
+//!   or silent (connects under way for several detector intervals, none
+//!   finishing, none open); the pool is **wedged** (requests keep arriving
+//!   and none has been handed a connection for several detector intervals,
+//!   whether they wait, time out or are shed); or the pool is closed.
+//! * [`Degraded`](Health::Degraded), still ready: the pool serves, with
+//!   problems. It is overloaded and shedding; connects fail while some
+//!   connections still work; the first connect is slow; leases were
+//!   revoked (queries stuck past `max_hold`, their slots replaced), revoked
+//!   connections are still held, or stuck leases wait for `max_orphans` to
+//!   make room; it is paused. None of these fails readiness on its own: a
+//!   fleet that evicts its busiest or unluckiest instances turns a partial
+//!   problem into an outage. When one of them stops the serving, the wedge
+//!   rule says so.
 //! * [`Healthy`](Health::Healthy).
 //!
 //! The check is a snapshot under the pool lock, O(1), safe to call on every
@@ -96,6 +101,21 @@ pub enum Reason {
         /// Consecutive failed connects.
         failures: u32,
     },
+    /// Connects have been under way for `pending` with none finishing,
+    /// and no connection is open: the server accepts connections and does
+    /// not answer (or is very slow). Unhealthy.
+    DatabaseNotResponding {
+        /// Since the last connect finished, or the first one started.
+        pending: Duration,
+    },
+    /// The first connects are under way and none has finished yet, for
+    /// longer than a maintenance tick; nothing is open to serve with.
+    /// Degraded: becomes `DatabaseNotResponding` after a few detector
+    /// intervals.
+    ConnectPending {
+        /// Since the last connect finished, or the first one started.
+        pending: Duration,
+    },
     /// Requests keep arriving and none has been handed a connection for
     /// `stalled` (they wait, time out or are shed). Unhealthy.
     Wedged {
@@ -104,17 +124,19 @@ pub enum Reason {
         /// Since the first request went unserved.
         stalled: Duration,
     },
-    /// Leases were revoked recently: queries are stuck past `max_hold`.
-    /// Unhealthy.
+    /// Leases were revoked recently: queries are stuck past `max_hold`
+    /// (their slots were replaced). Degraded.
     LeasesRevoked {
         /// Revocations since the pool was built.
         revoked: u64,
         /// Revoked connections still held.
         orphans: usize,
     },
-    /// Stuck leases past `max_hold` that could not be revoked because
-    /// `max_orphans` revoked connections are still held. Unhealthy.
+    /// Leases held past `max_hold` that could not be revoked because
+    /// `max_orphans` revoked connections are still held. Degraded.
     StuckLeases {
+        /// Leases past `max_hold`, not revoked.
+        stuck: usize,
         /// Revoked connections still held.
         orphans: usize,
     },
@@ -151,6 +173,15 @@ impl fmt::Display for Reason {
                     "database unreachable ({failures} connects failed in a row)"
                 )
             }
+            Reason::DatabaseNotResponding { pending } => {
+                write!(
+                    f,
+                    "database not responding: connects under way for {pending:?}, none finished"
+                )
+            }
+            Reason::ConnectPending { pending } => {
+                write!(f, "no connection yet: connecting for {pending:?}")
+            }
             Reason::Wedged { waiting, stalled } => {
                 write!(
                     f,
@@ -160,10 +191,10 @@ impl fmt::Display for Reason {
             Reason::LeasesRevoked { revoked, orphans } => {
                 write!(f, "leases revoked for holding past max_hold ({revoked} in all, {orphans} still held)")
             }
-            Reason::StuckLeases { orphans } => {
+            Reason::StuckLeases { stuck, orphans } => {
                 write!(
                     f,
-                    "leases stuck past max_hold, not revoked: {orphans} revoked ones still held"
+                    "{stuck} leases stuck past max_hold, not revoked: {orphans} revoked ones still held"
                 )
             }
             Reason::Orphans { orphans } => write!(f, "{orphans} revoked connections still held"),

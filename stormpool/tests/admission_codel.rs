@@ -1,5 +1,6 @@
 //! The overload detector inside the pool: entering and leaving overload,
-//! timer-driven shedding when no connection ever comes back, bounded drops.
+//! timer-driven early rejection when no connection ever comes back (told
+//! apart from overload: `Wedged`, not `Shed`), bounded drops.
 
 mod support;
 
@@ -39,14 +40,14 @@ async fn a_wedged_pool_sheds_on_the_timer_within_a_bound_per_tick() {
     let mut samples = Vec::new();
     while Instant::now() < start + Duration::from_millis(600) {
         let s = pool.status();
-        samples.push((Instant::now(), s.counters.shed, s.overloaded));
+        samples.push((Instant::now(), s.counters.wedged, s.overloaded));
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let first_shed = samples.iter().find(|s| s.1 > 0).map(|s| s.0 - start);
     let first_overloaded = samples.iter().find(|s| s.2).map(|s| s.0 - start);
     let interval = Duration::from_millis(100);
     println!("wedged: overloaded after {first_overloaded:?}, first shed after {first_shed:?}");
-    let first_shed = first_shed.expect("a wedged pool must shed");
+    let first_shed = first_shed.expect("a wedged pool must reject early");
     assert!(first_shed <= interval + Duration::from_millis(5) + tick + Duration::from_millis(2));
     // No hand-off ever happened: all of it is the maintenance timer's work,
     // at most 5 per tick.
@@ -58,12 +59,18 @@ async fn a_wedged_pool_sheds_on_the_timer_within_a_bound_per_tick() {
 
     let mut shed = 0;
     for w in waiters {
-        if let (_, Err(AcquireError::Shed { retry_after })) = w.await.unwrap() {
-            assert!(retry_after > Duration::ZERO);
-            shed += 1;
+        match w.await.unwrap() {
+            (_, Err(e @ AcquireError::Wedged { stalled })) => {
+                // Nothing was served: not overload, and the caller can tell.
+                assert!(!e.is_overload());
+                assert!(stalled >= interval, "{stalled:?}");
+                shed += 1;
+            }
+            other => panic!("a waiter of a wedged pool got {other:?}"),
         }
     }
-    assert_eq!(shed, 200, "every waiter is shed in the end");
+    assert_eq!(shed, 200, "every waiter is rejected in the end");
+    assert_eq!(pool.status().counters.shed, 0, "none of it is overload");
     assert!(
         !pool.status().overloaded,
         "an empty queue is not overloaded"
@@ -121,7 +128,7 @@ async fn critical_waiters_are_never_shed_even_when_wedged() {
     };
     assert!(matches!(
         normal.await.unwrap(),
-        Err(AcquireError::Shed { .. })
+        Err(AcquireError::Wedged { .. })
     ));
     assert!(matches!(
         critical.await.unwrap(),

@@ -56,7 +56,7 @@ async fn release_is_idempotent() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_stuck_lock_sheds_its_queue() {
+async fn a_stuck_lock_rejects_its_queue_as_wedged() {
     let gate = Gate::builder().capacity(1).build().unwrap();
     let _stuck = gate.enter().await.unwrap();
     let mut waiters = Vec::new();
@@ -73,8 +73,10 @@ async fn a_stuck_lock_sheds_its_queue() {
         }));
     }
     let sheddable = waiters.remove(0).await.unwrap();
+    // Nothing has been served since the holder got stuck: the gate says
+    // so, rather than calling it overload.
     assert!(
-        matches!(sheddable, Err(AcquireError::Shed { .. })),
+        matches!(sheddable, Err(AcquireError::Wedged { .. })),
         "{sheddable:?}"
     );
     let critical = waiters.remove(0).await.unwrap();

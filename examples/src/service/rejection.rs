@@ -49,7 +49,9 @@ where
         AcquireError::TooManyWaiters | AcquireError::KeyQueueFull => {
             (StatusCode::SERVICE_UNAVAILABLE, Some(ONE_SECOND))
         }
-        AcquireError::Closed => (StatusCode::SERVICE_UNAVAILABLE, None),
+        AcquireError::Closed | AcquireError::Wedged { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, None)
+        }
         AcquireError::Timeout => (StatusCode::GATEWAY_TIMEOUT, None),
         error if error.is_database() => {
             // The cause goes to the log, not to the client.

@@ -153,6 +153,8 @@ pub enum PoolError {
     Timeout,
     /// Rejected by load shedding.
     Shed,
+    /// Rejected early: the pool was wedged (nothing served for an interval).
+    Wedged,
     /// Rejected: too many requests already waiting.
     TooManyWaiters,
     /// Rejected: too many requests of this fairness key waiting.

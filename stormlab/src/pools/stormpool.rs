@@ -79,6 +79,7 @@ fn acquire_error<E>(e: AcquireError<E>) -> PoolError {
         AcquireError::TooManyWaiters => PoolError::TooManyWaiters,
         AcquireError::Closed => PoolError::Closed,
         AcquireError::Shed { .. } => PoolError::Shed,
+        AcquireError::Wedged { .. } => PoolError::Wedged,
         AcquireError::KeyQueueFull => PoolError::KeyQueueFull,
         // Connect, ConnectTimeout, Apply, and whatever the enum grows.
         _ => PoolError::Connect,

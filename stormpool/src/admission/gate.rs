@@ -42,7 +42,9 @@ impl Manager for PermitManager {
 }
 
 /// Why [`Gate::enter`] did not admit the request: [`AcquireError::Timeout`],
-/// [`Shed`](AcquireError::Shed), [`TooManyWaiters`](AcquireError::TooManyWaiters),
+/// [`Shed`](AcquireError::Shed), [`Wedged`](AcquireError::Wedged) (a holder
+/// is stuck and nothing has been admitted for an interval),
+/// [`TooManyWaiters`](AcquireError::TooManyWaiters),
 /// [`KeyQueueFull`](AcquireError::KeyQueueFull) or [`Closed`](AcquireError::Closed).
 pub type GateError = AcquireError<Infallible>;
 

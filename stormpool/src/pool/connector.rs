@@ -5,6 +5,18 @@
 //! connection is established and the last attempt failed, failing requests
 //! fast with the real connect error instead of letting them wait for a
 //! database that is down.
+//!
+//! # Noticing that the database is back
+//!
+//! The backoff paces the attempts the pool makes on its own (refilling
+//! `min_idle`, probing a database it knows to be down), up to
+//! `connect_backoff_max` apart. Requests do not wait for it: once the last
+//! failure is `connect_backoff_min` old, the next request that finds no
+//! connection starts an attempt at once and waits for it, while the
+//! requests arriving during that attempt fail fast with the last error. So
+//! a database that is down costs at most one attempt per
+//! `connect_backoff_min` and one request that waits for it, and a database
+//! that is back serves the first request after that window.
 
 use std::sync::Arc;
 
@@ -15,27 +27,57 @@ use crate::clock::Instant;
 use crate::manager::Manager;
 
 impl<M: Manager> State<M> {
-    /// While the database is down (no connection established, the last
-    /// attempt failed, the next not yet due), the error to fail a request
-    /// with at once.
-    pub(crate) fn fail_fast(&self, now: Instant) -> Option<ConnectFailure<M::Error>> {
-        if self.established() > 0 || self.connector.retry_at.is_none_or(|at| at <= now) {
+    /// While the database is known to be down (no connection established,
+    /// the last attempt failed), the error to fail a request with at once:
+    /// within `connect_backoff_min` of that failure, or while another
+    /// attempt is under way. Past the window a request waits for an attempt
+    /// of its own (see [`start_connects`](Self::start_connects)).
+    pub(crate) fn fail_fast(
+        &self,
+        now: Instant,
+        config: &Config,
+    ) -> Option<ConnectFailure<M::Error>> {
+        if self.established() > 0 {
+            return None;
+        }
+        let failed_at = self.connector.failed_at?;
+        if self.connecting == 0 && now >= failed_at + config.connect_backoff_min {
             return None;
         }
         self.connector.last_failure.clone()
     }
 
     /// Starts as many connects as real demand calls for, within
-    /// `max_size`, `max_concurrent_connects` and the backoff.
+    /// `max_size`, `max_concurrent_connects` and the backoff. During the
+    /// backoff, waiting requests still get one attempt at a time once the
+    /// last failure is `connect_backoff_min` old.
     pub(crate) fn start_connects(&mut self, now: Instant, config: &Config, fx: &mut Effects<M>) {
-        if self.closed || self.paused || self.connector.retry_at.is_some_and(|at| at > now) {
+        if self.closed || self.paused {
             return;
         }
-        let wanted = self.waitlist.len() + config.min_idle.saturating_sub(self.idle.len());
-        while self.connecting < wanted
-            && self.connecting < config.max_concurrent_connects
-            && self.open < self.max_size
-        {
+        let down = self.established() == 0 && self.connector.failures > 0;
+        let mut wanted = self.waitlist.len() + config.min_idle.saturating_sub(self.idle.len());
+        if down {
+            // Find out when the database is back even when nobody asks, so
+            // that health does not report it unreachable for ever.
+            wanted = wanted.max(1);
+        }
+        let mut cap = config.max_concurrent_connects;
+        if self.connector.retry_at.is_some_and(|at| at > now) {
+            let probe = !self.waitlist.is_empty()
+                && self
+                    .connector
+                    .failed_at
+                    .is_some_and(|at| now >= at + config.connect_backoff_min);
+            if !probe {
+                return;
+            }
+            cap = 1;
+        }
+        while self.connecting < wanted.min(cap) && self.open < self.max_size {
+            if self.connecting == 0 {
+                self.connect_pending_since = Some(now);
+            }
             self.connecting += 1;
             self.open += 1;
             fx.connects += 1;
@@ -51,11 +93,13 @@ impl<M: Manager> State<M> {
         fx: &mut Effects<M>,
     ) {
         self.connecting -= 1;
+        self.connect_pending_since = (self.connecting > 0).then_some(now);
         match result {
             Ok((conn, cancel)) => {
                 self.counters.connects_ok += 1;
                 self.connector.failures = 0;
                 self.connector.retry_at = None;
+                self.connector.failed_at = None;
                 self.connector.last_failure = None;
                 let expires = config.max_lifetime.map(|life| {
                     let jitter = self.rng.jitter(life / 8);
@@ -93,6 +137,7 @@ impl<M: Manager> State<M> {
                 // against a database that refuses is what backoff prevents.
                 let delay = config.connect_backoff_min.max(self.rng.jitter(ceiling));
                 self.connector.retry_at = Some(now + delay);
+                self.connector.failed_at = Some(now);
                 if self.established() == 0 {
                     // Nothing open could ever come back to the waiters: they
                     // were waiting for this very attempt. Tell them why.
@@ -113,6 +158,9 @@ impl<M: Manager> State<M> {
     /// A connect task was dropped before it finished (its runtime shut down).
     pub(crate) fn connect_abandoned(&mut self) {
         self.connecting -= 1;
+        if self.connecting == 0 {
+            self.connect_pending_since = None;
+        }
         self.open -= 1;
     }
 }

@@ -36,7 +36,7 @@ impl<M: Manager> State<M> {
                 scanned += 1;
                 cursor = self.waitlist.next_in_class(id);
                 if self.waitlist.get(id).deadline <= now {
-                    let failure = self.timeout_failure();
+                    let failure = self.timeout_failure(now);
                     self.waitlist.fail(id, failure, now, &mut fx.wakes);
                     self.counters.evicted_expired += 1;
                     self.counters.timed_out += 1;
@@ -84,6 +84,12 @@ impl<M: Manager> State<M> {
     }
 
     /// The health check; see [`health`](crate::health).
+    ///
+    /// Unhealthy means the pool cannot serve: closed, the database down or
+    /// silent while no connection is established, or requests arriving and
+    /// none served for a while. Everything else that is wrong, however
+    /// alarming (revoked leases, stuck ones, overload), is Degraded as long
+    /// as requests are being served.
     pub(crate) fn health(&self, now: Instant, config: &Config) -> Health {
         // "Several intervals" of the detector: long enough not to flag a
         // burst, short enough that a probe sees a wedge within a second.
@@ -96,11 +102,24 @@ impl<M: Manager> State<M> {
             unhealthy.push(Reason::Closed);
         }
         let failures = self.connector.failures;
+        let established = self.established();
+        let pending = self
+            .connect_pending_since
+            .map(|since| now.saturating_duration_since(since));
         if failures > 0 {
-            if self.established() == 0 {
+            if established == 0 {
                 unhealthy.push(Reason::DatabaseUnreachable { failures });
             } else {
                 degraded.push(Reason::ConnectFailing { failures });
+            }
+        } else if let Some(pending) = pending.filter(|_| established == 0) {
+            // Connects under way and none finishing, nothing to serve with:
+            // a server that accepts connections and never answers looks
+            // like this, and so does the first connect of a slow one.
+            if pending >= window {
+                unhealthy.push(Reason::DatabaseNotResponding { pending });
+            } else if pending >= config.maintenance_tick {
+                degraded.push(Reason::ConnectPending { pending });
             }
         }
         // Wedged: requests keep coming and none has been served for a
@@ -118,7 +137,7 @@ impl<M: Manager> State<M> {
             .last_revoke
             .is_some_and(|at| now.saturating_duration_since(at) < window)
         {
-            unhealthy.push(Reason::LeasesRevoked {
+            degraded.push(Reason::LeasesRevoked {
                 revoked: self.counters.revoked,
                 orphans: self.orphans,
             });
@@ -127,8 +146,9 @@ impl<M: Manager> State<M> {
                 orphans: self.orphans,
             });
         }
-        if self.counters.revocations_skipped > 0 && self.orphans >= config.max_orphans {
-            unhealthy.push(Reason::StuckLeases {
+        if self.stuck_leases > 0 {
+            degraded.push(Reason::StuckLeases {
+                stuck: self.stuck_leases,
                 orphans: self.orphans,
             });
         }
@@ -149,6 +169,7 @@ impl<M: Manager> State<M> {
     /// next lease reaches a limit.
     fn watchdog(&mut self, now: Instant, config: &Config, fx: &mut Effects<M>) -> Option<Instant> {
         if self.leases.len() == 0 {
+            self.stuck_leases = 0;
             return None;
         }
         let room = config.max_orphans.saturating_sub(self.orphans);
@@ -168,6 +189,7 @@ impl<M: Manager> State<M> {
             self.start_connects(now, config, fx);
         }
         self.counters.revocations_skipped += sweep.skipped as u64;
+        self.stuck_leases = sweep.skipped;
         self.counters.leaks += sweep.leaked.len() as u64;
         fx.cancels.extend(sweep.revoked);
         fx.leaks.extend(sweep.leaked);

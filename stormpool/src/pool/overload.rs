@@ -56,11 +56,19 @@ impl<M: Manager> State<M> {
     /// Feeds each class's overload detector with the age of its oldest
     /// waiter and, in the overloaded classes, sheds up to `budget` waiters
     /// older than the slough age (lowest class first, never `Critical`).
+    ///
+    /// A waiter shed while nothing has been handed to anyone for a whole
+    /// interval is told the truth: the pool is wedged
+    /// ([`AcquireError::Wedged`](crate::AcquireError::Wedged)), not
+    /// overloaded. While no connection is established the queue waits for
+    /// a connect, not for service, and nothing is measured or shed: its
+    /// waiters get the connect's outcome or time out.
     pub(crate) fn admission_tick(&mut self, now: Instant, budget: usize, fx: &mut Effects<M>) {
+        let established = self.established();
         let Some(detectors) = self.codel.as_mut() else {
             return;
         };
-        if self.waitlist.is_empty() {
+        if self.waitlist.is_empty() || established == 0 {
             // The common case of a pool keeping up: nothing to measure.
             if self.codel_active {
                 for codel in detectors.iter_mut() {
@@ -80,15 +88,26 @@ impl<M: Manager> State<M> {
         }
         let retry_after = detectors[0].config().interval;
         let slough = detectors[0].slough_age();
+        let stalled = self
+            .starved_since
+            .map(|since| now.saturating_duration_since(since))
+            .filter(|stalled| *stalled >= retry_after);
         let shed = self.waitlist.shed(
             now,
             slough,
             budget,
             overloaded,
-            || Failure::Shed { retry_after },
+            || match stalled {
+                Some(stalled) => Failure::Wedged { stalled },
+                None => Failure::Shed { retry_after },
+            },
             &mut fx.wakes,
         );
-        self.counters.shed += shed as u64;
+        if stalled.is_some() {
+            self.counters.wedged += shed as u64;
+        } else {
+            self.counters.shed += shed as u64;
+        }
         if shed > 0 {
             // A class emptied by shedding is no longer overloaded.
             for (class, codel) in detectors.iter_mut().enumerate() {

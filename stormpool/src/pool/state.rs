@@ -81,6 +81,7 @@ pub(crate) enum Failure<E> {
     Timeout,
     Closed,
     Shed { retry_after: Duration },
+    Wedged { stalled: Duration },
     Connect(ConnectFailure<E>),
 }
 
@@ -105,6 +106,7 @@ impl<E> From<Failure<E>> for AcquireError<E> {
             Failure::Timeout => AcquireError::Timeout,
             Failure::Closed => AcquireError::Closed,
             Failure::Shed { retry_after } => AcquireError::Shed { retry_after },
+            Failure::Wedged { stalled } => AcquireError::Wedged { stalled },
             Failure::Connect(c) => c.into(),
         }
     }
@@ -183,7 +185,10 @@ pub(crate) enum Checkout<M: Manager> {
 /// The connector's memory of failures, for backoff and fail-fast.
 pub(crate) struct Connector<E> {
     pub(crate) failures: u32,
+    /// When the backoff lets the pool try again on its own.
     pub(crate) retry_at: Option<Instant>,
+    /// When the last attempt failed (`None` after a success).
+    pub(crate) failed_at: Option<Instant>,
     pub(crate) last_failure: Option<ConnectFailure<E>>,
 }
 
@@ -216,6 +221,15 @@ pub(crate) struct State<M: Manager> {
     /// Revoked connections whose holders have not let go yet; not in `open`.
     pub(crate) orphans: usize,
     pub(crate) last_revoke: Option<Instant>,
+    /// Leases past `max_hold` that the watchdog's last pass left alone
+    /// because `max_orphans` revoked connections were still held.
+    pub(crate) stuck_leases: usize,
+    /// Since when connects have been under way with none finishing (reset
+    /// by every connect that finishes): a database that does not answer.
+    pub(crate) connect_pending_since: Option<Instant>,
+    /// How long connects may be under way before a waiter that times out
+    /// meanwhile is told the database does not answer: the maintenance tick.
+    connect_patience: Duration,
     /// Since when requests have been waiting without any connection being
     /// handed to anyone (cleared by every hand-off): the health check's
     /// measure of a wedged pool.
@@ -255,6 +269,7 @@ impl<M: Manager> State<M> {
             connector: Connector {
                 failures: 0,
                 retry_at: None,
+                failed_at: None,
                 last_failure: None,
             },
             counters: Counters::default(),
@@ -262,6 +277,9 @@ impl<M: Manager> State<M> {
             track_leases: config.max_hold.is_some() || config.leak_threshold.is_some(),
             orphans: 0,
             last_revoke: None,
+            stuck_leases: 0,
+            connect_pending_since: None,
+            connect_patience: config.maintenance_tick,
             starved_since: None,
             last_starved: crate::clock::now(),
             codel: config.codel.map(|c| std::array::from_fn(|_| Codel::new(c))),
@@ -326,7 +344,7 @@ impl<M: Manager> State<M> {
                 return Checkout::Ready(entry);
             }
         }
-        if let Some(failure) = self.fail_fast(now) {
+        if let Some(failure) = self.fail_fast(now, config) {
             self.counters.connect_errors += 1;
             return Checkout::Reject(failure.into());
         }
@@ -580,7 +598,7 @@ impl<M: Manager> State<M> {
             self.waitlist.remove(id, now);
             self.counters.timed_out += 1;
             self.serve_idle(now, fx);
-            return Some(Err(self.timeout_failure()));
+            return Some(Err(self.timeout_failure(now)));
         }
         match self.waitlist.release(id) {
             Slot::Granted(mut entry) => {
@@ -595,7 +613,7 @@ impl<M: Manager> State<M> {
                     // now: it has given up, so the connection moves on.
                     self.counters.timed_out += 1;
                     self.pass_on(now, entry, fx);
-                    return Some(Err(self.timeout_failure()));
+                    return Some(Err(self.timeout_failure(now)));
                 }
                 self.in_use += 1;
                 self.counters.acquired_waited += 1;
@@ -661,12 +679,25 @@ impl<M: Manager> State<M> {
         self.serve_idle(now, fx);
     }
 
-    /// The failure of a waiter whose deadline passed: the connect error when
-    /// the database is unreachable, else a plain timeout.
-    pub(crate) fn timeout_failure(&self) -> Failure<M::Error> {
+    /// The failure of a waiter whose deadline passed: while no connection
+    /// is established, what kept it from getting one (the last connect
+    /// error, or a connect that has not finished), else a plain timeout.
+    ///
+    /// A connect counts as the cause once it has been under way, with none
+    /// finishing, for longer than a maintenance tick (when health starts
+    /// reporting it): a deadline shorter than an ordinary connect is the
+    /// request's own timeout.
+    pub(crate) fn timeout_failure(&self, now: Instant) -> Failure<M::Error> {
+        if self.established() > 0 {
+            return Failure::Timeout;
+        }
+        let stalled_connect = self
+            .connect_pending_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= self.connect_patience);
         match &self.connector.last_failure {
-            Some(failure) if self.established() == 0 => Failure::Connect(failure.clone()),
-            _ => Failure::Timeout,
+            Some(failure) => Failure::Connect(failure.clone()),
+            None if stalled_connect => Failure::Connect(ConnectFailure::TimedOut),
+            None => Failure::Timeout,
         }
     }
 

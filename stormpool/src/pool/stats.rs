@@ -23,6 +23,9 @@ pub struct Counters {
     pub rejected_closed: u64,
     /// Acquires rejected by load shedding ([`AcquireError::Shed`](crate::AcquireError::Shed)).
     pub shed: u64,
+    /// Acquires rejected early because nothing had been handed to anyone
+    /// for an interval ([`AcquireError::Wedged`](crate::AcquireError::Wedged)).
+    pub wedged: u64,
     /// Acquires rejected because their fairness key's queue was full.
     pub rejected_key_queue: u64,
     /// Acquires failed with the connect error while the database was down.
