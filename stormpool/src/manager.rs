@@ -129,6 +129,18 @@ pub trait Manager: Send + Sync + 'static {
         let _ = (conn, deadline);
     }
 
+    /// Closes the connection, returning once the server has let go of the
+    /// session (the driver said goodbye and the server hung up). Until then
+    /// the pool counts the connection against `max_size` (or against
+    /// `max_orphans`, for a revoked one), so a replacement never runs beside
+    /// it and the server never sees more than `max_size + max_orphans`
+    /// sessions of the pool. Run as a task of its own, bounded by
+    /// `check_timeout`. The default drops the connection, which closes it
+    /// without waiting.
+    fn close(&self, conn: Self::Connection) -> impl Future<Output = ()> + Send {
+        async move { drop(conn) }
+    }
+
     /// The token with which [`cancel`](Manager::cancel) reaches this
     /// connection's session; taken once, right after connecting.
     fn cancel_token(&self, conn: &Self::Connection) -> Self::CancelToken;

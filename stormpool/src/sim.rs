@@ -600,6 +600,12 @@ impl Manager for SimManager {
         Ok(())
     }
 
+    /// The goodbye takes a round trip; the session lives until then.
+    async fn close(&self, conn: SimConnection) {
+        tokio::time::sleep(self.db.config.round_trip).await;
+        drop(conn);
+    }
+
     fn cancel_token(&self, conn: &SimConnection) -> SimCancelToken {
         SimCancelToken {
             session: conn.session.clone(),

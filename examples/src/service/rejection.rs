@@ -3,7 +3,7 @@
 //! | error | status | `Retry-After` |
 //! |---|---|---|
 //! | `Shed { retry_after }` | 503 | `retry_after`, rounded up to whole seconds |
-//! | `TooManyWaiters`, `KeyQueueFull` | 503 | 1 s |
+//! | `TooManyWaiters`, `KeyQueueFull`, `Wedged` | 503 | 1 s |
 //! | `Closed` | 503 | none: this instance is going away |
 //! | `Timeout` | 504 | none |
 //! | `Connect`, `ConnectTimeout`, `Apply` | 502 | none |
@@ -49,9 +49,9 @@ where
         AcquireError::TooManyWaiters | AcquireError::KeyQueueFull => {
             (StatusCode::SERVICE_UNAVAILABLE, Some(ONE_SECOND))
         }
-        AcquireError::Closed | AcquireError::Wedged { .. } => {
-            (StatusCode::SERVICE_UNAVAILABLE, None)
-        }
+        // Nothing is being served here: another instance may do better.
+        AcquireError::Wedged { .. } => (StatusCode::SERVICE_UNAVAILABLE, Some(ONE_SECOND)),
+        AcquireError::Closed => (StatusCode::SERVICE_UNAVAILABLE, None),
         AcquireError::Timeout => (StatusCode::GATEWAY_TIMEOUT, None),
         error if error.is_database() => {
             // The cause goes to the log, not to the client.
@@ -115,7 +115,7 @@ mod tests {
     #[test]
     fn maps_each_error_to_its_status() {
         type E = AcquireError<std::io::Error>;
-        let cases: [(E, StatusCode, bool); 6] = [
+        let cases: [(E, StatusCode, bool); 7] = [
             (
                 AcquireError::Shed {
                     retry_after: Duration::from_millis(300),
@@ -130,6 +130,13 @@ mod tests {
             ),
             (
                 AcquireError::KeyQueueFull,
+                StatusCode::SERVICE_UNAVAILABLE,
+                true,
+            ),
+            (
+                AcquireError::Wedged {
+                    stalled: Duration::from_millis(300),
+                },
                 StatusCode::SERVICE_UNAVAILABLE,
                 true,
             ),

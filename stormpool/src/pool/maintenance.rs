@@ -133,23 +133,22 @@ impl<M: Manager> State<M> {
                 });
             }
         }
+        let orphans = self.orphans - self.orphans_closing;
         if self
             .last_revoke
             .is_some_and(|at| now.saturating_duration_since(at) < window)
         {
             degraded.push(Reason::LeasesRevoked {
                 revoked: self.counters.revoked,
-                orphans: self.orphans,
+                orphans,
             });
-        } else if self.orphans > 0 {
-            degraded.push(Reason::Orphans {
-                orphans: self.orphans,
-            });
+        } else if orphans > 0 {
+            degraded.push(Reason::Orphans { orphans });
         }
         if self.stuck_leases > 0 {
             degraded.push(Reason::StuckLeases {
                 stuck: self.stuck_leases,
-                orphans: self.orphans,
+                orphans,
             });
         }
         if self.is_overloaded() {

@@ -26,7 +26,7 @@
 //! | `stormpool_revoked_total` | counter | | leases revoked by the watchdog |
 //! | `stormpool_leaks_total` | counter | | leases reported past `leak_threshold` |
 //! | `stormpool_abandoned_total` | counter | `outcome`: `cancelled`, `recycled`, `drained` | connections returned with a statement running (cancelled) or session state to undo (recycled), and those put back in service |
-//! | `stormpool_connections` | gauge | `state`: `idle`, `in_use`, `handing_over`, `connecting`, `draining`, `orphaned` | connections by state |
+//! | `stormpool_connections` | gauge | `state`: `idle`, `in_use`, `handing_over`, `connecting`, `draining`, `closing`, `orphaned` | connections by state |
 //! | `stormpool_max_size` | gauge | | the current `max_size` |
 //! | `stormpool_waiting` | gauge | `class`: `critical`, `normal`, `sheddable`, `background` | waiting requests |
 //! | `stormpool_held` | gauge | | requests held back by their key's valve |
@@ -241,6 +241,7 @@ mod export {
                 ("handing_over", s.handing_over),
                 ("connecting", s.connecting),
                 ("draining", s.draining),
+                ("closing", s.closing),
                 ("orphaned", s.orphans),
             ];
             for (state, n) in states {

@@ -15,7 +15,8 @@ use super::conn::Conn;
 use super::observe;
 use super::options::AcquireOptions;
 use super::state::{
-    settings_id, Checkout, CloseCause, Collected, ConnectFailure, Connected, Effects, Entry, State,
+    settings_id, Checkout, CloseCause, Closing, Collected, ConnectFailure, Connected, Effects,
+    Entry, State,
 };
 use super::stats::Status;
 use super::waitlist::WaiterId;
@@ -99,10 +100,8 @@ impl<M: Manager> Shared<M> {
             mut leaks,
         } = fx;
         wakes.wake_all();
-        if !close.is_empty() {
-            // Dropping a connection closes it; never under the lock.
-            close.clear();
-            self.drained.notify_waiters();
+        for (entry, what) in close.drain(..) {
+            self.spawn_close(entry, what);
         }
         for _ in 0..connects {
             self.spawn_connect();
@@ -119,6 +118,28 @@ impl<M: Manager> Shared<M> {
         for (site, held) in leaks.drain(..) {
             observe::leak(&self.config.name, site, held);
         }
+    }
+
+    /// Closes a connection (never under the lock), as a task of its own
+    /// bounded by `check_timeout`, and reports the close done, so that the
+    /// slot is refilled only once the server has let go of the session.
+    fn spawn_close(self: &Arc<Self>, entry: Box<Entry<M>>, what: Closing) {
+        let pending = PendingClose {
+            shared: self.clone(),
+            what,
+        };
+        let Some(handle) = self.runtime.get() else {
+            // No runtime: the connection is dropped here, and `pending`
+            // reports it closed.
+            drop(entry);
+            return;
+        };
+        handle.spawn(async move {
+            let shared = &pending.shared;
+            let close = shared.manager.close(entry.conn);
+            let _ = tokio::time::timeout(shared.config.check_timeout, close).await;
+            drop(pending);
+        });
     }
 
     /// Asks the server to stop the statement of a revoked lease, within
@@ -426,10 +447,11 @@ impl<M: Manager> Shared<M> {
             draining
         };
         if !draining {
-            // A revoked lease: already out of the ledger, closed here.
-            drop(entry);
-            self.drained.notify_waiters();
-            return;
+            // A revoked lease: already out of the ledger, closed as the
+            // orphan it is.
+            let mut fx = Effects::new();
+            self.lock().close_orphan(entry, &mut fx);
+            return self.run(fx);
         }
         let Some(handle) = self.runtime.get() else {
             return self.finish_drain(entry, false);
@@ -524,9 +546,10 @@ impl<M: Manager> Shared<M> {
             handing_over: state.handing_over,
             connecting: state.connecting,
             draining: state.draining,
+            closing: state.closing,
             waiting: state.waitlist.len(),
             waiting_by_class: std::array::from_fn(|c| state.waitlist.class_len(c)),
-            orphans: state.orphans,
+            orphans: state.orphans - state.orphans_closing,
             held: state.waitlist.held_len(),
             overloaded: state.is_overloaded(),
             queue_delay: state
@@ -641,6 +664,28 @@ impl<M: Manager> Drop for Waiter<'_, M> {
             state.check_ledger();
         }
         self.shared.run(fx);
+    }
+}
+
+/// A close in flight, reported done when dropped: when its task finishes,
+/// or when the task is dropped unfinished (its runtime shut down), so the
+/// ledger never keeps a phantom close.
+struct PendingClose<M: Manager> {
+    shared: Arc<Shared<M>>,
+    what: Closing,
+}
+
+impl<M: Manager> Drop for PendingClose<M> {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        let mut fx = Effects::new();
+        {
+            let mut state = shared.lock();
+            state.closed(clock::now(), self.what, &shared.config, &mut fx);
+            state.check_ledger();
+        }
+        shared.run(fx);
+        shared.drained.notify_waiters();
     }
 }
 

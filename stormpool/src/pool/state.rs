@@ -11,10 +11,14 @@
 //!
 //! # Invariant (the ledger)
 //!
-//! `idle + in_use + handing_over + connecting + draining == open`, checked
-//! by [`State::check_ledger`] in debug builds after every transition. `open`
-//! never grows beyond `max_size`; after a shrink it may exceed the new size
-//! until enough connections come back, and then only decreases.
+//! `idle + in_use + handing_over + connecting + draining + closing == open`,
+//! checked by [`State::check_ledger`] in debug builds after every
+//! transition. `open` never grows beyond `max_size`; after a shrink it may
+//! exceed the new size until enough connections come back, and then only
+//! decreases. A connection being closed stays in `open` (as `closing`) until
+//! [`Manager::close`] has returned, and a revoked one stays in `orphans`
+//! until then, so the server never sees more than `max_size + max_orphans`
+//! sessions of the pool: a replacement waits for the close.
 
 use std::panic::Location;
 use std::sync::Arc;
@@ -146,10 +150,22 @@ pub(crate) enum CloseCause {
 /// tick sheds the rest. Keeps the hand-off's work bounded.
 const HANDOFF_SHED_BUDGET: usize = 8;
 
+/// What a connection being closed still counts against, until its close
+/// has finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// `open` (as `closing`).
+    Pooled,
+    /// `orphans`: a revoked connection its holder let go.
+    Orphan,
+}
+
 /// Work to do once the lock is released.
 pub(crate) struct Effects<M: Manager> {
     pub(crate) wakes: WakeList,
-    pub(crate) close: Vec<Box<Entry<M>>>,
+    /// Connections to close, each reported back with
+    /// [`State::closed`] once [`Manager::close`] has returned.
+    pub(crate) close: Vec<(Box<Entry<M>>, Closing)>,
     pub(crate) connects: usize,
     /// The maintenance task should run now (first waiter queued, closed).
     pub(crate) kick_maintenance: bool,
@@ -209,6 +225,8 @@ pub(crate) struct State<M: Manager> {
     pub(crate) handing_over: usize,
     pub(crate) connecting: usize,
     pub(crate) draining: usize,
+    /// Connections being closed, still in `open`.
+    pub(crate) closing: usize,
     pub(crate) idle: IdleStore<Box<Entry<M>>>,
     pub(crate) waitlist: Waiters<M>,
     pub(crate) closed: bool,
@@ -218,8 +236,11 @@ pub(crate) struct State<M: Manager> {
     /// The connections in use, when `max_hold` or `leak_threshold` is set.
     pub(crate) leases: Leases<M::CancelToken>,
     track_leases: bool,
-    /// Revoked connections whose holders have not let go yet; not in `open`.
+    /// Revoked connections whose holders have not let go yet, or whose
+    /// close is not done yet; not in `open`.
     pub(crate) orphans: usize,
+    /// Of `orphans`, those let go and being closed.
+    pub(crate) orphans_closing: usize,
     pub(crate) last_revoke: Option<Instant>,
     /// Leases past `max_hold` that the watchdog's last pass left alone
     /// because `max_orphans` revoked connections were still held.
@@ -230,9 +251,11 @@ pub(crate) struct State<M: Manager> {
     /// How long connects may be under way before a waiter that times out
     /// meanwhile is told the database does not answer: the maintenance tick.
     connect_patience: Duration,
-    /// Since when requests have been waiting without any connection being
-    /// handed to anyone (cleared by every hand-off): the health check's
-    /// measure of a wedged pool.
+    /// Since when requests have been waiting (or turned away) without any
+    /// request being served: taking an idle connection or giving one back
+    /// in good order clears it; a hand-off alone does not, since a
+    /// replacement handed to a request that gets stuck too serves nobody.
+    /// The health check's and the shedding's measure of a wedged pool.
     pub(crate) starved_since: Option<Instant>,
     /// The last time a request had to wait or was turned away for lack of
     /// a connection.
@@ -262,6 +285,7 @@ impl<M: Manager> State<M> {
             handing_over: 0,
             connecting: 0,
             draining: 0,
+            closing: 0,
             idle: IdleStore::new(),
             waitlist: Waitlist::new(),
             closed: false,
@@ -276,6 +300,7 @@ impl<M: Manager> State<M> {
             leases: Leases::new(),
             track_leases: config.max_hold.is_some() || config.leak_threshold.is_some(),
             orphans: 0,
+            orphans_closing: 0,
             last_revoke: None,
             stuck_leases: 0,
             connect_pending_since: None,
@@ -299,9 +324,14 @@ impl<M: Manager> State<M> {
     }
 
     /// Connections that exist and could serve a request eventually (not
-    /// merely being opened).
+    /// being opened or closed).
     pub(crate) fn established(&self) -> usize {
-        self.open - self.connecting
+        self.open - self.connecting - self.closing
+    }
+
+    /// Connections counted against `max_size` that are not being closed.
+    fn live(&self) -> usize {
+        self.open - self.closing
     }
 
     /// Takes an idle connection, or queues the request, or rejects it.
@@ -379,7 +409,7 @@ impl<M: Manager> State<M> {
         if self.closed {
             return self.close(entry, CloseCause::PoolClosed, fx);
         }
-        if self.open > self.max_size {
+        if self.live() > self.max_size {
             return self.close(entry, CloseCause::Resize, fx);
         }
         if !self.paused && !self.waitlist.is_empty() {
@@ -402,7 +432,6 @@ impl<M: Manager> State<M> {
             if let Some(id) = chosen {
                 entry.handed_at = now;
                 entry.key = self.waitlist.key_of(id);
-                self.starved_since = None;
                 self.handing_over += 1;
                 self.counters.handoffs += 1;
                 self.waitlist.grant(id, entry, &mut fx.wakes);
@@ -444,9 +473,7 @@ impl<M: Manager> State<M> {
         self.counters.cancelled_on_return += u64::from(abandoned);
         if self.end_lease(&mut entry) {
             // Revoked: already out of the ledger; never reused.
-            self.counters.closed_revoked += 1;
-            fx.close.push(entry);
-            return;
+            return self.close_orphan(entry, fx);
         }
         self.in_use -= 1;
         // The clock is read only when the time matters to someone: waiters
@@ -487,6 +514,10 @@ impl<M: Manager> State<M> {
                 self.start_connects(now, config, fx);
             }
             None => {
+                // A request finished with its connection in good order:
+                // the pool is serving (a revoked, abandoned or broken one
+                // proves nothing of the kind).
+                self.starved_since = None;
                 entry.touch(now, config.check_interval);
                 self.dispatch(now, entry, fx);
                 self.serve_idle(now, fx);
@@ -504,7 +535,7 @@ impl<M: Manager> State<M> {
         now: Instant,
     ) -> bool {
         if self.end_lease(entry) {
-            self.counters.closed_revoked += 1;
+            // Revoked: the caller closes it with `close_orphan`.
             return false;
         }
         if abandoned {
@@ -557,7 +588,9 @@ impl<M: Manager> State<M> {
     ) {
         let key = std::mem::take(&mut entry.key);
         if self.end_lease(entry) {
-            // A revoked connection is already out of the ledger.
+            // A revoked connection is already out of the ledger; taken out
+            // of the pool, it is no orphan of the pool's either.
+            self.orphans -= 1;
             self.counters.detached += 1;
             return;
         }
@@ -569,10 +602,42 @@ impl<M: Manager> State<M> {
         self.start_connects(now, config, fx);
     }
 
+    /// Closes a pooled connection: it counts as `closing` until
+    /// [`closed`](Self::closed) reports the close done.
     pub(crate) fn close(&mut self, entry: Box<Entry<M>>, cause: CloseCause, fx: &mut Effects<M>) {
-        self.open -= 1;
+        self.closing += 1;
         self.counters.count_close(cause);
-        fx.close.push(entry);
+        fx.close.push((entry, Closing::Pooled));
+    }
+
+    /// Closes a revoked connection its holder let go: it stays an orphan
+    /// until the close is done.
+    pub(crate) fn close_orphan(&mut self, entry: Box<Entry<M>>, fx: &mut Effects<M>) {
+        self.counters.closed_revoked += 1;
+        self.orphans_closing += 1;
+        fx.close.push((entry, Closing::Orphan));
+    }
+
+    /// A close finished: the session is gone from the server, and its slot
+    /// may be refilled.
+    pub(crate) fn closed(
+        &mut self,
+        now: Instant,
+        what: Closing,
+        config: &Config,
+        fx: &mut Effects<M>,
+    ) {
+        match what {
+            Closing::Pooled => {
+                self.closing -= 1;
+                self.open -= 1;
+                self.start_connects(now, config, fx);
+            }
+            Closing::Orphan => {
+                self.orphans_closing -= 1;
+                self.orphans -= 1;
+            }
+        }
     }
 
     /// A waiter's future is polled: collect its hand-off, or notice its
@@ -661,14 +726,10 @@ impl<M: Manager> State<M> {
     }
 
     /// Ends the lease of a connection coming back; whether it was revoked
-    /// (then it is no longer an orphan).
+    /// (an orphan, until closed or detached).
     fn end_lease(&mut self, entry: &mut Entry<M>) -> bool {
         let lease = std::mem::replace(&mut entry.lease, NO_LEASE);
-        if lease == NO_LEASE || !self.leases.close(lease) {
-            return false;
-        }
-        self.orphans -= 1;
-        true
+        lease != NO_LEASE && self.leases.close(lease)
     }
 
     /// A connection granted to a waiter that will not take it goes on to
@@ -722,7 +783,7 @@ impl<M: Manager> State<M> {
         fx: &mut Effects<M>,
     ) {
         self.max_size = max_size;
-        while self.open > self.max_size {
+        while self.live() > self.max_size {
             let Some((entry, _)) = self.idle.pop(0) else {
                 break;
             };
@@ -762,14 +823,21 @@ impl<M: Manager> State<M> {
             self.waitlist.len()
         );
         debug_assert_eq!(
-            self.idle.len() + self.in_use + self.handing_over + self.connecting + self.draining,
+            self.idle.len()
+                + self.in_use
+                + self.handing_over
+                + self.connecting
+                + self.draining
+                + self.closing,
             self.open,
-            "ledger: idle {} + in_use {} + handing_over {} + connecting {} + draining {} != open {}",
+            "ledger: idle {} + in_use {} + handing_over {} + connecting {} + draining {} \
+             + closing {} != open {}",
             self.idle.len(),
             self.in_use,
             self.handing_over,
             self.connecting,
             self.draining,
+            self.closing,
             self.open
         );
     }

@@ -139,6 +139,10 @@ pub struct Status {
     pub connecting: usize,
     /// Connections returned with a statement still running, being drained.
     pub draining: usize,
+    /// Connections being closed ([`Manager::close`](crate::Manager::close)
+    /// under way): still counted against `max_size`, so that a replacement
+    /// never runs beside a session the server still holds.
+    pub closing: usize,
     /// Requests waiting, in total.
     pub waiting: usize,
     /// Requests waiting, per priority class (`Priority::ALL` order).
