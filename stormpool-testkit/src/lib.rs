@@ -3,9 +3,9 @@
 //! cuts connections on demand; helpers that find the live test databases
 //! ([`db`]) and control their servers ([`server`]); a small load
 //! generator that records what each request saw ([`load`]); and the
-//! scenarios the adapters share: faults ([`scenarios`]) and statement
-//! hygiene, checked against the server's view of its sessions
-//! ([`statements`]).
+//! scenarios the adapters share: faults ([`scenarios`]), outages with the
+//! pool's defaults ([`outages`]) and statement hygiene, checked against the
+//! server's view of its sessions ([`statements`]).
 //!
 //! Everything here talks to loopback addresses only, and every fault a test
 //! injects into a server is undone by a drop guard, so a failing test still
@@ -13,6 +13,7 @@
 
 pub mod db;
 pub mod load;
+pub mod outages;
 pub mod proxy;
 pub mod scenarios;
 pub mod server;
