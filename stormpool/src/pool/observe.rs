@@ -17,7 +17,7 @@
 //!
 //! | name | kind | labels | meaning |
 //! |---|---|---|---|
-//! | `stormpool_acquires_total` | counter | `outcome`: `direct`, `waited`, `timeout`, `shed`, `rejected_waiters`, `rejected_key_queue`, `rejected_closed`, `connect_error`, `apply_error`, `cancelled` | how acquires ended |
+//! | `stormpool_acquires_total` | counter | `outcome`: `direct`, `waited`, `timeout`, `shed`, `wedged`, `rejected_waiters`, `rejected_key_queue`, `rejected_closed`, `connect_error`, `apply_error`, `cancelled` | how acquires ended |
 //! | `stormpool_handoffs_total` | counter | | connections handed to a waiting request |
 //! | `stormpool_dead_handoffs_total` | counter | | handed to a request that had given up: must stay 0 |
 //! | `stormpool_evicted_expired_total` | counter | | expired waiters removed by a returner or the timer |
@@ -186,6 +186,7 @@ mod export {
                 ("waited", c.acquired_waited),
                 ("timeout", c.timed_out),
                 ("shed", c.shed),
+                ("wedged", c.wedged),
                 ("rejected_waiters", c.rejected_waiters),
                 ("rejected_key_queue", c.rejected_key_queue),
                 ("rejected_closed", c.rejected_closed),
