@@ -13,10 +13,7 @@ use stormpool::{AcquireOptions, Conn};
 type Acquire = Pin<
     Box<
         dyn Future<
-            Output = Result<
-                Conn<stormpool::admission::PermitManager>,
-                stormpool::admission::GateError,
-            >,
+            Output = Result<Conn<stormpool::gate::PermitManager>, stormpool::gate::GateError>,
         >,
     >,
 >;

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use stormpool::admission::PermitManager;
+use stormpool::gate::PermitManager;
 
 /// A deadpool manager of free connections.
 #[derive(Debug, Default)]

@@ -85,14 +85,15 @@
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `sim` | yes | [`sim`], the simulated database |
-//! | `tower` | no | `admission::GateLayer`, `retry::tower::BudgetedRetry` |
+//! | `tower` | no | `gate::GateLayer`, `retry::tower::BudgetedRetry` |
 //! | `metrics` | no | series through the `metrics` facade (names in `pool::observe`'s docs) |
 //! | `tracing` | no | events and spans through `tracing` |
 //!
 //! # Map
 //!
 //! [`pool`] (the pool, its waitlist, idle store, connector, lease watchdog),
-//! [`admission`] (the detector, [`Gate`](admission::Gate)), [`health`],
+//! [`admission`] (the detector and the serving rules), [`gate`] (the
+//! same admission control for any critical section), [`health`],
 //! [`retry`] and [`fanout`] (backoff, budgets, bounded fan-out), [`clock`]
 //! (tokio's clock and the jitter generator), [`sim`].
 #![forbid(unsafe_code)]
@@ -102,6 +103,7 @@ pub mod admission;
 pub mod clock;
 mod error;
 pub mod fanout;
+pub mod gate;
 pub mod health;
 mod manager;
 pub mod pool;

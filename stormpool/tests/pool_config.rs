@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use stormpool::admission::{CodelConfig, DeadlineAware, Gate};
+use stormpool::admission::{CodelConfig, DeadlineAware};
+use stormpool::gate::Gate;
 use stormpool::pool::MAX_DURATION;
 use stormpool::sim::{SimConfig, SimManager};
 use stormpool::{AcquireError, AcquireOptions, Config, ConfigError, Pool};

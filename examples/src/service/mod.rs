@@ -20,9 +20,9 @@
 //! - **Readiness reads [`Pool::health`]**: a wedged pool, revoked leases or
 //!   an unreachable database turn `/readyz` to 503, so the load balancer
 //!   stops sending traffic here; mere shedding does not.
-//! - **Load is shed at the door**: a [`Gate`](stormpool::admission::Gate)
+//! - **Load is shed at the door**: a [`Gate`](stormpool::gate::Gate)
 //!   with a few times the pool's capacity sits in front of `/query`
-//!   ([`GateLayer`](stormpool::admission::GateLayer)), with the same
+//!   ([`GateLayer`](stormpool::gate::GateLayer)), with the same
 //!   deadline, priority class ([`PRIORITY_HEADER`]) and fairness key
 //!   ([`TENANT_HEADER`]) as the pool: under overload, requests beyond what
 //!   the pool can drain are answered 503 with `Retry-After` before they
@@ -53,7 +53,7 @@ use axum::middleware;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{BuildError, PrometheusHandle};
-use stormpool::admission::{Gate, GateLayer};
+use stormpool::gate::{Gate, GateLayer};
 use stormpool::{AcquireOptions, ConfigError, Manager, Pool};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

@@ -19,7 +19,7 @@ use std::time::Duration;
 use axum::http::header::RETRY_AFTER;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use stormpool::admission::GateServiceError;
+use stormpool::gate::GateServiceError;
 use stormpool::AcquireError;
 
 /// Which admission step refused the request, named in the answer's body.
@@ -67,7 +67,7 @@ where
     }
 }
 
-/// The answer to a request the [`GateLayer`](stormpool::admission::GateLayer)
+/// The answer to a request the [`GateLayer`](stormpool::gate::GateLayer)
 /// did not admit.
 pub(crate) async fn gate_rejected(error: GateServiceError<Infallible>) -> Response {
     match error {

@@ -2,7 +2,9 @@
 //! which order, and which to reject early.
 //!
 //! The pool's waitlist *is* its admission controller; there is no second
-//! queue. This module holds the pieces it is built from:
+//! queue. This module is the layer below the pool: pure state machines fed
+//! with queue ages and the time, which the pool applies to its waitlist.
+//! It holds the pieces admission is built from:
 //!
 //! * [`Codel`]: detects a standing queue (overload) from the age of the
 //!   oldest waiter, sampled on hand-offs and on a timer.
@@ -21,20 +23,18 @@
 //!   out the others nor makes the pool look overloaded.
 //! * [`DeadlineAware`] hand-off optionally refuses to hand a connection to a
 //!   waiter whose remaining time is too short to use it.
-//! * [`Gate`]: the same queue and detector as a standalone admission
-//!   controller for any critical section or downstream call.
+//!
+//! [`Gate`](crate::gate::Gate), above the pool, offers the same queue and
+//! detector as a standalone admission controller for any critical section
+//! or downstream call.
 
 mod codel;
-mod gate;
-#[cfg(feature = "tower")]
-mod layer;
+mod control;
 
 use std::time::Duration;
 
 pub use codel::{Codel, CodelConfig};
-pub use gate::{Gate, GateBuilder, GateError, Permit, PermitManager};
-#[cfg(feature = "tower")]
-pub use layer::{GateLayer, GateService, GateServiceError};
+pub(crate) use control::{Admission, Order, CLASSES};
 
 /// Whether the pool refuses to hand a connection to a waiter that has too
 /// little time left to use it.

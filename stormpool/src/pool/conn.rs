@@ -4,7 +4,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 
 use super::shared::Shared;
-use super::state::{CloseCause, Entry};
+use super::state::Entry;
+use super::stats::CloseCause;
 use crate::clock::Instant;
 use crate::manager::Manager;
 use crate::Settings;
@@ -64,9 +65,7 @@ impl<M: Manager> Conn<M> {
             .entry
             .take()
             .expect("Conn used after its connection was taken");
-        let mut entry = entry;
-        this.shared.detach(&mut entry);
-        entry.conn
+        this.shared.detach(*entry)
     }
 
     /// Whether the lease watchdog revoked this connection (held past

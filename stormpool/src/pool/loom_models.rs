@@ -5,6 +5,7 @@
 
 use std::future::poll_fn;
 use std::panic::Location;
+use std::sync::Mutex as StdMutex;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::options::{Priority, When};
-use super::state::{Checkout, Effects, Entry, Failure, State};
+use super::state::{Ask, Checkout, Effects, Entry, Failure, Perform, Seat, State};
+use super::stats::Status;
 use super::waitlist::WaiterId;
 use super::Config;
 use crate::clock::Instant;
@@ -39,6 +41,65 @@ impl Manager for Dummy {
 
 type Shared = Arc<Mutex<State<Dummy>>>;
 
+/// Performs a batch as the pool would, without a runtime: wakes, reports
+/// closes done at once, and keeps the seats of connects to start.
+struct Performer<'a> {
+    state: &'a Shared,
+    config: &'a Config,
+    now: Instant,
+    connects: StdMutex<Vec<Seat>>,
+}
+
+impl Perform<Dummy> for Performer<'_> {
+    fn close(&self, entry: Box<Entry<Dummy>>) {
+        let (_, seat) = (*entry).into_parts();
+        let mut fx = Effects::new();
+        lock(self.state).closed(self.now, seat, self.config, &mut fx);
+        fx.perform(self);
+    }
+    fn connect(&self, seat: Seat) {
+        self.connects.lock().unwrap().push(seat);
+    }
+    fn kick_maintenance(&self) {}
+    fn cancel_revoked(&self, _: Vec<std::sync::Arc<()>>) {}
+    fn leak(&self, _: &'static Location<'static>, _: Duration) {}
+}
+
+/// Runs `f` on the state at `now` and performs its effects; returns `f`'s
+/// result and the seats of the connects it started.
+fn step<R>(
+    state: &Shared,
+    config: &Config,
+    now: Instant,
+    f: impl FnOnce(&mut State<Dummy>, &mut Effects<Dummy>) -> R,
+) -> (R, Vec<Seat>) {
+    let mut fx = Effects::new();
+    let r = {
+        let mut s = lock(state);
+        let r = f(&mut s, &mut fx);
+        s.check_ledger();
+        r
+    };
+    let performer = Performer {
+        state,
+        config,
+        now,
+        connects: StdMutex::new(Vec::new()),
+    };
+    fx.perform(&performer);
+    (r, performer.connects.into_inner().unwrap())
+}
+
+fn ask(deadline: Instant) -> Ask<'static> {
+    Ask {
+        deadline: When::At(deadline),
+        priority: Priority::Normal,
+        key: 0,
+        settings: None,
+        site: Location::caller(),
+    }
+}
+
 struct Setup {
     state: Shared,
     config: Arc<Config>,
@@ -56,38 +117,30 @@ fn setup() -> Setup {
     };
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_millis(10);
-    let mut state = State::<Dummy>::new(&config);
-    let mut fx = Effects::new();
-    state.connecting += 1;
-    state.open += 1;
-    state.connected(t0, Ok((7, ())), &config, &mut fx);
-    let Checkout::Ready(held) = state.checkout(
-        t0,
-        When::At(deadline),
-        Priority::Normal,
-        0,
-        None,
-        Location::caller(),
-        &config,
-        &mut fx,
-    ) else {
-        panic!("the idle connection is taken")
+    let state: Shared = Arc::new(Mutex::new(State::<Dummy>::new(&config)));
+    // The first request waits for the connect its arrival starts...
+    let (first, mut seats) = step(&state, &config, t0, |s, fx| {
+        s.checkout(t0, &ask(deadline), &config, fx)
+    });
+    let Checkout::Wait(first) = first else {
+        panic!("the first request waits for a connect")
     };
-    let Checkout::Wait(waiter) = state.checkout(
-        t0,
-        When::At(deadline),
-        Priority::Normal,
-        0,
-        None,
-        Location::caller(),
-        &config,
-        &mut fx,
-    ) else {
+    let seat = seats.pop().expect("a connect was started");
+    step(&state, &config, t0, |s, fx| {
+        s.connected(t0, seat, Ok((7, ())), &config, fx)
+    });
+    // ...and collects the new connection.
+    let held = wait(&state, first, t0)
+        .ok()
+        .expect("the first request is served");
+    let (second, _) = step(&state, &config, t0, |s, fx| {
+        s.checkout(t0, &ask(deadline), &config, fx)
+    });
+    let Checkout::Wait(waiter) = second else {
         panic!("the second request waits")
     };
-    state.check_ledger();
     Setup {
-        state: Arc::new(Mutex::new(state)),
+        state,
         config: Arc::new(config),
         held,
         waiter,
@@ -98,13 +151,9 @@ fn setup() -> Setup {
 
 /// The returner: releases the held connection at `now`, then wakes.
 fn release(state: &Shared, config: &Config, entry: Box<Entry<Dummy>>, now: Instant) {
-    let mut fx = Effects::new();
-    {
-        let mut s = lock(state);
-        s.release(entry, now, None, false, config, &mut fx, || now);
-        s.check_ledger();
-    }
-    fx.wakes.wake_all();
+    step(state, config, now, |s, fx| {
+        s.release(entry, now, None, false, config, fx, || now)
+    });
 }
 
 /// The waiter's future, polled to completion at `now` as `Waiter::poll` does.
@@ -113,15 +162,11 @@ fn wait(
     id: WaiterId,
     now: Instant,
 ) -> Result<Box<Entry<Dummy>>, Failure<std::io::Error>> {
+    let config = Config::default();
     loom::future::block_on(poll_fn(|cx| {
-        let mut fx = Effects::new();
-        let outcome = {
-            let mut s = lock(state);
-            let outcome = s.poll_waiter(id, now, cx.waker(), Location::caller(), &mut fx);
-            s.check_ledger();
-            outcome
-        };
-        fx.wakes.wake_all();
+        let (outcome, _) = step(state, &config, now, |s, fx| {
+            s.poll_waiter(id, now, cx.waker(), Location::caller(), fx)
+        });
         match outcome {
             Some(result) => Poll::Ready(result),
             None => Poll::Pending,
@@ -129,12 +174,17 @@ fn wait(
     }))
 }
 
-fn assert_settled(state: &Shared, idle: usize, open: usize) {
+fn status(state: &Shared, now: Instant) -> Status {
     let s = lock(state);
     s.check_ledger();
-    assert_eq!(s.waitlist.len(), 0);
+    s.status(now)
+}
+
+fn assert_settled(state: &Shared, now: Instant, idle: usize, open: usize) {
+    let s = status(state, now);
+    assert_eq!(s.waiting, 0);
     assert_eq!(s.handing_over, 0);
-    assert_eq!(s.idle.len(), idle);
+    assert_eq!(s.idle, idle);
     assert_eq!(s.open, open);
     assert_eq!(s.counters.dead_handoffs, 0);
 }
@@ -157,8 +207,8 @@ fn grant_vs_poll_the_waiter_is_served() {
         returner.join().unwrap();
         let entry = got.ok().expect("the live waiter gets the connection");
         assert_eq!(entry.conn, 7);
-        let s2 = lock(&s.state);
-        assert_eq!((s2.in_use, s2.handing_over, s2.idle.len()), (1, 0, 0));
+        let s2 = status(&s.state, s.t0);
+        assert_eq!((s2.in_use, s2.handing_over, s2.idle), (1, 0, 0));
     });
 }
 
@@ -169,14 +219,11 @@ fn grant_vs_cancel_the_connection_is_never_lost() {
         let (state, config, now) = (s.state.clone(), s.config.clone(), s.t0);
         let returner = thread::spawn(move || release(&state, &config, s.held, now));
         // The waiter's future is dropped, before or after the grant.
-        {
-            let mut fx = Effects::new();
-            let mut st = lock(&s.state);
-            st.drop_waiter(s.waiter, s.t0, &mut fx);
-            st.check_ledger();
-        }
+        step(&s.state, &s.config, s.t0, |st, fx| {
+            st.drop_waiter(s.waiter, s.t0, fx)
+        });
         returner.join().unwrap();
-        assert_settled(&s.state, 1, 1);
+        assert_settled(&s.state, s.t0, 1, 1);
     });
 }
 
@@ -197,7 +244,7 @@ fn grant_vs_deadline_no_connection_reaches_an_expired_waiter() {
             matches!(got, Err(Failure::Timeout)),
             "an expired waiter never gets a connection"
         );
-        assert_settled(&state2, 1, 1);
+        assert_settled(&state2, late, 1, 1);
         drop(config2);
     });
 }
@@ -211,9 +258,9 @@ fn eviction_by_a_late_returner() {
         let got = wait(&s.state, s.waiter, late);
         returner.join().unwrap();
         assert!(matches!(got, Err(Failure::Timeout)));
-        let st = lock(&s.state);
+        let st = status(&s.state, late);
         assert_eq!(st.counters.dead_handoffs, 0);
-        assert_eq!(st.idle.len(), 1);
+        assert_eq!(st.idle, 1);
     });
 }
 
@@ -224,35 +271,19 @@ fn close_vs_acquire_nobody_is_left_waiting() {
         let state: Shared = Arc::new(Mutex::new(State::new(&config)));
         let t0 = Instant::now();
         let closer = {
-            let state = state.clone();
+            let (state, config) = (state.clone(), config.clone());
             thread::spawn(move || {
-                let mut fx = Effects::new();
-                {
-                    let mut s = lock(&state);
-                    s.shut(t0, &mut fx);
-                    s.check_ledger();
-                }
-                fx.wakes.wake_all();
+                step(&state, &config, t0, |s, fx| s.shut(t0, fx));
             })
         };
-        let mut fx = Effects::new();
-        let step = {
-            let mut s = lock(&state);
-            s.checkout(
-                t0,
-                When::At(t0 + Duration::from_secs(1)),
-                Priority::Normal,
-                0,
-                None,
-                Location::caller(),
-                &config,
-                &mut fx,
-            )
-        };
+        let deadline = t0 + Duration::from_secs(1);
+        let (step, seats) = step(&state, &config, t0, |s, fx| {
+            s.checkout(t0, &ask(deadline), &config, fx)
+        });
         // A connect may have been started for the request: account it as
         // abandoned, as a spawn on a dead runtime would.
-        for _ in 0..fx.connects {
-            lock(&state).connect_abandoned();
+        for seat in seats {
+            lock(&state).connect_abandoned(seat);
         }
         match step {
             Checkout::Reject(crate::AcquireError::Closed) => {}
@@ -262,9 +293,9 @@ fn close_vs_acquire_nobody_is_left_waiting() {
             _ => panic!("an acquire racing a close is rejected or woken with Closed"),
         }
         closer.join().unwrap();
-        let s = lock(&state);
+        let s = status(&state, t0);
         assert!(s.closed);
-        assert_eq!(s.waitlist.len(), 0);
-        assert_eq!(s.open, s.closing);
+        assert_eq!(s.waiting, 0);
+        assert_eq!(s.open, 0, "nothing was open, and nothing is left");
     });
 }

@@ -22,15 +22,12 @@
 
 mod config;
 mod conn;
-mod connector;
 mod idle;
 mod lease;
 #[cfg(all(test, stormpool_loom))]
 mod loom_models;
-mod maintenance;
 pub mod observe;
 mod options;
-mod overload;
 mod shared;
 mod state;
 mod stats;
@@ -214,7 +211,7 @@ impl<M: Manager> Pool<M> {
 
     /// Whether [`close`](Pool::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().closed
+        self.shared.lock().is_closed()
     }
 
     /// The manager.

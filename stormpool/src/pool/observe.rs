@@ -12,7 +12,7 @@
 //! maintenance task (at least once a second, every tick while requests
 //! wait), so the hot path pays nothing for them; the three histograms are
 //! recorded as events happen. Install the recorder before building the pool.
-//! A [`Gate`](crate::admission::Gate) reports the same series, its permits
+//! A [`Gate`](crate::gate::Gate) reports the same series, its permits
 //! as connections, under its own name (`"gate"` unless named).
 //!
 //! | name | kind | labels | meaning |
@@ -47,37 +47,41 @@
 use std::panic::Location;
 use std::time::Duration;
 
-use super::shared::Shared;
-use super::state::Connected;
-use crate::Manager;
+use super::state::ConnectFailure;
 
-/// A connect finished after `took`.
-pub(crate) fn connected<M: Manager>(shared: &Shared<M>, result: &Connected<M>, took: Duration) {
-    #[cfg(feature = "metrics")]
-    shared.metrics.connect_seconds.record(took.as_secs_f64());
+/// A connect of the pool `pool` finished after `took`: failed with
+/// `failure`, or succeeded after `failures_before` consecutive failures.
+pub(crate) fn connected<E: std::error::Error + 'static>(
+    pool: &str,
+    failure: Option<&ConnectFailure<E>>,
+    connect_timeout: Duration,
+    took: Duration,
+    failures_before: u32,
+) {
     #[cfg(feature = "tracing")]
-    match result {
-        Err(super::state::ConnectFailure::Error(e)) => tracing::warn!(
+    match failure {
+        Some(ConnectFailure::Error(e)) => tracing::warn!(
             target: "stormpool",
-            pool = %shared.config.name,
+            pool,
             error = %Chain(&**e),
             took_ms = took.as_millis() as u64,
             "connect failed"
         ),
-        Err(super::state::ConnectFailure::TimedOut) => tracing::warn!(
+        Some(ConnectFailure::TimedOut) => tracing::warn!(
             target: "stormpool",
-            pool = %shared.config.name,
-            timeout_ms = shared.config.connect_timeout.as_millis() as u64,
+            pool,
+            timeout_ms = connect_timeout.as_millis() as u64,
             "connect timed out"
         ),
-        Ok(_) if shared.lock().connector.failures > 0 => tracing::info!(
+        None if failures_before > 0 => tracing::info!(
             target: "stormpool",
-            pool = %shared.config.name,
+            pool,
+            failures = failures_before,
             "connect succeeded after failures"
         ),
-        Ok(_) => {}
+        None => {}
     }
-    let _ = (shared, result, took);
+    let _ = (pool, failure, connect_timeout, took, failures_before);
 }
 
 /// An error with its causes: "a: b: c".
@@ -148,7 +152,7 @@ mod export {
         pool: String,
         acquire_wait: Histogram,
         hold: Histogram,
-        pub(crate) connect_seconds: Histogram,
+        connect_seconds: Histogram,
     }
 
     impl Metrics {
@@ -166,6 +170,11 @@ mod export {
         pub(crate) fn waited(&self, start: Instant) {
             self.acquire_wait
                 .record(clock::now().saturating_duration_since(start).as_secs_f64());
+        }
+
+        /// A connect finished after `took`.
+        pub(crate) fn connected(&self, took: std::time::Duration) {
+            self.connect_seconds.record(took.as_secs_f64());
         }
 
         /// A connection acquired at `acquired` came back now.

@@ -15,10 +15,10 @@ use super::conn::Conn;
 use super::observe;
 use super::options::AcquireOptions;
 use super::state::{
-    settings_id, Checkout, CloseCause, Closing, Collected, ConnectFailure, Connected, Effects,
-    Entry, State,
+    settings_id, Ask, Checkout, Collected, ConnectFailure, Connected, Effects, Entry, Perform,
+    Seat, State,
 };
-use super::stats::Status;
+use super::stats::{CloseCause, Status};
 use super::waitlist::WaiterId;
 use super::Config;
 use crate::clock::{self, Instant};
@@ -86,63 +86,34 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Performs what a transition left to do outside the lock.
-    ///
-    /// The batch is taken apart field by field, without `..`: a new kind of
-    /// effect does not compile until it is performed here, and no batch can
-    /// be skipped because some hand-written emptiness test forgot a field.
     pub(crate) fn run(self: &Arc<Self>, fx: Effects<M>) {
-        let Effects {
-            mut wakes,
-            mut close,
-            connects,
-            kick_maintenance,
-            mut cancels,
-            mut leaks,
-        } = fx;
-        wakes.wake_all();
-        for (entry, what) in close.drain(..) {
-            self.spawn_close(entry, what);
-        }
-        for _ in 0..connects {
-            self.spawn_connect();
-        }
-        if kick_maintenance {
-            self.maintenance.notify_one();
-        }
-        if !cancels.is_empty() {
-            observe::revoked(&self.config.name, cancels.len());
-        }
-        for token in cancels.drain(..) {
-            self.spawn_cancel(token);
-        }
-        for (site, held) in leaks.drain(..) {
-            observe::leak(&self.config.name, site, held);
-        }
+        fx.perform(self);
     }
 
     /// Closes a connection (never under the lock), as a task of its own
     /// bounded by `check_timeout`, and reports the close done, so that the
     /// slot is refilled only once the server has let go of the session.
-    fn spawn_close(self: &Arc<Self>, entry: Box<Entry<M>>, what: Closing) {
+    fn spawn_close(self: &Arc<Self>, entry: Entry<M>) {
+        let (conn, seat) = entry.into_parts();
         let pending = PendingClose {
             shared: self.clone(),
-            what,
+            seat: Some(seat),
         };
         let Some(handle) = self.runtime.get() else {
             // No runtime: the connection is dropped here, and `pending`
             // reports it closed.
-            drop(entry);
+            drop(conn);
             return;
         };
         handle.spawn(async move {
             let shared = &pending.shared;
-            let close = shared.manager.close(entry.conn);
+            let close = shared.manager.close(conn);
             let _ = tokio::time::timeout(shared.config.check_timeout, close).await;
             drop(pending);
         });
     }
 
-    /// Asks the server to stop the statement of a revoked lease, within
+    /// Asks the server to stop the statement behind `token`, within
     /// `check_timeout`, without blocking anyone.
     fn spawn_cancel(self: &Arc<Self>, token: Arc<M::CancelToken>) {
         let Some(handle) = self.runtime.get() else {
@@ -157,13 +128,13 @@ impl<M: Manager> Shared<M> {
 
     /// Whether the lease of a connection in use was revoked.
     pub(crate) fn is_revoked(&self, entry: &Entry<M>) -> bool {
-        entry.lease != super::lease::NO_LEASE && self.lock().leases.is_revoked(entry.lease)
+        entry.lease != super::lease::NO_LEASE && self.lock().is_revoked(entry.lease)
     }
 
-    fn spawn_connect(self: &Arc<Self>) {
+    fn spawn_connect(self: &Arc<Self>, seat: Seat) {
         let pending = PendingConnect {
             shared: self.clone(),
-            done: false,
+            seat: Some(seat),
         };
         let Some(handle) = self.runtime.get() else {
             // No runtime was ever seen: `pending` reports the connect as
@@ -171,7 +142,7 @@ impl<M: Manager> Shared<M> {
             return;
         };
         let task = async move {
-            let mut pending = pending;
+            let pending = pending;
             let shared = &pending.shared;
             let connect = shared.manager.connect();
             let started = clock::now();
@@ -183,12 +154,8 @@ impl<M: Manager> Shared<M> {
                 Ok(Err(e)) => Err(ConnectFailure::Error(Arc::new(e))),
                 Err(_) => Err(ConnectFailure::TimedOut),
             };
-            observe::connected(
-                shared,
-                &result,
-                clock::now().saturating_duration_since(started),
-            );
-            pending.finish(Some(result));
+            let took = clock::now().saturating_duration_since(started);
+            pending.finish(result, took);
         };
         #[cfg(feature = "tracing")]
         let task = tracing::Instrument::instrument(
@@ -209,24 +176,17 @@ impl<M: Manager> Shared<M> {
         let mut now = clock::now();
         let start = now;
         let deadline = opts.when(now, self.config.acquire_timeout);
+        let ask = Ask {
+            deadline,
+            priority: opts.priority,
+            key: opts.key,
+            settings: opts.settings.as_ref(),
+            site,
+        };
         loop {
-            let mut fx = Effects::new();
-            let step = {
-                let mut state = self.lock();
-                let step = state.checkout(
-                    now,
-                    deadline,
-                    opts.priority,
-                    opts.key,
-                    opts.settings.as_ref(),
-                    site,
-                    &self.config,
-                    &mut fx,
-                );
-                state.check_ledger();
-                step
-            };
-            self.run(fx);
+            let config = &self.config;
+            let step =
+                self.transition_at(now, |state, now, fx| state.checkout(now, &ask, config, fx));
             let entry = match step {
                 Checkout::Ready(entry) => entry,
                 Checkout::Wait(id) => {
@@ -259,7 +219,7 @@ impl<M: Manager> Shared<M> {
                         return Ok(self.hand_over(conn, opts, start));
                     }
                     drop(conn);
-                    self.lock().counters.timed_out += 1;
+                    self.lock().count_timeout();
                     return Err(AcquireError::Timeout);
                 }
                 // The connection was unusable; the guard closes it on drop
@@ -438,21 +398,11 @@ impl<M: Manager> Shared<M> {
     /// the returner) for [`Manager::recycle`] to succeed (by default a
     /// probe, which answers once the server is idle on the session), and
     /// puts it back, or closes it after `abandon_timeout`.
-    fn drain(self: &Arc<Self>, mut entry: Box<Entry<M>>, abandoned: bool) {
-        let now = clock::now();
-        let draining = {
-            let mut state = self.lock();
-            let draining = state.release_to_drain(&mut entry, abandoned, now);
-            state.check_ledger();
-            draining
-        };
-        if !draining {
-            // A revoked lease: already out of the ledger, closed as the
-            // orphan it is.
-            let mut fx = Effects::new();
-            self.lock().close_orphan(entry, &mut fx);
-            return self.run(fx);
-        }
+    fn drain(self: &Arc<Self>, entry: Box<Entry<M>>, abandoned: bool) {
+        let draining =
+            self.transition(|state, now, fx| state.release_to_drain(entry, abandoned, now, fx));
+        // A revoked lease was closed as the orphan it is.
+        let Some(entry) = draining else { return };
         let Some(handle) = self.runtime.get() else {
             return self.finish_drain(entry, false);
         };
@@ -476,24 +426,14 @@ impl<M: Manager> Shared<M> {
     }
 
     fn finish_drain(self: &Arc<Self>, entry: Box<Entry<M>>, ok: bool) {
-        let mut fx = Effects::new();
-        {
-            let mut state = self.lock();
-            state.drained(clock::now(), entry, ok, &self.config, &mut fx);
-            state.check_ledger();
-        }
-        self.run(fx);
+        let config = &self.config;
+        self.transition(|state, now, fx| state.drained(now, entry, ok, config, fx));
     }
 
     /// A guard's connection leaves the pool for good.
-    pub(crate) fn detach(self: &Arc<Self>, entry: &mut Entry<M>) {
-        let mut fx = Effects::new();
-        {
-            let mut state = self.lock();
-            state.detach(clock::now(), entry, &self.config, &mut fx);
-            state.check_ledger();
-        }
-        self.run(fx);
+    pub(crate) fn detach(self: &Arc<Self>, entry: Entry<M>) -> M::Connection {
+        let config = &self.config;
+        self.transition(|state, now, fx| state.detach(now, entry, config, fx))
     }
 
     /// Runs one maintenance pass; returns when to run the next.
@@ -534,46 +474,16 @@ impl<M: Manager> Shared<M> {
 
     /// A snapshot of sizes, waiters and counters.
     pub(crate) fn status(&self) -> Status {
-        let state = self.lock();
-        let mut counters = state.counters.clone();
-        counters.checks = self.checks.load(std::sync::atomic::Ordering::Relaxed);
-        counters.apply_errors = self.apply_errors.load(std::sync::atomic::Ordering::Relaxed);
-        Status {
-            max_size: state.max_size,
-            open: state.open,
-            idle: state.idle.len(),
-            in_use: state.in_use,
-            handing_over: state.handing_over,
-            connecting: state.connecting,
-            draining: state.draining,
-            closing: state.closing,
-            waiting: state.waitlist.len(),
-            waiting_by_class: std::array::from_fn(|c| state.waitlist.class_len(c)),
-            orphans: state.orphans - state.orphans_closing,
-            held: state.waitlist.held_len(),
-            overloaded: state.is_overloaded(),
-            queue_delay: state
-                .waitlist
-                .head_age(crate::clock::now())
-                .unwrap_or_default(),
-            connect_failures: state.connector.failures,
-            paused: state.paused,
-            closed: state.closed,
-            counters,
-        }
+        let mut status = self.lock().status(clock::now());
+        status.counters.checks = self.checks.load(Ordering::Relaxed);
+        status.counters.apply_errors = self.apply_errors.load(Ordering::Relaxed);
+        status
     }
 
     /// Closes the pool and waits, at most `drain_timeout`, for the
     /// connections in use to come back.
     pub(crate) async fn close(self: &Arc<Self>) -> Result<(), crate::CloseError> {
-        let mut fx = Effects::new();
-        {
-            let mut state = self.lock();
-            state.shut(clock::now(), &mut fx);
-            state.check_ledger();
-        }
-        fx.kick_maintenance = true;
-        self.run(fx);
+        self.transition(|state, now, fx| state.shut(now, fx));
         let deadline = clock::now() + self.config.drain_timeout;
         loop {
             let drained = self.drained.notified();
@@ -581,12 +491,12 @@ impl<M: Manager> Shared<M> {
             // Register before reading the state, so a close between the
             // read and the await is not missed.
             drained.as_mut().enable();
-            let open = self.lock().open;
+            let open = self.lock().open();
             if open == 0 {
                 return Ok(());
             }
             if tokio::time::timeout_at(deadline, drained).await.is_err() {
-                let still_open = self.lock().open;
+                let still_open = self.lock().open();
                 return if still_open == 0 {
                     Ok(())
                 } else {
@@ -596,12 +506,21 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Applies `f` to the state and performs its effects.
+    /// Applies `f` to the state at the time now and performs its effects.
     pub(crate) fn transition<R>(
         self: &Arc<Self>,
         f: impl FnOnce(&mut State<M>, Instant, &mut Effects<M>) -> R,
     ) -> R {
-        let now = clock::now();
+        self.transition_at(clock::now(), f)
+    }
+
+    /// Applies `f` to the state at `now`, checks the ledger (debug builds)
+    /// and performs the effects once the lock is released.
+    pub(crate) fn transition_at<R>(
+        self: &Arc<Self>,
+        now: Instant,
+        f: impl FnOnce(&mut State<M>, Instant, &mut Effects<M>) -> R,
+    ) -> R {
         let mut fx = Effects::new();
         let r = {
             let mut state = self.lock();
@@ -611,6 +530,31 @@ impl<M: Manager> Shared<M> {
         };
         self.run(fx);
         r
+    }
+}
+
+impl<M: Manager> Perform<M> for Arc<Shared<M>> {
+    fn close(&self, entry: Box<Entry<M>>) {
+        self.spawn_close(*entry);
+    }
+
+    fn connect(&self, seat: Seat) {
+        self.spawn_connect(seat);
+    }
+
+    fn kick_maintenance(&self) {
+        self.maintenance.notify_one();
+    }
+
+    fn cancel_revoked(&self, statements: Vec<Arc<M::CancelToken>>) {
+        observe::revoked(&self.config.name, statements.len());
+        for token in statements {
+            self.spawn_cancel(token);
+        }
+    }
+
+    fn leak(&self, site: &'static Location<'static>, held: std::time::Duration) {
+        observe::leak(&self.config.name, site, held);
     }
 }
 
@@ -632,16 +576,11 @@ struct Waiter<'a, M: Manager> {
 
 impl<M: Manager> Waiter<'_, M> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Collected<M>> {
-        let now = clock::now();
-        let mut fx = Effects::new();
-        let outcome = {
-            let mut state = self.shared.lock();
-            let outcome = state.poll_waiter(self.id, now, cx.waker(), self.site, &mut fx);
-            state.check_ledger();
-            outcome
-        };
+        let (id, site) = (self.id, self.site);
         // A connection passed on past the deadline may wake another waiter.
-        self.shared.run(fx);
+        let outcome = self
+            .shared
+            .transition(|state, now, fx| state.poll_waiter(id, now, cx.waker(), site, fx));
         match outcome {
             None => Poll::Pending,
             Some(result) => {
@@ -657,13 +596,9 @@ impl<M: Manager> Drop for Waiter<'_, M> {
         if self.done {
             return;
         }
-        let mut fx = Effects::new();
-        {
-            let mut state = self.shared.lock();
-            state.drop_waiter(self.id, clock::now(), &mut fx);
-            state.check_ledger();
-        }
-        self.shared.run(fx);
+        let id = self.id;
+        self.shared
+            .transition(|state, now, fx| state.drop_waiter(id, now, fx));
     }
 }
 
@@ -672,20 +607,16 @@ impl<M: Manager> Drop for Waiter<'_, M> {
 /// ledger never keeps a phantom close.
 struct PendingClose<M: Manager> {
     shared: Arc<Shared<M>>,
-    what: Closing,
+    seat: Option<Seat>,
 }
 
 impl<M: Manager> Drop for PendingClose<M> {
     fn drop(&mut self) {
-        let shared = &self.shared;
-        let mut fx = Effects::new();
-        {
-            let mut state = shared.lock();
-            state.closed(clock::now(), self.what, &shared.config, &mut fx);
-            state.check_ledger();
-        }
-        shared.run(fx);
-        shared.drained.notify_waiters();
+        let Some(seat) = self.seat.take() else { return };
+        let config = &self.shared.config;
+        self.shared
+            .transition(|state, now, fx| state.closed(now, seat, config, fx));
+        self.shared.drained.notify_waiters();
     }
 }
 
@@ -693,30 +624,37 @@ impl<M: Manager> Drop for PendingClose<M> {
 /// (the runtime shut down), so the ledger never keeps a phantom connect.
 struct PendingConnect<M: Manager> {
     shared: Arc<Shared<M>>,
-    done: bool,
+    /// The connect's seat, until reported.
+    seat: Option<Seat>,
 }
 
 impl<M: Manager> PendingConnect<M> {
-    fn finish(&mut self, result: Option<Connected<M>>) {
-        self.done = true;
-        let now = clock::now();
-        let mut fx = Effects::new();
-        {
-            let mut state = self.shared.lock();
-            match result {
-                Some(result) => state.connected(now, result, &self.shared.config, &mut fx),
-                None => state.connect_abandoned(),
-            }
-            state.check_ledger();
-        }
-        self.shared.run(fx);
+    fn finish(mut self, result: Connected<M>, took: std::time::Duration) {
+        let Some(seat) = self.seat.take() else { return };
+        let shared = &self.shared;
+        let failure = result.as_ref().err().cloned();
+        let config = &shared.config;
+        let failures_before = shared.transition(|state, now, fx| {
+            let before = state.connect_failures();
+            state.connected(now, seat, result, config, fx);
+            before
+        });
+        #[cfg(feature = "metrics")]
+        shared.metrics.connected(took);
+        observe::connected(
+            &config.name,
+            failure.as_ref(),
+            config.connect_timeout,
+            took,
+            failures_before,
+        );
     }
 }
 
 impl<M: Manager> Drop for PendingConnect<M> {
     fn drop(&mut self) {
-        if !self.done {
-            self.finish(None);
+        if let Some(seat) = self.seat.take() {
+            self.shared.lock().connect_abandoned(seat);
         }
     }
 }

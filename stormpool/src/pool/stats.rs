@@ -1,7 +1,26 @@
 //! What the pool can tell about itself: a cheap [`Status`] snapshot and the
 //! cumulative [`Counters`].
 
-use super::state::CloseCause;
+/// Why a connection was closed; each cause has its counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseCause {
+    /// `is_broken` said so on return or checkout.
+    Broken,
+    /// The holder called `Conn::taint`, or dropped the request mid-checkout.
+    Tainted,
+    /// The checkout probe, reset or apply failed or timed out.
+    CheckFailed,
+    /// Past `max_lifetime`.
+    Lifetime,
+    /// Idle for longer than `idle_timeout`.
+    IdleTimeout,
+    /// The pool was shrunk below its open connections.
+    Resize,
+    /// The pool was closed.
+    PoolClosed,
+    /// An abandoned statement did not drain in time.
+    DrainFailed,
+}
 
 /// Cumulative counts of everything the pool did, since it was built.
 ///

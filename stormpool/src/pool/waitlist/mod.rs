@@ -34,13 +34,13 @@ use std::collections::HashMap;
 use std::task::Waker;
 
 use super::wake::WakeList;
+use crate::admission::{Order, CLASSES};
 use crate::clock::Instant;
 
 /// The index of a waiter record.
 pub(crate) type WaiterId = u32;
 
 const NIL: u32 = u32::MAX;
-pub(crate) const CLASSES: usize = 4;
 
 /// How many times a waiter may be passed over in favour of one asking for
 /// the settings a returned connection carries, before it is served first
@@ -72,7 +72,7 @@ const UNLINKED: Links = Links {
 };
 
 /// One waiting request.
-pub(crate) struct Waiter<G, F> {
+pub(crate) struct Record<G, F> {
     pub(crate) slot: Slot<G, F>,
     pub(crate) waker: Option<Waker>,
     pub(crate) enqueued: Instant,
@@ -124,15 +124,6 @@ struct ClassQueue {
     cursor: u32,
 }
 
-/// Which end of a key queue to serve.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Order {
-    /// Oldest first (healthy).
-    Fifo,
-    /// Newest first (overloaded: fresh requests meet fresh deadlines).
-    Lifo,
-}
-
 /// Which list a link operation works on.
 #[derive(Clone, Copy)]
 enum List {
@@ -142,7 +133,7 @@ enum List {
 }
 
 pub(crate) struct Waitlist<G, F> {
-    records: Vec<Waiter<G, F>>,
+    records: Vec<Record<G, F>>,
     free: u32,
     keys: Vec<KeyQueue>,
     free_keys: Vec<u32>,
@@ -280,11 +271,11 @@ impl<G, F> Waitlist<G, F> {
         (head != NIL).then(|| now.saturating_duration_since(self.records[head as usize].enqueued))
     }
 
-    pub(crate) fn get(&self, id: WaiterId) -> &Waiter<G, F> {
+    pub(crate) fn get(&self, id: WaiterId) -> &Record<G, F> {
         &self.records[id as usize]
     }
 
-    pub(crate) fn get_mut(&mut self, id: WaiterId) -> &mut Waiter<G, F> {
+    pub(crate) fn get_mut(&mut self, id: WaiterId) -> &mut Record<G, F> {
         &mut self.records[id as usize]
     }
 
@@ -316,7 +307,7 @@ impl<G, F> Waitlist<G, F> {
             self.admit(key);
         }
         let key_idx = self.key_queue(class, key);
-        let record = Waiter {
+        let record = Record {
             slot: Slot::Queued,
             waker,
             enqueued: now,
@@ -500,8 +491,9 @@ impl<G, F> Waitlist<G, F> {
         self.free = id;
     }
 
-    /// Frees a record that is no longer queued; called by its waiter only.
-    pub(crate) fn release(&mut self, id: WaiterId) -> Slot<G, F> {
+    /// Takes the hand-off out of a record that is no longer queued, and
+    /// frees the record; called by its waiter only.
+    pub(crate) fn take_slot(&mut self, id: WaiterId) -> Slot<G, F> {
         let record = &mut self.records[id as usize];
         debug_assert!(!matches!(record.slot, Slot::Queued | Slot::Vacant { .. }));
         record.waker = None;
@@ -525,10 +517,12 @@ impl<G, F> Waitlist<G, F> {
     /// the waiter it would pass over has already been passed over
     /// [`MAX_BYPASS`] times. Every expired waiter met on the way is removed
     /// and failed with `expired()`: it is never handed the connection, and it
-    /// no longer stands in the way of the next returner.
+    /// no longer stands in the way of the next returner. A waiter counts as
+    /// expired when its deadline is not after `horizon`: the time now, plus
+    /// whatever it needs left to use the connection.
     pub(crate) fn pick(
         &mut self,
-        now: Instant,
+        horizon: Instant,
         settings: u32,
         order: [Order; CLASSES],
         expired: &mut impl FnMut() -> F,
@@ -539,7 +533,7 @@ impl<G, F> Waitlist<G, F> {
         // already walked past: walk again until a pass evicts nobody.
         loop {
             let before = *evicted;
-            if let Some(id) = self.pick_once(now, settings, order, expired, wakes, evicted) {
+            if let Some(id) = self.pick_once(horizon, settings, order, expired, wakes, evicted) {
                 return Some(id);
             }
             if *evicted == before {
@@ -550,7 +544,7 @@ impl<G, F> Waitlist<G, F> {
 
     fn pick_once(
         &mut self,
-        now: Instant,
+        horizon: Instant,
         settings: u32,
         order: [Order; CLASSES],
         expired: &mut impl FnMut() -> F,
@@ -565,8 +559,8 @@ impl<G, F> Waitlist<G, F> {
                     Order::Fifo => ends.head,
                     Order::Lifo => ends.tail,
                 };
-                if self.records[candidate as usize].deadline <= now {
-                    self.fail(candidate, expired(), now, wakes);
+                if self.records[candidate as usize].deadline <= horizon {
+                    self.fail(candidate, expired(), horizon, wakes);
                     *evicted += 1;
                     continue;
                 }
@@ -579,7 +573,7 @@ impl<G, F> Waitlist<G, F> {
                         class as u8,
                         settings,
                         order[class],
-                        now,
+                        horizon,
                         expired,
                         wakes,
                         evicted,
@@ -608,7 +602,7 @@ impl<G, F> Waitlist<G, F> {
         class: u8,
         settings: u32,
         order: Order,
-        now: Instant,
+        horizon: Instant,
         expired: &mut impl FnMut() -> F,
         wakes: &mut WakeList,
         evicted: &mut u64,
@@ -619,10 +613,10 @@ impl<G, F> Waitlist<G, F> {
                 Order::Fifo => ends.head,
                 Order::Lifo => ends.tail,
             };
-            if self.records[id as usize].deadline > now {
+            if self.records[id as usize].deadline > horizon {
                 return Some(id);
             }
-            self.fail(id, expired(), now, wakes);
+            self.fail(id, expired(), horizon, wakes);
             *evicted += 1;
         }
     }

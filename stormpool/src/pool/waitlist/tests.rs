@@ -1,5 +1,6 @@
 //! Unit tests of the waitlist's lists, order, valves and shedding.
 use super::*;
+use crate::admission::{Order, CLASSES};
 use std::time::Duration;
 
 type W = Waitlist<u32, &'static str>;
@@ -109,8 +110,8 @@ fn settings_preference_is_bounded() {
 fn a_waiter_record_fits_in_256_bytes() {
     // The record of the real pool: the grant is a boxed connection entry,
     // the failure the pool's own enum (the connect error behind an Arc).
-    type Record = Waiter<Box<u8>, crate::pool::state::Failure<std::io::Error>>;
-    let size = std::mem::size_of::<Record>();
+    type PoolRecord = Record<Box<u8>, crate::pool::state::Failure<std::io::Error>>;
+    let size = std::mem::size_of::<PoolRecord>();
     assert!(size <= 256, "{size} bytes per waiter");
     // And the queue's share beyond the record: nothing per waiter (key
     // queues and class lists are per key and per class).

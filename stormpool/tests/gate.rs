@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use stormpool::admission::Gate;
+use stormpool::gate::Gate;
 use stormpool::{AcquireError, AcquireOptions, Priority};
 
 #[tokio::test(start_paused = true)]
@@ -96,7 +96,7 @@ mod layer {
     use std::task::{Context, Poll};
     use std::time::Duration;
 
-    use stormpool::admission::{Gate, GateLayer, GateServiceError};
+    use stormpool::gate::{Gate, GateLayer, GateServiceError};
     use stormpool::{AcquireError, AcquireOptions};
     use tower::{Layer, Service};
 

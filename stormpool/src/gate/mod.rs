@@ -1,5 +1,6 @@
 //! [`Gate`]: the pool's waitlist and overload detector as a standalone
-//! admission controller for any async critical section or downstream call.
+//! admission controller for any async critical section or downstream call,
+//! and, with the `tower` feature, [`GateLayer`] in front of a tower service.
 //!
 //! A gate is a pool of `capacity` permits. It shares every mechanism of the
 //! connection pool (the same queue, priority classes, fairness keys and
@@ -7,8 +8,9 @@
 //! deadlines and counters) because it *is* a pool, whose "connections" are
 //! permits that cost nothing to make. One mechanism, tested once.
 //!
-//! With `capacity` 1 it is a lock that sheds load: seed 004's load-shedding
-//! lock.
+//! With `capacity` 1 it is a lock that sheds load: a critical section that
+//! rejects early when its queue stands, instead of letting callers pile up
+//! behind a slow holder.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -18,7 +20,12 @@ use crate::error::{AcquireError, ConfigError};
 use crate::pool::{AcquireOptions, Config, Conn, Pool, Status};
 use crate::Manager;
 
-use super::{CodelConfig, DeadlineAware};
+use crate::admission::{CodelConfig, DeadlineAware};
+
+#[cfg(feature = "tower")]
+mod layer;
+#[cfg(feature = "tower")]
+pub use layer::{GateLayer, GateService, GateServiceError};
 
 /// The [`Manager`] of a gate's permits: they are made instantly and never
 /// break.
@@ -52,7 +59,7 @@ pub type GateError = AcquireError<Infallible>;
 ///
 /// ```
 /// use std::time::Duration;
-/// use stormpool::admission::Gate;
+/// use stormpool::gate::Gate;
 /// use stormpool::AcquireOptions;
 ///
 /// # #[tokio::main(flavor = "current_thread")]

@@ -22,7 +22,7 @@ type OptionsFn<Req> = Arc<dyn Fn(&Req) -> AcquireOptions + Send + Sync>;
 /// Puts a [`Gate`] in front of a service.
 ///
 /// ```
-/// use stormpool::admission::{Gate, GateLayer};
+/// use stormpool::gate::{Gate, GateLayer};
 /// use stormpool::{AcquireOptions, Priority};
 ///
 /// # fn main() -> Result<(), stormpool::ConfigError> {

@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
-use super::options::Priority;
-use super::state::{CloseCause, Effects, State};
-use super::Config;
+use super::{Effects, State};
+use crate::admission::CLASSES;
 use crate::clock::Instant;
 use crate::health::{Health, Reason};
 use crate::manager::Manager;
+use crate::pool::stats::CloseCause;
+use crate::pool::Config;
 
 impl<M: Manager> State<M> {
     /// Periodic work: expire waiters, age out idle connections, keep
@@ -26,7 +27,7 @@ impl<M: Manager> State<M> {
         // Waiters normally leave by their own timer or are evicted by the
         // next returner; this pass bounds their stay when neither happens.
         const SCAN: usize = 64;
-        for class in 0..Priority::ALL.len() {
+        for class in 0..CLASSES {
             let mut cursor = self.waitlist.oldest(class);
             let mut scanned = 0;
             while let Some(id) = cursor {
@@ -37,7 +38,7 @@ impl<M: Manager> State<M> {
                 cursor = self.waitlist.next_in_class(id);
                 if self.waitlist.get(id).deadline <= now {
                     let failure = self.timeout_failure(now);
-                    self.waitlist.fail(id, failure, now, &mut fx.wakes);
+                    self.waitlist.fail(id, failure, now, fx.wakes());
                     self.counters.evicted_expired += 1;
                     self.counters.timed_out += 1;
                 }
@@ -67,11 +68,11 @@ impl<M: Manager> State<M> {
             self.start_connects(now, config, fx);
         }
 
-        let mut next = if !self.waitlist.is_empty() || self.connecting > 0 {
+        let mut next = if !self.waitlist.is_empty() || self.ledger.connecting() > 0 {
             now + config.maintenance_tick
         } else {
             let mut next = now + Duration::from_secs(1);
-            if let Some(at) = self.connector.retry_at.filter(|at| *at > now) {
+            if let Some(at) = self.connector.retry_at().filter(|at| *at > now) {
                 next = next.min(at);
             }
             next
@@ -101,11 +102,9 @@ impl<M: Manager> State<M> {
         if self.closed {
             unhealthy.push(Reason::Closed);
         }
-        let failures = self.connector.failures;
-        let established = self.established();
-        let pending = self
-            .connect_pending_since
-            .map(|since| now.saturating_duration_since(since));
+        let failures = self.connector.failures();
+        let established = self.ledger.established();
+        let pending = self.connector.pending_for(now);
         if failures > 0 {
             if established == 0 {
                 unhealthy.push(Reason::DatabaseUnreachable { failures });
@@ -133,7 +132,7 @@ impl<M: Manager> State<M> {
                 });
             }
         }
-        let orphans = self.orphans - self.orphans_closing;
+        let orphans = self.ledger.orphans_held();
         if self
             .last_revoke
             .is_some_and(|at| now.saturating_duration_since(at) < window)
@@ -171,27 +170,28 @@ impl<M: Manager> State<M> {
             self.stuck_leases = 0;
             return None;
         }
-        let room = config.max_orphans.saturating_sub(self.orphans);
+        let room = config.max_orphans.saturating_sub(self.ledger.orphans());
         let sweep = self
             .leases
             .sweep(now, config.max_hold, config.leak_threshold, room);
-        for _ in &sweep.revoked {
+        let revoked = !sweep.revoked.is_empty();
+        for statement in sweep.revoked {
             // The slot is freed for a replacement; the connection lives on
             // as an orphan until its holder lets go.
-            self.in_use -= 1;
-            self.open -= 1;
-            self.orphans += 1;
+            self.ledger.revoke();
             self.counters.revoked += 1;
             self.last_revoke = Some(now);
+            fx.cancel_revoked(statement);
         }
-        if !sweep.revoked.is_empty() {
+        if revoked {
             self.start_connects(now, config, fx);
         }
         self.counters.revocations_skipped += sweep.skipped as u64;
         self.stuck_leases = sweep.skipped;
         self.counters.leaks += sweep.leaked.len() as u64;
-        fx.cancels.extend(sweep.revoked);
-        fx.leaks.extend(sweep.leaked);
+        for (site, held) in sweep.leaked {
+            fx.leak(site, held);
+        }
         sweep.next
     }
 }

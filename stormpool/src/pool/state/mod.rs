@@ -1,36 +1,39 @@
-//! The pool's state under its one mutex: the ledger, the idle store, the
-//! waitlist, the connector's backoff and the counters, with every transition
-//! between them.
+//! The pool's state under its one mutex, and every transition of it.
 //!
 //! # Implementation details
 //!
-//! Each method takes `now` and an [`Effects`] to fill: wakers to wake,
-//! connections to close and connects to start. The caller performs them after
-//! releasing the lock, so no user code (manager, waker, destructor) ever runs
-//! under it and the critical sections stay a few dozen instructions long.
+//! [`State`] composes parts that own their invariants: the [`Ledger`]
+//! (where each connection is, counted through seats), the idle store, the
+//! waitlist, the [`Connector`] (backoff and fail-fast), the
+//! [`Admission`] detectors, the lease table and the counters. Its methods
+//! are the transitions between them. Each takes `now` and an [`Effects`]
+//! batch to fill; the caller performs the batch after releasing the lock, so
+//! no user code (manager, waker, destructor) ever runs under it and the
+//! critical sections stay a few dozen instructions long. Nothing here reads
+//! the clock (but for the one lazy read `release` is given) or does I/O.
 //!
-//! # Invariant (the ledger)
-//!
-//! `idle + in_use + handing_over + connecting + draining + closing == open`,
-//! checked by [`State::check_ledger`] in debug builds after every
-//! transition. `open` never grows beyond `max_size`; after a shrink it may
-//! exceed the new size until enough connections come back, and then only
-//! decreases. A connection being closed stays in `open` (as `closing`) until
-//! [`Manager::close`] has returned, and a revoked one stays in `orphans`
-//! until then, so the server never sees more than `max_size + max_orphans`
-//! sessions of the pool: a replacement waits for the close.
+//! The timer-driven transitions (maintenance, the lease watchdog, health)
+//! are in `maintenance.rs`.
+
+mod connector;
+mod effects;
+mod ledger;
+mod maintenance;
 
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use connector::Connector;
+pub(crate) use effects::{Effects, Perform};
+pub(crate) use ledger::{Ledger, Place, Seat};
+
 use super::idle::{IdleEntry, IdleStore};
 use super::lease::{Lease, LeaseId, Leases, NO_LEASE};
 use super::options::{Priority, When};
-use super::stats::Counters;
-use super::waitlist::{Slot, WaiterId, Waitlist, CLASSES};
-use super::wake::WakeList;
-use crate::admission::{Codel, DeadlineAware};
+use super::stats::{CloseCause, Counters, Status};
+use super::waitlist::{Slot, WaiterId, Waitlist};
+use crate::admission::{Admission, Order, CLASSES};
 use crate::clock::{Instant, Rng};
 use crate::error::AcquireError;
 use crate::manager::Manager;
@@ -40,6 +43,8 @@ use crate::Settings;
 /// A pooled connection and what the pool knows about it.
 pub(crate) struct Entry<M: Manager> {
     pub(crate) conn: M::Connection,
+    /// Its place in the ledger.
+    seat: Seat,
     /// Shared with the lease watchdog, which cancels through it.
     pub(crate) cancel: Arc<M::CancelToken>,
     /// The lease of the request holding it, when leases are tracked.
@@ -64,6 +69,12 @@ impl<M: Manager> Entry<M> {
     pub(crate) fn touch(&mut self, now: Instant, check_interval: Duration) {
         self.last_used = now;
         self.probe_after = now.checked_add(check_interval);
+    }
+
+    /// Takes the driver's connection out, for closing; the seat goes back
+    /// to the ledger with [`State::closed`].
+    pub(crate) fn into_parts(self) -> (M::Connection, Seat) {
+        (self.conn, self.seat)
     }
 }
 
@@ -125,90 +136,29 @@ impl<E> From<ConnectFailure<E>> for AcquireError<E> {
     }
 }
 
-/// Why a connection was closed; each cause has its counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CloseCause {
-    /// `is_broken` said so on return or checkout.
-    Broken,
-    /// The holder called `Conn::taint`, or dropped the request mid-checkout.
-    Tainted,
-    /// The checkout probe, reset or apply failed or timed out.
-    CheckFailed,
-    /// Past `max_lifetime`.
-    Lifetime,
-    /// Idle for longer than `idle_timeout`.
-    IdleTimeout,
-    /// The pool was shrunk below its open connections.
-    Resize,
-    /// The pool was closed.
-    PoolClosed,
-    /// An abandoned statement did not drain in time.
-    DrainFailed,
-}
-
 /// How many overdue waiters a hand-off may shed on its way; the maintenance
 /// tick sheds the rest. Keeps the hand-off's work bounded.
 const HANDOFF_SHED_BUDGET: usize = 8;
 
-/// What a connection being closed still counts against, until its close
-/// has finished.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Closing {
-    /// `open` (as `closing`).
-    Pooled,
-    /// `orphans`: a revoked connection its holder let go.
-    Orphan,
-}
-
-/// Work to do once the lock is released.
-pub(crate) struct Effects<M: Manager> {
-    pub(crate) wakes: WakeList,
-    /// Connections to close, each reported back with
-    /// [`State::closed`] once [`Manager::close`] has returned.
-    pub(crate) close: Vec<(Box<Entry<M>>, Closing)>,
-    pub(crate) connects: usize,
-    /// The maintenance task should run now (first waiter queued, closed).
-    pub(crate) kick_maintenance: bool,
-    /// Statements to cancel on the server (revoked leases).
-    pub(crate) cancels: Vec<Arc<M::CancelToken>>,
-    /// Leases held past the leak threshold: where they were acquired, and
-    /// for how long.
-    pub(crate) leaks: Vec<(&'static Location<'static>, Duration)>,
-}
-
-impl<M: Manager> Effects<M> {
-    pub(crate) fn new() -> Self {
-        Effects {
-            wakes: WakeList::new(),
-            close: Vec::new(),
-            connects: 0,
-            kick_maintenance: false,
-            cancels: Vec::new(),
-            leaks: Vec::new(),
-        }
-    }
+/// What a request asks for.
+pub(crate) struct Ask<'a> {
+    pub(crate) deadline: When,
+    pub(crate) priority: Priority,
+    pub(crate) key: u64,
+    pub(crate) settings: Option<&'a Settings>,
+    /// Where it was made, for the leak report.
+    pub(crate) site: &'static Location<'static>,
 }
 
 /// The outcome of a checkout attempt.
 pub(crate) enum Checkout<M: Manager> {
-    /// An idle connection, now counted in use.
+    /// An idle connection, now in use.
     Ready(Box<Entry<M>>),
     /// Queued as this waiter.
     Wait(WaiterId),
     Reject(AcquireError<M::Error>),
 }
 
-/// The connector's memory of failures, for backoff and fail-fast.
-pub(crate) struct Connector<E> {
-    pub(crate) failures: u32,
-    /// When the backoff lets the pool try again on its own.
-    pub(crate) retry_at: Option<Instant>,
-    /// When the last attempt failed (`None` after a success).
-    pub(crate) failed_at: Option<Instant>,
-    pub(crate) last_failure: Option<ConnectFailure<E>>,
-}
-
-pub(crate) type Grant<M> = Box<Entry<M>>;
 /// What a waiter collects: its connection, or why it has none.
 pub(crate) type Collected<M> = Result<Box<Entry<M>>, Failure<<M as Manager>::Error>>;
 /// What a connect task reports.
@@ -216,134 +166,130 @@ pub(crate) type Connected<M> = Result<
     (<M as Manager>::Connection, <M as Manager>::CancelToken),
     ConnectFailure<<M as Manager>::Error>,
 >;
-pub(crate) type Waiters<M> = Waitlist<Grant<M>, Failure<<M as Manager>::Error>>;
+type Waiters<M> = Waitlist<Box<Entry<M>>, Failure<<M as Manager>::Error>>;
 
+/// See the [module docs](self).
 pub(crate) struct State<M: Manager> {
-    pub(crate) max_size: usize,
-    pub(crate) open: usize,
-    pub(crate) in_use: usize,
-    pub(crate) handing_over: usize,
-    pub(crate) connecting: usize,
-    pub(crate) draining: usize,
-    /// Connections being closed, still in `open`.
-    pub(crate) closing: usize,
-    pub(crate) idle: IdleStore<Box<Entry<M>>>,
-    pub(crate) waitlist: Waiters<M>,
-    pub(crate) closed: bool,
-    pub(crate) paused: bool,
-    pub(crate) connector: Connector<M::Error>,
-    pub(crate) counters: Counters,
+    ledger: Ledger,
+    idle: IdleStore<Box<Entry<M>>>,
+    waitlist: Waiters<M>,
+    connector: Connector<M::Error>,
+    admission: Admission,
     /// The connections in use, when `max_hold` or `leak_threshold` is set.
-    pub(crate) leases: Leases<M::CancelToken>,
+    leases: Leases<M::CancelToken>,
     track_leases: bool,
-    /// Revoked connections whose holders have not let go yet, or whose
-    /// close is not done yet; not in `open`.
-    pub(crate) orphans: usize,
-    /// Of `orphans`, those let go and being closed.
-    pub(crate) orphans_closing: usize,
-    pub(crate) last_revoke: Option<Instant>,
+    counters: Counters,
+    closed: bool,
+    paused: bool,
+    /// When the watchdog last revoked a lease.
+    last_revoke: Option<Instant>,
     /// Leases past `max_hold` that the watchdog's last pass left alone
     /// because `max_orphans` revoked connections were still held.
-    pub(crate) stuck_leases: usize,
-    /// Since when connects have been under way with none finishing (reset
-    /// by every connect that finishes): a database that does not answer.
-    pub(crate) connect_pending_since: Option<Instant>,
-    /// How long connects may be under way before a waiter that times out
-    /// meanwhile is told the database does not answer: the maintenance tick.
-    connect_patience: Duration,
+    stuck_leases: usize,
     /// Since when requests have been waiting (or turned away) without any
     /// request being served: taking an idle connection or giving one back
     /// in good order clears it; a hand-off alone does not, since a
     /// replacement handed to a request that gets stuck too serves nobody.
     /// The health check's and the shedding's measure of a wedged pool.
-    pub(crate) starved_since: Option<Instant>,
+    starved_since: Option<Instant>,
     /// The last time a request had to wait or was turned away for lack of
     /// a connection.
-    pub(crate) last_starved: Instant,
-    /// One overload detector per priority class, each watching its class's
-    /// own queue; `None` when admission control is off.
-    pub(crate) codel: Option<[Codel; CLASSES]>,
-    /// The moving average of hold times, in nanoseconds, for
-    /// `DeadlineAware::LearnedHold` and the Critical class's LIFO switch.
-    pub(crate) mean_hold: u64,
+    last_starved: Instant,
+    /// How long connects may be under way before a waiter that times out
+    /// meanwhile is told the database does not answer: the maintenance tick.
+    connect_patience: Duration,
     /// The latest time any transition read from the clock.
-    pub(crate) latest_now: Instant,
-    /// Whether any detector has seen a non-empty queue since it was last
-    /// reset: lets a pool that keeps up skip the detectors on its hot path.
-    pub(crate) codel_active: bool,
-    pub(crate) deadline_aware: DeadlineAware,
-    pub(crate) next_conn_id: u64,
-    pub(crate) rng: Rng,
+    latest_now: Instant,
+    next_conn_id: u64,
+    rng: Rng,
 }
 
 impl<M: Manager> State<M> {
     pub(crate) fn new(config: &Config) -> Self {
+        let mut waitlist = Waitlist::new();
+        waitlist.set_valve_cap(config.max_in_flight_per_key);
         State {
-            max_size: config.max_size,
-            open: 0,
-            in_use: 0,
-            handing_over: 0,
-            connecting: 0,
-            draining: 0,
-            closing: 0,
+            ledger: Ledger::new(config.max_size),
             idle: IdleStore::new(),
-            waitlist: Waitlist::new(),
-            closed: false,
-            paused: false,
-            connector: Connector {
-                failures: 0,
-                retry_at: None,
-                failed_at: None,
-                last_failure: None,
-            },
-            counters: Counters::default(),
+            waitlist,
+            connector: Connector::new(),
+            admission: Admission::new(config.codel, config.deadline_aware),
             leases: Leases::new(),
             track_leases: config.max_hold.is_some() || config.leak_threshold.is_some(),
-            orphans: 0,
-            orphans_closing: 0,
+            counters: Counters::default(),
+            closed: false,
+            paused: false,
             last_revoke: None,
             stuck_leases: 0,
-            connect_pending_since: None,
-            connect_patience: config.maintenance_tick,
             starved_since: None,
             last_starved: crate::clock::now(),
-            codel: config.codel.map(|c| std::array::from_fn(|_| Codel::new(c))),
-            mean_hold: 0,
+            connect_patience: config.maintenance_tick,
             latest_now: crate::clock::now(),
-            codel_active: false,
-            deadline_aware: config.deadline_aware,
             next_conn_id: 1,
             rng: config.jitter_seed.map_or_else(Rng::new, Rng::with_seed),
         }
-        .with_valves(config.max_in_flight_per_key)
     }
 
-    fn with_valves(mut self, cap: Option<usize>) -> Self {
-        self.waitlist.set_valve_cap(cap);
-        self
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
     }
 
-    /// Connections that exist and could serve a request eventually (not
-    /// being opened or closed).
-    pub(crate) fn established(&self) -> usize {
-        self.open - self.connecting - self.closing
+    /// Connections counted against `max_size` (being closed included).
+    pub(crate) fn open(&self) -> usize {
+        self.ledger.open()
     }
 
-    /// Connections counted against `max_size` that are not being closed.
-    fn live(&self) -> usize {
-        self.open - self.closing
+    /// Consecutive failed connects (0 once one succeeds).
+    pub(crate) fn connect_failures(&self) -> u32 {
+        self.connector.failures()
+    }
+
+    /// Counts an acquire that ran out of time outside the lock (its round
+    /// trip finished at its deadline).
+    pub(crate) fn count_timeout(&mut self) {
+        self.counters.timed_out += 1;
+    }
+
+    /// Whether the lease of a connection in use was revoked.
+    pub(crate) fn is_revoked(&self, lease: LeaseId) -> bool {
+        lease != NO_LEASE && self.leases.is_revoked(lease)
+    }
+
+    /// Whether any class's detector reports a standing queue.
+    pub(crate) fn is_overloaded(&self) -> bool {
+        self.admission.is_overloaded()
+    }
+
+    /// A snapshot of sizes, waiters and the state's counters.
+    pub(crate) fn status(&self, now: Instant) -> Status {
+        let l = &self.ledger;
+        Status {
+            max_size: l.max_size(),
+            open: l.open(),
+            idle: l.idle(),
+            in_use: l.in_use(),
+            handing_over: l.handing_over(),
+            connecting: l.connecting(),
+            draining: l.draining(),
+            closing: l.closing(),
+            waiting: self.waitlist.len(),
+            waiting_by_class: std::array::from_fn(|c| self.waitlist.class_len(c)),
+            orphans: l.orphans_held(),
+            held: self.waitlist.held_len(),
+            overloaded: self.is_overloaded(),
+            queue_delay: self.waitlist.head_age(now).unwrap_or_default(),
+            connect_failures: self.connector.failures(),
+            paused: self.paused,
+            closed: self.closed,
+            counters: self.counters.clone(),
+        }
     }
 
     /// Takes an idle connection, or queues the request, or rejects it.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn checkout(
         &mut self,
         now: Instant,
-        deadline: When,
-        priority: Priority,
-        key: u64,
-        settings: Option<&Settings>,
-        site: &'static Location<'static>,
+        ask: &Ask<'_>,
         config: &Config,
         fx: &mut Effects<M>,
     ) -> Checkout<M> {
@@ -351,30 +297,37 @@ impl<M: Manager> State<M> {
             self.counters.rejected_closed += 1;
             return Checkout::Reject(AcquireError::Closed);
         }
-        if deadline.passed(now) {
+        if ask.deadline.passed(now) {
             // A request out of time is never handed a connection.
             self.counters.timed_out += 1;
             return Checkout::Reject(AcquireError::Timeout);
         }
         self.latest_now = self.latest_now.max(now);
-        let wanted = settings_id(settings);
-        if !self.paused && !self.waitlist.is_capped(key) {
+        let wanted = settings_id(ask.settings);
+        if !self.paused && !self.waitlist.is_capped(ask.key) {
             while let Some((mut entry, _)) = self.idle.pop(wanted) {
                 if entry.expires.is_some_and(|at| at <= now) {
                     // Past its lifetime since it was returned.
                     self.close(entry, CloseCause::Lifetime, fx);
                     continue;
                 }
-                self.in_use += 1;
+                self.ledger.moved(&mut entry.seat, Place::InUse);
                 self.counters.acquired_direct += 1;
-                self.waitlist.admit(key);
-                entry.key = key;
+                self.waitlist.admit(ask.key);
+                entry.key = ask.key;
                 self.starved_since = None;
-                self.take_lease(&mut entry, now, site);
+                self.take_lease(&mut entry, now, ask.site);
                 return Checkout::Ready(entry);
             }
         }
-        if let Some(failure) = self.fail_fast(now, config) {
+        let established = self.ledger.established();
+        let fail_fast = self.connector.fail_fast(
+            now,
+            established,
+            self.ledger.connecting(),
+            config.connect_backoff_min,
+        );
+        if let Some(failure) = fail_fast {
             self.counters.connect_errors += 1;
             return Checkout::Reject(failure.into());
         }
@@ -383,19 +336,21 @@ impl<M: Manager> State<M> {
             self.starved(now);
             return Checkout::Reject(AcquireError::TooManyWaiters);
         }
-        if let Some(cap) = config.max_queued_per_key.filter(|_| key != 0) {
-            if self.waitlist.key_len(key) >= cap {
+        if let Some(cap) = config.max_queued_per_key.filter(|_| ask.key != 0) {
+            if self.waitlist.key_len(ask.key) >= cap {
                 self.counters.rejected_key_queue += 1;
                 return Checkout::Reject(AcquireError::KeyQueueFull);
             }
         }
-        fx.kick_maintenance = self.waitlist.is_empty();
+        if self.waitlist.is_empty() {
+            fx.kick_maintenance();
+        }
         self.starved(now);
         let id = self.waitlist.push(
             now,
-            deadline.resolve(),
-            priority.index() as u8,
-            key,
+            ask.deadline.resolve(),
+            ask.priority.index() as u8,
+            ask.key,
             wanted,
             None,
         );
@@ -405,26 +360,26 @@ impl<M: Manager> State<M> {
 
     /// Hands a connection that is free to the next live waiter, or to the
     /// idle store. Never blocks and never hands to an expired waiter.
-    pub(crate) fn dispatch(&mut self, now: Instant, mut entry: Box<Entry<M>>, fx: &mut Effects<M>) {
+    fn dispatch(&mut self, now: Instant, mut entry: Box<Entry<M>>, fx: &mut Effects<M>) {
         if self.closed {
             return self.close(entry, CloseCause::PoolClosed, fx);
         }
-        if self.live() > self.max_size {
+        if self.ledger.live() > self.ledger.max_size() {
             return self.close(entry, CloseCause::Resize, fx);
         }
         if !self.paused && !self.waitlist.is_empty() {
             let settings = settings_id(entry.settings.as_ref());
-            let order = std::array::from_fn(|class| self.order(class, now));
+            let order = self.orders(now);
             // Waiters whose deadline falls before `horizon` are treated as
             // expired: they could not use the connection in time.
-            let horizon = now + self.min_remaining();
+            let horizon = now + self.admission.min_remaining();
             let mut evicted = 0;
             let chosen = self.waitlist.pick(
                 horizon,
                 settings,
                 order,
                 &mut || Failure::Timeout,
-                &mut fx.wakes,
+                fx.wakes(),
                 &mut evicted,
             );
             self.counters.evicted_expired += evicted;
@@ -432,21 +387,81 @@ impl<M: Manager> State<M> {
             if let Some(id) = chosen {
                 entry.handed_at = now;
                 entry.key = self.waitlist.key_of(id);
-                self.handing_over += 1;
+                self.ledger.moved(&mut entry.seat, Place::HandingOver);
                 self.counters.handoffs += 1;
-                self.waitlist.grant(id, entry, &mut fx.wakes);
+                self.waitlist.grant(id, entry, fx.wakes());
                 self.admission_tick(now, HANDOFF_SHED_BUDGET, fx);
                 return;
             }
         }
+        self.ledger.moved(&mut entry.seat, Place::Idle);
         self.idle.push(entry);
         self.admission_tick(now, HANDOFF_SHED_BUDGET, fx);
+    }
+
+    /// The order each class is served in now.
+    fn orders(&self, now: Instant) -> [Order; CLASSES] {
+        let critical = Priority::Critical.index();
+        let critical_head_left = self.waitlist.oldest(critical).map(|head| {
+            self.waitlist
+                .get(head)
+                .deadline
+                .saturating_duration_since(now)
+        });
+        std::array::from_fn(|class| self.admission.order(class, critical_head_left))
+    }
+
+    /// Feeds the overload detectors and, in the overloaded classes, sheds
+    /// up to `budget` waiters older than the slough age (lowest class
+    /// first, never `Critical`).
+    ///
+    /// A waiter shed while nothing has been served for a whole interval is
+    /// told the truth: the pool is wedged
+    /// ([`AcquireError::Wedged`](crate::AcquireError::Wedged)), not
+    /// overloaded. While no connection is established the queue waits for
+    /// a connect, not for service, and nothing is measured or shed: its
+    /// waiters get the connect's outcome or time out.
+    fn admission_tick(&mut self, now: Instant, budget: usize, fx: &mut Effects<M>) {
+        let heads = (!self.waitlist.is_empty() && self.ledger.established() > 0)
+            .then(|| std::array::from_fn(|class| self.waitlist.class_head_age(class, now)));
+        let Some(shedding) = self.admission.observe(now, heads) else {
+            return;
+        };
+        let retry_after = shedding.retry_after;
+        let stalled = self
+            .starved_since
+            .map(|since| now.saturating_duration_since(since))
+            .filter(|stalled| *stalled >= retry_after);
+        let shed = self.waitlist.shed(
+            now,
+            shedding.older_than,
+            budget,
+            shedding.classes,
+            || match stalled {
+                Some(stalled) => Failure::Wedged { stalled },
+                None => Failure::Shed { retry_after },
+            },
+            fx.wakes(),
+        );
+        if stalled.is_some() {
+            self.counters.wedged += shed as u64;
+        } else {
+            self.counters.shed += shed as u64;
+        }
+        if shed > 0 {
+            for class in 0..CLASSES {
+                if self.waitlist.class_len(class) == 0 {
+                    self.admission.emptied(now, class);
+                }
+            }
+            self.serve_idle(now, fx);
+        }
     }
 
     /// Hands idle connections to eligible waiters. Normally there are none
     /// while a connection is idle (no lost wake-up), but a waiter let in by
     /// its key's valve, or a resume, can make one eligible.
-    pub(crate) fn serve_idle(&mut self, now: Instant, fx: &mut Effects<M>) {
+    fn serve_idle(&mut self, now: Instant, fx: &mut Effects<M>) {
         while !self.paused && !self.waitlist.is_empty() {
             let Some((entry, _)) = self.idle.pop(0) else {
                 break;
@@ -475,31 +490,21 @@ impl<M: Manager> State<M> {
             // Revoked: already out of the ledger; never reused.
             return self.close_orphan(entry, fx);
         }
-        self.in_use -= 1;
         // The clock is read only when the time matters to someone: waiters
         // (deadlines), the detectors, the learned hand-off guard. A pool
         // that keeps up stamps the connection with the latest time it has
         // seen, which is never later than now: at worst the connection
         // looks older than it is and is probed once more or closed by the
         // idle timeout a little early, never the other way round.
-        let exact = !self.waitlist.is_empty()
-            || self.codel_active
-            || self.deadline_aware == DeadlineAware::LearnedHold;
+        let exact = !self.waitlist.is_empty() || self.admission.needs_hold_times();
         let now = if exact {
             let now = clock();
             self.latest_now = self.latest_now.max(now);
+            self.admission.held(now.saturating_duration_since(acquired));
             now
         } else {
             self.latest_now.max(acquired)
         };
-        if exact {
-            // The mean hold time feeds the Critical class's LIFO switch and
-            // the learned hand-off guard.
-            let held = now.saturating_duration_since(acquired);
-            let held = held.as_nanos().min(u64::MAX as u128) as u64;
-            // An exponentially weighted average with weight 1/16.
-            self.mean_hold = self.mean_hold - self.mean_hold / 16 + held / 16;
-        }
         self.waitlist.key_done(std::mem::take(&mut entry.key), now);
         let cause = close.or_else(|| {
             entry
@@ -527,26 +532,27 @@ impl<M: Manager> State<M> {
 
     /// A holder gave back a connection with a statement still running
     /// (`abandoned`) or with session state to undo: it leaves circulation,
-    /// counted as draining, until the drain task reports.
+    /// counted as draining, until the drain task reports. A revoked one is
+    /// closed as the orphan it is instead (`false`).
     pub(crate) fn release_to_drain(
         &mut self,
-        entry: &mut Entry<M>,
+        mut entry: Box<Entry<M>>,
         abandoned: bool,
         now: Instant,
-    ) -> bool {
-        if self.end_lease(entry) {
-            // Revoked: the caller closes it with `close_orphan`.
-            return false;
+        fx: &mut Effects<M>,
+    ) -> Option<Box<Entry<M>>> {
+        if self.end_lease(&mut entry) {
+            self.close_orphan(entry, fx);
+            return None;
         }
         if abandoned {
             self.counters.cancelled_on_return += 1;
         } else {
             self.counters.recycled_on_return += 1;
         }
-        self.in_use -= 1;
-        self.draining += 1;
+        self.ledger.moved(&mut entry.seat, Place::Draining);
         self.waitlist.key_done(std::mem::take(&mut entry.key), now);
-        true
+        Some(entry)
     }
 
     /// The drain task finished: back in service, or closed.
@@ -558,22 +564,18 @@ impl<M: Manager> State<M> {
         config: &Config,
         fx: &mut Effects<M>,
     ) {
-        self.draining -= 1;
         if ok && entry.expires.is_none_or(|at| at > now) {
             self.counters.drained += 1;
             entry.touch(now, config.check_interval);
             self.dispatch(now, entry, fx);
             self.serve_idle(now, fx);
         } else {
-            self.close(
-                entry,
-                if ok {
-                    CloseCause::Lifetime
-                } else {
-                    CloseCause::DrainFailed
-                },
-                fx,
-            );
+            let cause = if ok {
+                CloseCause::Lifetime
+            } else {
+                CloseCause::DrainFailed
+            };
+            self.close(entry, cause, fx);
             self.start_connects(now, config, fx);
         }
     }
@@ -582,40 +584,41 @@ impl<M: Manager> State<M> {
     pub(crate) fn detach(
         &mut self,
         now: Instant,
-        entry: &mut Entry<M>,
+        mut entry: Entry<M>,
         config: &Config,
         fx: &mut Effects<M>,
-    ) {
-        let key = std::mem::take(&mut entry.key);
-        if self.end_lease(entry) {
-            // A revoked connection is already out of the ledger; taken out
-            // of the pool, it is no orphan of the pool's either.
-            self.orphans -= 1;
-            self.counters.detached += 1;
-            return;
-        }
-        self.in_use -= 1;
-        self.open -= 1;
+    ) -> M::Connection {
         self.counters.detached += 1;
+        let key = std::mem::take(&mut entry.key);
+        let revoked = self.end_lease(&mut entry);
+        let (conn, seat) = entry.into_parts();
+        if revoked {
+            // Already out of the ledger; taken out of the pool, it is no
+            // orphan of the pool's either.
+            self.ledger.revoked_detached(seat);
+            return conn;
+        }
+        self.ledger.release(seat);
         self.waitlist.key_done(key, now);
         self.serve_idle(now, fx);
         self.start_connects(now, config, fx);
+        conn
     }
 
-    /// Closes a pooled connection: it counts as `closing` until
+    /// Closes a pooled connection: it keeps its slot, as `closing`, until
     /// [`closed`](Self::closed) reports the close done.
-    pub(crate) fn close(&mut self, entry: Box<Entry<M>>, cause: CloseCause, fx: &mut Effects<M>) {
-        self.closing += 1;
+    fn close(&mut self, mut entry: Box<Entry<M>>, cause: CloseCause, fx: &mut Effects<M>) {
+        self.ledger.moved(&mut entry.seat, Place::Closing);
         self.counters.count_close(cause);
-        fx.close.push((entry, Closing::Pooled));
+        fx.close(entry);
     }
 
     /// Closes a revoked connection its holder let go: it stays an orphan
     /// until the close is done.
-    pub(crate) fn close_orphan(&mut self, entry: Box<Entry<M>>, fx: &mut Effects<M>) {
+    fn close_orphan(&mut self, mut entry: Box<Entry<M>>, fx: &mut Effects<M>) {
+        self.ledger.revoked_returned(&mut entry.seat);
         self.counters.closed_revoked += 1;
-        self.orphans_closing += 1;
-        fx.close.push((entry, Closing::Orphan));
+        fx.close(entry);
     }
 
     /// A close finished: the session is gone from the server, and its slot
@@ -623,21 +626,111 @@ impl<M: Manager> State<M> {
     pub(crate) fn closed(
         &mut self,
         now: Instant,
-        what: Closing,
+        seat: Seat,
         config: &Config,
         fx: &mut Effects<M>,
     ) {
-        match what {
-            Closing::Pooled => {
-                self.closing -= 1;
-                self.open -= 1;
-                self.start_connects(now, config, fx);
+        let pooled = seat.place() == Place::Closing;
+        self.ledger.release(seat);
+        if pooled {
+            self.start_connects(now, config, fx);
+        }
+    }
+
+    /// Starts as many connects as real demand calls for, within
+    /// `max_size`, `max_concurrent_connects` and the connector's backoff.
+    fn start_connects(&mut self, now: Instant, config: &Config, fx: &mut Effects<M>) {
+        if self.closed || self.paused {
+            return;
+        }
+        let mut wanted = self.waitlist.len() + config.min_idle.saturating_sub(self.idle.len());
+        if self.ledger.established() == 0 && self.connector.failures() > 0 {
+            // Find out when the database is back even when nobody asks, so
+            // that health does not report it unreachable for ever.
+            wanted = wanted.max(1);
+        }
+        let allowed = self.connector.allowance(
+            now,
+            !self.waitlist.is_empty(),
+            config.connect_backoff_min,
+            config.max_concurrent_connects,
+        );
+        while self.ledger.connecting() < wanted.min(allowed) {
+            let connecting = self.ledger.connecting();
+            let Some(seat) = self.ledger.reserve() else {
+                break;
+            };
+            self.connector.started(now, connecting);
+            fx.connect(seat);
+        }
+    }
+
+    /// A connect task finished, for the seat it was started with.
+    pub(crate) fn connected(
+        &mut self,
+        now: Instant,
+        seat: Seat,
+        result: Connected<M>,
+        config: &Config,
+        fx: &mut Effects<M>,
+    ) {
+        match result {
+            Ok((conn, cancel)) => {
+                self.counters.connects_ok += 1;
+                let expires = config.max_lifetime.map(|life| {
+                    let jitter = self.rng.jitter(life / 8);
+                    now + (life - jitter)
+                });
+                let entry = Box::new(Entry {
+                    conn,
+                    seat,
+                    cancel: Arc::new(cancel),
+                    lease: NO_LEASE,
+                    id: self.next_conn_id,
+                    created: now,
+                    last_used: now,
+                    probe_after: now.checked_add(config.check_interval),
+                    handed_at: now,
+                    expires,
+                    settings: None,
+                    key: 0,
+                });
+                self.next_conn_id += 1;
+                // The new connection is counted before it is placed, so the
+                // connector sees the remaining connects.
+                self.connector.succeeded(now, self.ledger.connecting() - 1);
+                self.dispatch(now, entry, fx);
             }
-            Closing::Orphan => {
-                self.orphans_closing -= 1;
-                self.orphans -= 1;
+            Err(failure) => {
+                self.ledger.release(seat);
+                self.counters.connects_failed += 1;
+                if matches!(failure, ConnectFailure::TimedOut) {
+                    self.counters.connect_timeouts += 1;
+                }
+                if self.ledger.established() == 0 {
+                    // Nothing open could ever come back to the waiters: they
+                    // were waiting for this very attempt. Tell them why.
+                    self.counters.connect_errors += self.waitlist.len() as u64;
+                    self.waitlist
+                        .fail_all(now, || Failure::Connect(failure.clone()), fx.wakes());
+                }
+                self.connector.failed(
+                    now,
+                    failure,
+                    self.ledger.connecting(),
+                    config.connect_backoff_min,
+                    config.connect_backoff_max,
+                    &mut self.rng,
+                );
             }
         }
+        self.start_connects(now, config, fx);
+    }
+
+    /// A connect task was dropped before it finished (its runtime shut down).
+    pub(crate) fn connect_abandoned(&mut self, seat: Seat) {
+        self.ledger.release(seat);
+        self.connector.abandoned(self.ledger.connecting());
     }
 
     /// A waiter's future is polled: collect its hand-off, or notice its
@@ -665,9 +758,8 @@ impl<M: Manager> State<M> {
             self.serve_idle(now, fx);
             return Some(Err(self.timeout_failure(now)));
         }
-        match self.waitlist.release(id) {
+        match self.waitlist.take_slot(id) {
             Slot::Granted(mut entry) => {
-                self.handing_over -= 1;
                 if entry.handed_at >= deadline {
                     // Impossible by construction (`pick` skips expired
                     // waiters); counted so tests and dashboards can prove it.
@@ -680,7 +772,7 @@ impl<M: Manager> State<M> {
                     self.pass_on(now, entry, fx);
                     return Some(Err(self.timeout_failure(now)));
                 }
-                self.in_use += 1;
+                self.ledger.moved(&mut entry.seat, Place::InUse);
                 self.counters.acquired_waited += 1;
                 self.take_lease(&mut entry, now, site);
                 Some(Ok(entry))
@@ -699,8 +791,7 @@ impl<M: Manager> State<M> {
             self.serve_idle(now, fx);
             return;
         }
-        if let Slot::Granted(entry) = self.waitlist.release(id) {
-            self.handing_over -= 1;
+        if let Slot::Granted(entry) = self.waitlist.take_slot(id) {
             self.counters.cancelled += 1;
             self.pass_on(now, entry, fx);
         }
@@ -748,14 +839,15 @@ impl<M: Manager> State<M> {
     /// finishing, for longer than a maintenance tick (when health starts
     /// reporting it): a deadline shorter than an ordinary connect is the
     /// request's own timeout.
-    pub(crate) fn timeout_failure(&self, now: Instant) -> Failure<M::Error> {
-        if self.established() > 0 {
+    fn timeout_failure(&self, now: Instant) -> Failure<M::Error> {
+        if self.ledger.established() > 0 {
             return Failure::Timeout;
         }
         let stalled_connect = self
-            .connect_pending_since
-            .is_some_and(|since| now.saturating_duration_since(since) >= self.connect_patience);
-        match &self.connector.last_failure {
+            .connector
+            .pending_for(now)
+            .is_some_and(|pending| pending >= self.connect_patience);
+        match self.connector.last_failure() {
             Some(failure) => Failure::Connect(failure.clone()),
             None if stalled_connect => Failure::Connect(ConnectFailure::TimedOut),
             None => Failure::Timeout,
@@ -766,11 +858,11 @@ impl<M: Manager> State<M> {
     /// connections. Connections in use are closed when they come back.
     pub(crate) fn shut(&mut self, now: Instant, fx: &mut Effects<M>) {
         self.closed = true;
-        self.waitlist
-            .fail_all(now, || Failure::Closed, &mut fx.wakes);
+        self.waitlist.fail_all(now, || Failure::Closed, fx.wakes());
         for entry in self.idle.drain() {
             self.close(entry, CloseCause::PoolClosed, fx);
         }
+        fx.kick_maintenance();
     }
 
     /// Sets a new `max_size`; a shrink closes idle connections at once and
@@ -782,8 +874,8 @@ impl<M: Manager> State<M> {
         config: &Config,
         fx: &mut Effects<M>,
     ) {
-        self.max_size = max_size;
-        while self.live() > self.max_size {
+        self.ledger.set_max_size(max_size);
+        while self.ledger.live() > max_size {
             let Some((entry, _)) = self.idle.pop(0) else {
                 break;
             };
@@ -803,17 +895,13 @@ impl<M: Manager> State<M> {
             return;
         }
         self.paused = false;
-        while !self.waitlist.is_empty() {
-            let Some((entry, _)) = self.idle.pop(0) else {
-                break;
-            };
-            self.dispatch(now, entry, fx);
-        }
+        self.serve_idle(now, fx);
         self.start_connects(now, config, fx);
     }
 
-    /// Panics (debug builds) when the ledger does not balance, or a
-    /// connection is idle while an eligible request waits (a lost wake-up).
+    /// Panics (debug builds) when the ledger does not balance or disagrees
+    /// with the idle store, or a connection is idle while an eligible
+    /// request waits (a lost wake-up).
     #[inline]
     pub(crate) fn check_ledger(&self) {
         debug_assert!(
@@ -822,23 +910,11 @@ impl<M: Manager> State<M> {
             self.idle.len(),
             self.waitlist.len()
         );
+        debug_assert!(self.ledger.balances(), "ledger: {:?}", self.ledger);
         debug_assert_eq!(
-            self.idle.len()
-                + self.in_use
-                + self.handing_over
-                + self.connecting
-                + self.draining
-                + self.closing,
-            self.open,
-            "ledger: idle {} + in_use {} + handing_over {} + connecting {} + draining {} \
-             + closing {} != open {}",
             self.idle.len(),
-            self.in_use,
-            self.handing_over,
-            self.connecting,
-            self.draining,
-            self.closing,
-            self.open
+            self.ledger.idle(),
+            "idle store and ledger disagree"
         );
     }
 }
