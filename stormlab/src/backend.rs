@@ -14,6 +14,7 @@ use crate::config::LabParams;
 use crate::error::LabError;
 use crate::metrics::RecoveryRule;
 use crate::pools::PoolKind;
+use crate::scenario::ScenarioKind;
 
 /// How long the reachability check of a live database waits for its TCP
 /// handshake.
@@ -87,6 +88,12 @@ impl Backend {
             Backend::Sim => pool != PoolKind::MysqlAsync,
             _ => self.pools().contains(&pool),
         }
+    }
+
+    /// Whether `scenario` can run on this backend: on the simulation every
+    /// one, on a live server those that do not need the simulation.
+    pub fn runs(&self, scenario: ScenarioKind) -> bool {
+        *self == Backend::Sim || !scenario.simulated_only()
     }
 
     /// Checks that the lab can run against this backend: the simulation
@@ -236,6 +243,9 @@ mod tests {
         assert!(!Backend::Sim
             .pools()
             .contains(&PoolKind::StormpoolNoPropagation));
+        assert!(Backend::Sim.runs(ScenarioKind::WedgedNoCancel));
+        assert!(!pg.runs(ScenarioKind::WedgedNoCancel));
+        assert!(pg.runs(ScenarioKind::WedgedMaxHold));
     }
 
     #[test]

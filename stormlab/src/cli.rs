@@ -66,9 +66,16 @@ pub struct Cli {
     #[arg(long, default_value_t = 50, value_name = "MS")]
     pub deadline_ms: u64,
 
-    /// The hold limit of the wedged-max-hold scenario, in milliseconds.
+    /// The hold limit of the wedged-max-hold and wedged-no-cancel scenarios, in
+    /// milliseconds.
     #[arg(long, default_value_t = 100, value_name = "MS")]
     pub max_hold_ms: u64,
+
+    /// stormpool's max_orphans: the most revoked connections whose holders have not
+    /// let go; the pool holds at most connections + max_orphans sessions on the
+    /// server (0: max_hold revokes nothing). Defaults to stormpool's own.
+    #[arg(long, default_value_t = stormpool::Config::default().max_orphans, value_name = "N")]
+    pub max_orphans: usize,
 
     /// Seed of the arrival processes: the same seed gives the same virtual run.
     #[arg(long, default_value_t = 1)]
@@ -139,6 +146,9 @@ impl Cli {
         if self.max_hold_ms == 0 {
             return usage("--max-hold-ms must be at least 1");
         }
+        if self.max_orphans as u64 > MAX_CONNECTIONS {
+            return usage("--max-orphans must be at most 4096");
+        }
         if !(self.scale.is_finite() && self.scale > 0.0 && self.scale <= 100.0) {
             return usage("--scale must be a number above 0 and at most 100");
         }
@@ -179,11 +189,22 @@ impl Cli {
                 database: backend.name(),
             });
         }
-        let scenarios = names(&self.scenarios, &ScenarioKind::ALL, ScenarioKind::from_name)
-            .map_err(|name| match name {
+        let runnable: Vec<ScenarioKind> = ScenarioKind::ALL
+            .into_iter()
+            .filter(|s| backend.runs(*s))
+            .collect();
+        let scenarios = names(&self.scenarios, &runnable, ScenarioKind::from_name).map_err(
+            |name| match name {
                 Some(name) => LabError::UnknownScenario(name),
                 None => LabError::Usage("--scenarios names no scenario".into()),
-            })?;
+            },
+        )?;
+        if let Some(scenario) = scenarios.iter().find(|s| !backend.runs(**s)) {
+            return Err(LabError::ScenarioUnsupported {
+                scenario: scenario.name(),
+                database: backend.name(),
+            });
+        }
         let outputs = Outputs {
             html: Some(
                 self.html
@@ -205,6 +226,7 @@ impl Cli {
                 seed: self.seed,
                 clock,
                 max_hold: Duration::from_millis(self.max_hold_ms),
+                max_orphans: self.max_orphans,
             },
             backend,
             outputs,
@@ -321,6 +343,7 @@ mod tests {
             &["--clock", "sundial"],
             &["--deadline-ms", "1"],
             &["--pools", ""],
+            &["--max-orphans", "5000"],
         ] {
             let err = parse(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}: {err}");

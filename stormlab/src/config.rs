@@ -52,9 +52,13 @@ pub struct LabParams {
     pub seed: u64,
     /// Which clock the runs follow. Default: virtual.
     pub clock: Clock,
-    /// The hold limit of the `wedged-max-hold` scenario. Default: 100 ms.
+    /// The hold limit of the scenarios that set one (`wedged-max-hold`,
+    /// `wedged-no-cancel`). Default: 100 ms.
     #[serde(serialize_with = "crate::units::millis")]
     pub max_hold: Duration,
+    /// stormpool's `max_orphans`: the most revoked connections whose holders
+    /// have not let go yet. Default: stormpool's own (4).
+    pub max_orphans: usize,
 }
 
 impl Default for LabParams {
@@ -67,6 +71,7 @@ impl Default for LabParams {
             seed: 1,
             clock: Clock::Virtual,
             max_hold: Duration::from_millis(100),
+            max_orphans: stormpool::Config::default().max_orphans,
         }
     }
 }

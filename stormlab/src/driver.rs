@@ -13,6 +13,10 @@
 //! whatever the pool does: a query dropped half-way keeps running on the
 //! simulated server, as on a real one), and retries a failed attempt at once
 //! as often as the scenario says, while the load lasts.
+//!
+//! A scenario's holders (jobs without a deadline, see
+//! [`Scenario::holders`]) are tasks too, started as its wedge starts; they
+//! are counted apart from the requests.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,7 +30,7 @@ use tokio::time::{sleep_until, timeout_at, Instant};
 use crate::backend::Backend;
 use crate::config::{Clock, LabParams};
 use crate::error::LabError;
-use crate::metrics::{Attempt, AttemptResult, RawRun, ServerStats};
+use crate::metrics::{Attempt, AttemptResult, Holders, RawRun, ServerStats};
 use crate::pools::Probe;
 use crate::pools::{
     Bb8Lab, DeadpoolLab, LabPool, PoolKind, PoolSetup, PrefixLab, Request, StormpoolLab,
@@ -36,6 +40,15 @@ use crate::scenario::{Keys, Scenario, Stream};
 
 /// How often the driver samples the pool's waiting count.
 pub const SAMPLE: Duration = Duration::from_millis(10);
+
+/// How long a holder the pool turned away waits before it asks again: a
+/// tick, so that a pool that refuses at once does not spin the clock still.
+const HOLDER_RETRY: Duration = Duration::from_millis(1);
+
+/// The first holder's id: apart from the attempts' (counted up from 0) and
+/// the live warm-up's (counted down from `u64::MAX`), since live backends
+/// tag statements with it.
+const HOLDER_IDS: u64 = u64::MAX / 2;
 
 /// The virtual time one run of `scenario` covers: the load, then one
 /// deadline for the last requests to finish, then one sample.
@@ -56,6 +69,13 @@ pub fn run(
         params,
         progress,
     };
+    if scenario.cancels_ignored && *backend != Backend::Sim {
+        // A live server acts on cancels; the lab cannot make it ignore them.
+        return Err(LabError::ScenarioUnsupported {
+            scenario: scenario.name(),
+            database: backend.name(),
+        });
+    }
     match backend {
         Backend::Sim => run.simulated(pool),
         Backend::Postgres(url) => crate::live::postgres::run(&run, pool, url),
@@ -134,6 +154,7 @@ impl Run<'_> {
         let sim = SimManager::new(sim_config(self.params));
         let setup = self.setup();
         let db = sim.db().clone();
+        db.set_cancellable(!self.scenario.cancels_ignored);
         let hang: Hang = Arc::new(move |on| db.set_hang(on));
         let mut raw = runtime.block_on(async {
             // Built inside the runtime: bb8 spawns its reaper at once.
@@ -176,6 +197,7 @@ impl Run<'_> {
             max_size: self.params.connections,
             deadline: self.params.deadline,
             max_hold: self.scenario.max_hold,
+            max_orphans: self.params.max_orphans,
         }
     }
 
@@ -199,7 +221,8 @@ impl Run<'_> {
             next_attempt: AtomicU64::new(0),
             attempts: Mutex::new(Vec::new()),
         });
-        self.schedule_hangs(t0, hang);
+        let holders = Arc::new(HolderLog::default());
+        self.schedule_wedge(t0, hang, &pool, &holders);
         let capacity = self.params.capacity_rps();
         for (i, stream) in self.scenario.streams.iter().enumerate() {
             // Each stream its own sequence, all derived from the one seed.
@@ -249,25 +272,102 @@ impl Run<'_> {
             waiting,
             server,
             notes: pool.notes(),
+            holders: (self.scenario.holders > 0).then(|| holders.read(pool.revoked())),
         }
     }
 
-    /// Makes every query started during a `hang` phase hang on the server.
-    fn schedule_hangs(&self, t0: Instant, hang: &Hang) {
+    /// Makes every query started during a `hang` phase hang on the server,
+    /// and starts the scenario's holders as the first one starts (once the
+    /// hang is on, so that their queries hang).
+    fn schedule_wedge<P: LabPool>(
+        &self,
+        t0: Instant,
+        hang: &Hang,
+        pool: &Arc<P>,
+        log: &Arc<HolderLog>,
+    ) {
         let starts = self.scenario.phase_starts();
+        let mut holders = self.scenario.holders as u64;
         for (phase, start) in self.scenario.phases.iter().zip(starts) {
             if !phase.hang {
                 continue;
             }
-            let hang = hang.clone();
+            let (hang, pool, log) = (hang.clone(), pool.clone(), log.clone());
             let (from, to) = (t0 + start, t0 + start + phase.duration);
             tokio::spawn(async move {
                 sleep_until(from).await;
                 hang(true);
+                for id in HOLDER_IDS..HOLDER_IDS + holders {
+                    tokio::spawn(hold(pool.clone(), log.clone(), id));
+                }
                 sleep_until(to).await;
                 hang(false);
             });
+            holders = 0;
         }
+    }
+}
+
+/// What the driver learns about the holders of a run.
+#[derive(Default)]
+struct HolderLog {
+    /// Every holder's request, to read at the end whether it got a
+    /// connection (its task may never end).
+    ///
+    /// # Invariant
+    /// Held only to push or read; never across an `.await`.
+    probes: Mutex<Vec<Arc<Probe>>>,
+    /// Holders whose query failed (stopped on the server).
+    stopped: AtomicU64,
+    /// Holders whose query finished.
+    finished: AtomicU64,
+}
+
+impl HolderLog {
+    /// The holders' fate at the end of the run; `revoked`: the pool's count.
+    fn read(&self, revoked: Option<u64>) -> Holders {
+        let probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+        let granted = probes.iter().filter(|p| p.granted_at().is_some()).count() as u64;
+        // Relaxed: the tasks that counted are done or stuck for good.
+        let stopped = self.stopped.load(Ordering::Relaxed);
+        let finished = self.finished.load(Ordering::Relaxed);
+        Holders {
+            started: probes.len() as u64,
+            granted,
+            stopped,
+            finished,
+            stuck: granted.saturating_sub(stopped + finished),
+            revoked,
+        }
+    }
+}
+
+/// One holder: a job without a deadline. It asks for a connection until it
+/// gets one (the pool may turn it away: shed, timed out on the pool's own
+/// wait), runs its query, and never gives up on it.
+async fn hold<P: LabPool>(pool: Arc<P>, log: Arc<HolderLog>, id: u64) {
+    // Its own gauge: a holder is not a request the driver counts waiting.
+    let gauge = Arc::new(AtomicUsize::new(0));
+    // One request for every try: the probe records the grant when one comes.
+    let req = Request::new(id, Priority::Normal, None, None, gauge);
+    let probe = req.probe();
+    log.probes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(probe.clone());
+    loop {
+        let result = pool.serve(&req).await;
+        if probe.granted_at().is_none() {
+            tokio::time::sleep(HOLDER_RETRY).await;
+            continue;
+        }
+        let ended = if result.is_ok() {
+            &log.finished
+        } else {
+            &log.stopped
+        };
+        ended.fetch_add(1, Ordering::Relaxed);
+        return;
     }
 }
 
@@ -347,7 +447,13 @@ async fn request<P: LabPool>(
         let start = Instant::now();
         let deadline = start + shared.deadline;
         let attempt = shared.next_attempt.fetch_add(1, Ordering::Relaxed);
-        let req = Request::new(attempt, priority, key, deadline, shared.waiting.clone());
+        let req = Request::new(
+            attempt,
+            priority,
+            key,
+            Some(deadline),
+            shared.waiting.clone(),
+        );
         let probe = req.probe();
         let result = match timeout_at(deadline, pool.serve(&req)).await {
             Ok(Ok(())) => AttemptResult::Completed,

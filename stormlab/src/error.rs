@@ -32,6 +32,14 @@ pub enum LabError {
         /// The database ("simulated", "PostgreSQL", "MySQL").
         database: &'static str,
     },
+    /// `--scenarios` named a scenario that does not run on the chosen
+    /// database.
+    ScenarioUnsupported {
+        /// The scenario.
+        scenario: &'static str,
+        /// The database ("PostgreSQL", "MySQL").
+        database: &'static str,
+    },
     /// A live database refused the lab's own connection, or answered it
     /// with an error.
     Database {
@@ -71,7 +79,8 @@ impl LabError {
             LabError::Usage(_)
             | LabError::UnknownPool(_)
             | LabError::UnknownScenario(_)
-            | LabError::PoolUnsupported { .. } => 2,
+            | LabError::PoolUnsupported { .. }
+            | LabError::ScenarioUnsupported { .. } => 2,
             _ => 1,
         }
     }
@@ -99,6 +108,10 @@ impl fmt::Display for LabError {
             LabError::PoolUnsupported { pool, database } => {
                 write!(f, "pool `{pool}` does not run on the {database} database")
             }
+            LabError::ScenarioUnsupported { scenario, database } => write!(
+                f,
+                "scenario `{scenario}` does not run on the {database} database"
+            ),
             LabError::Database {
                 database,
                 doing,

@@ -141,6 +141,29 @@ impl ServerStats {
     }
 }
 
+/// What became of a scenario's holders, the jobs without a deadline of the
+/// wedged scenarios ([`Scenario::holders`]), by the end of the run. They are
+/// not requests: no other measure counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Holders {
+    /// Holders started.
+    pub started: u64,
+    /// Holders the pool yielded a connection to.
+    pub granted: u64,
+    /// Holders whose query failed: stopped on the server (cancelled when
+    /// the pool revoked their connection), so they let go.
+    pub stopped: u64,
+    /// Holders whose query finished: it did not hang (it started after the
+    /// wedge, say).
+    pub finished: u64,
+    /// Holders still holding their connection, their query hanging, when
+    /// the run ended.
+    pub stuck: u64,
+    /// Connections the pool revoked for being held past its hold limit,
+    /// the holders' and any other; `None` for a pool without a hold limit.
+    pub revoked: Option<u64>,
+}
+
 /// Everything the driver recorded in one run.
 #[derive(Clone, Debug)]
 pub struct RawRun {
@@ -156,6 +179,8 @@ pub struct RawRun {
     pub server: ServerStats,
     /// The pool's remarks on the run.
     pub notes: Vec<String>,
+    /// The holders' fate, in scenarios that have holders.
+    pub holders: Option<Holders>,
 }
 
 /// How many attempts ended each way.
@@ -310,6 +335,8 @@ pub struct RunResult {
     pub tenants: Option<Shares>,
     /// The simulated server's counters.
     pub server: ServerStats,
+    /// What became of the holders, in scenarios that have them.
+    pub holders: Option<Holders>,
     /// Chart data.
     pub series: Series,
     /// Remarks on the run (options a pool lacks, ...).
@@ -420,6 +447,7 @@ pub fn summarize(
         classes,
         tenants,
         server: raw.server.clone(),
+        holders: raw.holders,
         series: series(raw, &successes, load_end, capacity),
         notes: raw.notes.clone(),
     }

@@ -11,6 +11,16 @@
 //! deadlines so that even a short run sees whole request lifetimes. The
 //! wedge of the `wedged` scenarios is not scaled: it only has to last long
 //! enough for every connection to pick up a stuck query.
+//!
+//! # Why the wedged scenarios have holders
+//!
+//! A request that gives up at its deadline frees its stuck connection by
+//! itself in a pool that cancels abandoned statements (stormpool does), so
+//! requests alone never show what a hold limit is for. The incident's
+//! holder does not give up: a job with no deadline, stuck behind a lock.
+//! The wedged scenarios start one such job per connection at the start of
+//! the wedge (see [`Scenario::holders`]); only a hold limit (`max_hold`)
+//! takes their connections back.
 
 use std::time::Duration;
 
@@ -36,10 +46,14 @@ pub enum ScenarioKind {
     RetryStorm,
     /// 3x for a short while, then 0.5x: how fast does the pool recover?
     Spike,
-    /// Every connection gets a stuck query (a deadlock), no hold limit.
+    /// Jobs without a deadline take every connection and hang (a job stuck
+    /// behind a lock), no hold limit.
     Wedged,
     /// As `Wedged`, with the pool's hold limit (`max_hold`) where it has one.
     WedgedMaxHold,
+    /// As `WedgedMaxHold`, on a server that ignores cancels: a revoked job
+    /// never lets go, so `max_orphans` bounds what comes back.
+    WedgedNoCancel,
     /// 2x, half of the requests critical.
     PriorityMix,
     /// One tenant fans out bursts of requests over others' steady traffic.
@@ -48,7 +62,7 @@ pub enum ScenarioKind {
 
 impl ScenarioKind {
     /// Every scenario, in the default run order.
-    pub const ALL: [ScenarioKind; 9] = [
+    pub const ALL: [ScenarioKind; 10] = [
         ScenarioKind::Steady,
         ScenarioKind::Overload,
         ScenarioKind::Storm,
@@ -56,6 +70,7 @@ impl ScenarioKind {
         ScenarioKind::Spike,
         ScenarioKind::Wedged,
         ScenarioKind::WedgedMaxHold,
+        ScenarioKind::WedgedNoCancel,
         ScenarioKind::PriorityMix,
         ScenarioKind::FanOut,
     ];
@@ -70,6 +85,7 @@ impl ScenarioKind {
             ScenarioKind::Spike => "spike",
             ScenarioKind::Wedged => "wedged",
             ScenarioKind::WedgedMaxHold => "wedged-max-hold",
+            ScenarioKind::WedgedNoCancel => "wedged-no-cancel",
             ScenarioKind::PriorityMix => "priority",
             ScenarioKind::FanOut => "fanout",
         }
@@ -85,6 +101,12 @@ impl ScenarioKind {
         ScenarioKind::ALL.into_iter().find(|s| s.name() == name)
     }
 
+    /// Whether the scenario runs on the simulated database only: a live
+    /// server acts on cancels, and the lab cannot make it ignore them.
+    pub fn simulated_only(self) -> bool {
+        self == ScenarioKind::WedgedNoCancel
+    }
+
     /// The scenario's phases and traffic for these parameters.
     pub fn build(self, params: &LabParams) -> Scenario {
         let phase = |name, load, secs: f64| Phase {
@@ -93,10 +115,10 @@ impl ScenarioKind {
             duration: scaled(secs, params),
             hang: false,
         };
-        let wedged = |max_hold: Option<Duration>, title, description: &str| Scenario {
+        let wedged = |max_hold: Option<Duration>, title, description: String| Scenario {
             kind: self,
             title,
-            description: description.to_string(),
+            description,
             phases: vec![
                 phase("before", 0.5, 1.0),
                 Phase {
@@ -110,6 +132,8 @@ impl ScenarioKind {
             streams: vec![Stream::plain()],
             retries: 0,
             max_hold,
+            holders: params.connections,
+            cancels_ignored: self.simulated_only(),
             headline: 2,
             recovery_from: Some(2),
         };
@@ -178,17 +202,49 @@ impl ScenarioKind {
             ScenarioKind::Wedged => wedged(
                 None,
                 "Wedged pool, no hold limit",
-                "Half the capacity; for 100 ms every new query hangs on the server \
-                 (a deadlock), long enough for every connection to pick one up; then \
-                 queries run normally again. Without a hold limit nothing frees the \
-                 stuck connections: the pool serves nothing from then on.",
+                "Half the capacity; for 100 ms every new query hangs on the server (a \
+                 deadlock), then queries run normally again. As the wedge starts, one job \
+                 without a deadline per connection asks for a connection, waits as long \
+                 as it takes, and runs a query that hangs: a job stuck behind a lock, \
+                 which never gives up (the jobs are not requests: no goodput counts \
+                 them). Without a hold limit nothing frees their connections, and every \
+                 pool serves nothing after the wedge, stormpool included. (Requests stuck \
+                 in the wedge are not the problem: they give up at their deadline, and \
+                 stormpool stops their statements then.)"
+                    .into(),
             ),
             ScenarioKind::WedgedMaxHold => wedged(
                 Some(params.max_hold),
                 "Wedged pool, with a hold limit (max_hold)",
-                "As `wedged`, with the pool's hold limit where it has one: a connection \
-                 held past max_hold has its query cancelled on the server and its slot \
-                 freed. deadpool, bb8 and the pre-fix model have no such limit.",
+                format!(
+                    "As `wedged`, with the pool's hold limit where it has one: a connection \
+                     held past max_hold ({} ms) is revoked: its query is cancelled on the \
+                     server, its job lets go, and a new connection takes its slot, at most \
+                     max_orphans ({}) at a time. stormpool serves again shortly after \
+                     max_hold; deadpool, bb8 and the pre-fix model have no such limit and \
+                     stay wedged.",
+                    params.max_hold.as_millis(),
+                    params.max_orphans
+                ),
+            ),
+            ScenarioKind::WedgedNoCancel => wedged(
+                Some(params.max_hold),
+                "Wedged pool, hold limit, cancels ignored",
+                format!(
+                    "As `wedged-max-hold`, but the server ignores cancels (a hung network, \
+                     a server that does not act on them), so a revoked job never lets go of \
+                     its connection. stormpool revokes at most max_orphans of them and \
+                     opens as many new connections, so that the server never holds more \
+                     than max_size + max_orphans sessions of the pool; the other stuck \
+                     connections stay lost. With max_orphans {} (stormpool's default is \
+                     {}), {} of the {} connections come back: a larger max_orphans gets \
+                     more capacity back when cancels do not work, at the cost of more \
+                     sessions on the server.",
+                    params.max_orphans,
+                    stormpool::Config::default().max_orphans,
+                    params.max_orphans.min(params.connections),
+                    params.connections
+                ),
             ),
             ScenarioKind::PriorityMix => Scenario {
                 kind: self,
@@ -320,6 +376,15 @@ pub struct Scenario {
     /// The hold limit given to pools that support one.
     #[serde(serialize_with = "crate::units::opt_millis")]
     pub max_hold: Option<Duration>,
+    /// Jobs without a deadline started as the first `hang` phase starts:
+    /// each waits for a connection as long as it takes (asking again when
+    /// the pool turns it away), runs a query that hangs, and never gives up.
+    /// They are not client requests: no goodput counts them; their fate is
+    /// in [`RunResult::holders`](crate::metrics::RunResult::holders).
+    pub holders: usize,
+    /// The server ignores cancels for the whole run (simulated database
+    /// only).
+    pub cancels_ignored: bool,
     /// The phase whose goodput the summary shows.
     pub headline: usize,
     /// The phase from whose start recovery is measured, if any.
@@ -337,6 +402,8 @@ impl Scenario {
             streams: vec![Stream::plain()],
             retries: 0,
             max_hold: None,
+            holders: 0,
+            cancels_ignored: false,
             headline: 0,
             recovery_from: None,
         }
@@ -391,6 +458,8 @@ mod tests {
             assert!(!s.phases.is_empty() && !s.title.is_empty(), "{}", s.name());
             assert!(s.headline < s.phases.len());
             assert!(s.recovery_from.is_none_or(|p| p < s.phases.len()));
+            // Holders start with a wedge: a scenario with holders has one.
+            assert!(s.holders == 0 || s.phases.iter().any(|p| p.hang));
             let shares: f64 = s.streams.iter().map(|st| st.share).sum();
             assert!((shares - 1.0).abs() < 1e-9, "{}: shares {shares}", s.name());
         }

@@ -2,27 +2,19 @@
 //! so a ratio is a stable assertion): the pre-fix waitlist model collapses
 //! at 2x, and stormpool does no worse.
 
+mod support;
+
 use stormlab::pools::PoolKind;
 use stormlab::report::Report;
 use stormlab::scenario::ScenarioKind;
-use stormlab::{LabConfig, LabParams, Outputs};
+use stormlab::LabParams;
 
 fn run(pools: &[PoolKind], scenarios: &[ScenarioKind], scale: f64) -> Report {
-    let config = LabConfig {
-        pools: pools.to_vec(),
-        scenarios: scenarios.to_vec(),
-        params: LabParams {
-            scale,
-            ..LabParams::default()
-        },
-        outputs: Outputs {
-            html: None,
-            json: None,
-        },
-        jobs: 2,
-        ..LabConfig::default()
+    let params = LabParams {
+        scale,
+        ..LabParams::default()
     };
-    stormlab::run(&config).expect("the suite runs").0
+    support::suite(pools, scenarios, params)
 }
 
 #[test]

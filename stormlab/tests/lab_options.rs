@@ -55,6 +55,8 @@ fn malformed_values() {
         &["--scale=0"],
         &["--clock", "sundial"],
         &["--deadline-ms", "1"],
+        &["--max-orphans", "5000"],
+        &["--max-orphans", "-1"],
         &["--no-such-option"],
         &["--pg-url", "localhost:5432"],
         &["--pg-url", "postgres://a", "--mysql-url", "mysql://b"],
@@ -94,7 +96,7 @@ fn a_server_that_does_not_answer_is_reported() {
 }
 
 #[test]
-fn the_simulation_only_pool_is_refused_on_a_live_server() {
+fn simulation_only_pools_and_scenarios_are_refused_on_a_live_server() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let port = listener.local_addr().expect("local address").port();
     let url = format!("postgres://lab@127.0.0.1:{port}/lab");
@@ -105,6 +107,12 @@ fn the_simulation_only_pool_is_refused_on_a_live_server() {
     );
     let err = fails("virtual_live", &["--pg-url", &url, "--clock", "virtual"], 2);
     assert!(err.contains("simulated database only"), "{err}");
+    let args = ["--pg-url", &url, "--scenarios", "wedged-no-cancel"];
+    let err = fails("no_cancel_live", &args, 2);
+    assert!(
+        err.contains("scenario `wedged-no-cancel` does not run on the PostgreSQL"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -73,6 +73,8 @@ fn check_json(report: &Value) {
                 name == "fanout",
                 "{what}: tenants"
             );
+            let holders = scenario["holders"].as_u64().unwrap_or(0);
+            assert_eq!(!run["holders"].is_null(), holders > 0, "{what}: holders");
         }
     }
 }

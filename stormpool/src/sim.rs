@@ -12,7 +12,9 @@
 //! * a statement runs past the deadline the pool passed on at checkout
 //!   only until that deadline, as with `statement_timeout`;
 //! * queries can be made to hang until cancelled (a deadlock), connections
-//!   can be broken all at once (a server restart) or at random.
+//!   can be broken all at once (a server restart) or at random;
+//! * cancels can be made to go unheeded (a server that ignores them, a
+//!   network that loses them).
 //!
 //! All time is tokio's, so the simulation runs under paused time.
 
@@ -145,6 +147,8 @@ pub struct SimDb {
     behaviors: Mutex<Behaviors>,
     rng: Mutex<Rng>,
     hang: AtomicBool,
+    /// Cancels are received (and counted) but stop nothing.
+    ignore_cancels: AtomicBool,
     /// Connections opened before this generation are broken.
     broken_before: AtomicU64,
     generation: AtomicU64,
@@ -188,6 +192,15 @@ impl SimDb {
     /// or run normally again (`false`).
     pub fn set_hang(&self, hang: bool) {
         self.hang.store(hang, Ordering::SeqCst);
+    }
+
+    /// Makes server-side cancels stop the running statement (`true`, the
+    /// default), or be received and ignored (`false`), as by a server that
+    /// does not act on them or a network that loses them. An ignored cancel
+    /// still counts in [`SimStats::cancels`], never in
+    /// [`SimStats::cancelled`].
+    pub fn set_cancellable(&self, cancellable: bool) {
+        self.ignore_cancels.store(!cancellable, Ordering::SeqCst);
     }
 
     /// Breaks every connection open now, as a server restart would.
@@ -500,6 +513,7 @@ impl SimManager {
                 }),
                 rng: Mutex::new(rng),
                 hang: AtomicBool::new(false),
+                ignore_cancels: AtomicBool::new(false),
                 broken_before: AtomicU64::new(0),
                 generation: AtomicU64::new(0),
                 break_ppm: AtomicU64::new(0),
@@ -614,6 +628,10 @@ impl Manager for SimManager {
 
     async fn cancel(&self, token: &SimCancelToken) -> Result<(), SimError> {
         self.db.stats.cancels.fetch_add(1, Ordering::Relaxed);
+        if self.db.ignore_cancels.load(Ordering::SeqCst) {
+            // As a real cancel request, it gets no answer either way.
+            return Ok(());
+        }
         let session = &token.session;
         let now = clock::now();
         session.stop_abandoned(&self.db, now);

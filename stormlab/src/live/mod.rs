@@ -97,7 +97,7 @@ async fn warm<P: LabPool>(pool: &Arc<P>, size: usize) {
                 u64::MAX - i,
                 Priority::Normal,
                 None,
-                deadline,
+                Some(deadline),
                 waiting.clone(),
             );
             let pool = pool.clone();

@@ -235,6 +235,10 @@ impl LabPool for StormpoolMy {
         Some(self.pool.status().waiting)
     }
 
+    fn revoked(&self) -> Option<u64> {
+        Some(self.pool.status().counters.revoked)
+    }
+
     fn notes(&self) -> Vec<String> {
         let stats = self.pool.manager().stats();
         vec![stormpool_note(

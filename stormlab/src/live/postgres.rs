@@ -189,6 +189,10 @@ impl LabPool for StormpoolPg {
         Some(self.pool.status().waiting)
     }
 
+    fn revoked(&self) -> Option<u64> {
+        Some(self.pool.status().counters.revoked)
+    }
+
     fn notes(&self) -> Vec<String> {
         let stats = self.pool.manager().stats();
         vec![stormpool_note(
@@ -234,15 +238,16 @@ impl DeadpoolPg {
 
 impl LabPool for DeadpoolPg {
     async fn serve(&self, req: &Request) -> Result<(), PoolError> {
-        let remaining = req.deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
+        // No deadline: no wait timeout either.
+        let remaining = req.remaining();
+        if remaining.is_some_and(|r| r.is_zero()) {
             // deadpool reads a zero wait as "do not wait".
             return Err(PoolError::Timeout);
         }
         let timeouts = deadpool_postgres::Timeouts {
-            wait: Some(remaining),
-            create: Some(remaining),
-            recycle: Some(remaining),
+            wait: remaining,
+            create: remaining,
+            recycle: remaining,
         };
         let conn = self
             .pool

@@ -7,7 +7,6 @@
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult, Timeouts};
 use deadpool::Runtime;
 use stormpool::sim::{SimConnection, SimError, SimManager};
-use tokio::time::Instant;
 
 use super::{LabPool, PoolError, PoolSetup, Request};
 use crate::error::LabError;
@@ -53,16 +52,17 @@ impl DeadpoolLab {
 
 impl LabPool for DeadpoolLab {
     async fn serve(&self, req: &Request) -> Result<(), PoolError> {
-        let remaining = req.deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
+        // No deadline: no wait timeout either.
+        let remaining = req.remaining();
+        if remaining.is_some_and(|r| r.is_zero()) {
             // deadpool reads a zero wait as "do not wait"; the driver has
             // given up by now anyway.
             return Err(PoolError::Timeout);
         }
         let timeouts = Timeouts {
-            wait: Some(remaining),
-            create: Some(remaining),
-            recycle: Some(remaining),
+            wait: remaining,
+            create: remaining,
+            recycle: remaining,
         };
         let mut conn = self
             .pool

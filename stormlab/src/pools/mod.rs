@@ -143,6 +143,8 @@ pub struct PoolSetup {
     pub deadline: Duration,
     /// The hold limit, for pools that have one (`None`: no limit).
     pub max_hold: Option<Duration>,
+    /// The most revoked connections still held, for pools with a hold limit.
+    pub max_orphans: usize,
 }
 
 /// Why a pool did not serve a request (the driver's own abandonment at the
@@ -197,6 +199,12 @@ pub trait LabPool: Send + Sync + 'static {
     fn dead_work(&self) -> Option<Duration> {
         None
     }
+
+    /// Connections the pool revoked so far for being held past its hold
+    /// limit, where it has one (stormpool's `max_hold`); `None` otherwise.
+    fn revoked(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One attempt of a client request, as a pool sees it.
@@ -209,8 +217,9 @@ pub struct Request {
     pub priority: Priority,
     /// The fairness key, if any.
     pub key: Option<u32>,
-    /// When the client gives up.
-    pub deadline: Instant,
+    /// When the client gives up; `None`: never (a job without a deadline,
+    /// which waits for a connection as long as it takes).
+    pub deadline: Option<Instant>,
     probe: Arc<Probe>,
 }
 
@@ -231,7 +240,7 @@ impl Request {
         id: u64,
         priority: Priority,
         key: Option<u32>,
-        deadline: Instant,
+        deadline: Option<Instant>,
         waiting: Arc<AtomicUsize>,
     ) -> Request {
         // Relaxed: the count is a gauge read by the sampler, nothing more.
@@ -247,6 +256,13 @@ impl Request {
                 waiting,
             }),
         }
+    }
+
+    /// The time left until the deadline (zero once it passed); `None`
+    /// without a deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// The pool yields a connection to this request now.

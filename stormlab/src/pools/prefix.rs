@@ -111,7 +111,9 @@ impl Inner {
         let result = conn.query().await.map_err(|_| PoolError::Query);
         // The simulated server counts the work of dropped queries only; this
         // one ran to its end, possibly for a client long gone.
-        let dead = Instant::now().saturating_duration_since(start.max(req.deadline));
+        let dead = req.deadline.map_or(Duration::ZERO, |deadline| {
+            Instant::now().saturating_duration_since(start.max(deadline))
+        });
         // Relaxed: a counter read after the run.
         self.dead_micros
             .fetch_add(dead.as_micros() as u64, Ordering::Relaxed);

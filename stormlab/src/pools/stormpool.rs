@@ -8,7 +8,8 @@ use super::{LabPool, PoolError, PoolSetup, Request};
 use crate::error::LabError;
 
 /// stormpool over the simulated database, with its defaults except
-/// `max_size`, the hold limit and, for the variant, `propagate_deadline`.
+/// `max_size`, the hold limit and its `max_orphans` and, for the variant,
+/// `propagate_deadline`.
 pub struct StormpoolLab {
     pool: Pool<SimManager>,
 }
@@ -31,6 +32,7 @@ pub(crate) fn build<M: stormpool::Manager>(
     Pool::builder(manager)
         .max_size(setup.max_size)
         .max_hold(setup.max_hold)
+        .max_orphans(setup.max_orphans)
         .propagate_deadline(propagate)
         .build()
         .map_err(|e| LabError::PoolConfig {
@@ -39,11 +41,14 @@ pub(crate) fn build<M: stormpool::Manager>(
         })
 }
 
-/// The request's deadline, priority and key, as stormpool takes them.
+/// The request's deadline, priority and key, as stormpool takes them. A
+/// request without a deadline waits as long as the pool's `acquire_timeout`,
+/// as a plain `get` does.
 fn options(req: &Request) -> AcquireOptions {
-    let options = AcquireOptions::new()
-        .deadline(req.deadline)
-        .priority(req.priority);
+    let mut options = AcquireOptions::new().priority(req.priority);
+    if let Some(deadline) = req.deadline {
+        options = options.deadline(deadline);
+    }
     match req.key {
         Some(key) => options.key(key),
         None => options,
@@ -69,6 +74,10 @@ impl LabPool for StormpoolLab {
 
     fn waiting(&self) -> Option<usize> {
         Some(self.pool.status().waiting)
+    }
+
+    fn revoked(&self) -> Option<u64> {
+        Some(self.pool.status().counters.revoked)
     }
 }
 

@@ -40,13 +40,16 @@ pub fn render(report: &Report) -> Result<String, LabError> {
     let _ = writeln!(
         page,
         "<p class=\"params\">{} database, {} connections, {} ms service time \
-         (capacity {:.0} req/s), {} ms deadlines, duration scale {}, seed {}, {} clock; \
+         (capacity {:.0} req/s), {} ms deadlines, max_hold {} ms and max_orphans {} \
+         where a scenario sets a hold limit, duration scale {}, seed {}, {} clock; \
          stormlab {}, suite wall time {:.1} s.</p>",
         report.backend,
         p.connections,
         p.service.as_millis(),
         report.capacity_rps,
         p.deadline.as_millis(),
+        p.max_hold.as_millis(),
+        p.max_orphans,
         p.scale,
         p.seed,
         p.clock.name(),
@@ -163,7 +166,14 @@ success {quantile} is taken over the last {window} ms (not reaching back before 
 pool has recovered at the first such point after which every window, to the end of the \
 load, has a success and a {quantile} under {bound} ms ({bound_is}). \
 \"never\": the last window still fails.</dd>\n\
-<dt>First success</dt><dd>from the same start, when the first request was served in time.</dd>\n</dl>\n",
+<dt>First success</dt><dd>from the same start, when the first request was served in time.</dd>\n\
+<dt>Holders stuck</dt><dd>(wedged scenarios) of the jobs without a deadline started as the \
+wedge starts, one per connection, those still holding a connection with their query hanging \
+when the run ended. They are not requests: no other measure counts them.</dd>\n\
+<dt>Revoked</dt><dd>connections the pool took back for being held past its hold limit \
+(max_hold): the query is cancelled on the server and a new connection takes the slot, at \
+most max_orphans revoked connections still held at a time. n/a: the pool has no hold \
+limit.</dd>\n</dl>\n",
         window = RECOVERY_WINDOW.as_millis(),
     )
 }

@@ -38,6 +38,9 @@ pub fn scenario_table(capacity_rps: f64, report: &ScenarioReport) -> Table {
     if scenario.recovery_from.is_some() {
         headers.extend(["recovery".into(), "first success".into()]);
     }
+    if scenario.holders > 0 {
+        headers.extend(["holders stuck".into(), "revoked".into()]);
+    }
     if let Some(s) = first.and_then(|r| r.classes) {
         headers.extend([format!("{} %", s.first), format!("{} %", s.second)]);
     }
@@ -79,6 +82,10 @@ fn scenario_row(run: &RunResult, with_recovery: bool) -> Vec<String> {
             run.recovery.and_then(|r| r.first_success_ms),
             "none",
         ));
+    }
+    if let Some(holders) = run.holders {
+        row.push(format!("{} of {}", holders.stuck, holders.started));
+        row.push(holders.revoked.map_or_else(|| "n/a".into(), thousands));
     }
     for shares in [run.classes, run.tenants].into_iter().flatten() {
         row.extend([

@@ -5,6 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use stormlab::pools::PoolKind;
+use stormlab::report::Report;
+use stormlab::scenario::ScenarioKind;
+use stormlab::{LabConfig, LabParams, Outputs};
+
 /// A fresh, empty folder for one test's outputs.
 pub fn out_dir(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -48,4 +53,21 @@ pub fn run_ok(dir: &Path, args: &[&str]) -> Output {
 /// at their floor (two deadlines), writing into `dir`.
 pub fn short_suite(dir: &Path) -> Output {
     run_ok(dir, &["--scale", "0.02", "--quiet"])
+}
+
+/// Runs `pools` through `scenarios` in virtual time, in this process,
+/// writing nothing.
+pub fn suite(pools: &[PoolKind], scenarios: &[ScenarioKind], params: LabParams) -> Report {
+    let config = LabConfig {
+        pools: pools.to_vec(),
+        scenarios: scenarios.to_vec(),
+        params,
+        outputs: Outputs {
+            html: None,
+            json: None,
+        },
+        jobs: 2,
+        ..LabConfig::default()
+    };
+    stormlab::run(&config).expect("the suite runs").0
 }
