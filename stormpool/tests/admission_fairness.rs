@@ -87,16 +87,28 @@ async fn a_fan_out_does_not_crowd_out_other_keys() {
 #[tokio::test(start_paused = true)]
 async fn round_robin_alone_keeps_other_keys_served() {
     // Without a valve, round-robin across keys serves the single requests
-    // between the fan-out's, so the others barely notice it either.
+    // between the fan-out's, so the others barely notice it either. The
+    // fan-out fits its 1 s deadlines (100 requests of 20 ms on 16
+    // connections take 125 ms): nothing of it is shed, all of it is served.
     let (alone, _) = run(false, |b| b).await;
-    let (beside, _) = run(true, |b| b).await;
+    let (beside, burst) = run(true, |b| b).await;
     let base = quantile(&alone, 0.99);
     let with = quantile(&beside, 0.99);
-    println!("without a valve: p99 {base:?} alone, {with:?} beside the fan-out");
-    assert!(
-        with.as_secs_f64() <= base.as_secs_f64() * 1.10,
-        "p99 {with:?} vs {base:?}"
+    let burst_ok = burst.iter().filter(|r| r.outcome == End::Ok).count();
+    let ends: std::collections::BTreeMap<String, usize> =
+        burst.iter().fold(Default::default(), |mut m, r| {
+            *m.entry(format!("{:?}", r.outcome)).or_default() += 1;
+            m
+        });
+    println!(
+        "without a valve: p99 {base:?} alone, {with:?} beside the fan-out \
+         ({burst_ok}/{} of its requests served: {ends:?})",
+        burst.len()
     );
+    // At the 99th percentile, a request of another key waits at most one
+    // service time more, behind one of the fan-out's.
+    assert!(with <= base + SERVICE, "p99 {with:?} vs {base:?}");
+    assert_eq!(burst_ok, burst.len(), "a fan-out that fits is served whole");
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use stormpool::Priority;
+use stormpool::{AcquireOptions, Priority};
 use support::{count, goodput, phase, quantile, End, Shape, SERVICE};
 
 #[tokio::test(start_paused = true)]
@@ -168,4 +168,51 @@ async fn critical_alone_at_2x_still_keeps_goodput() {
     println!("all critical at 2x: goodput {:.1}%", got * 100.0);
     assert!(got >= 0.95, "goodput {got}");
     assert_eq!(count(&records, End::Shed), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_saturated_pool_with_time_to_spare_queues_instead_of_shedding() {
+    // A batch job's worker pool: 256 workers in a closed loop on 16
+    // connections, with an hour to spare. The queue stands at about 30 ms
+    // for good, but every waiter is served long before its deadline and the
+    // queue does not grow: shedding would only throw work away.
+    let pool = support::pool(|b| b);
+    support::warm(&pool).await;
+    let stop = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..256 {
+        let pool = pool.clone();
+        workers.spawn(async move {
+            let (mut served, mut rejected) = (0u64, 0u64);
+            while tokio::time::Instant::now() < stop {
+                let options = AcquireOptions::new().timeout(Duration::from_secs(3600));
+                match pool.get_with(options).await {
+                    Ok(mut conn) => {
+                        conn.query().await.unwrap();
+                        served += 1;
+                    }
+                    Err(e) => {
+                        assert!(e.is_overload(), "{e:?}");
+                        rejected += 1;
+                    }
+                }
+            }
+            (served, rejected)
+        });
+    }
+    let (mut served, mut rejected) = (0, 0);
+    while let Some(done) = workers.join_next().await {
+        let (s, r) = done.unwrap();
+        served += s;
+        rejected += r;
+    }
+    let throughput = served as f64 / 3.0 / support::capacity();
+    let c = pool.status().counters;
+    println!(
+        "256 workers: {served} served ({:.1}% of capacity), {rejected} rejected, shed {}",
+        throughput * 100.0,
+        c.shed
+    );
+    assert_eq!((rejected, c.shed, c.wedged), (0, 0, 0));
+    assert!(throughput >= 0.97, "throughput {throughput}");
 }

@@ -129,6 +129,14 @@ impl Codel {
         self.overloaded
     }
 
+    /// Whether the queue has been calm for a whole interval: every sample
+    /// at or below target since then (an empty queue is calm at once, and
+    /// clears the detector).
+    pub fn is_calm(&self, now: Instant) -> bool {
+        self.below_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= self.config.interval)
+    }
+
     /// How long a waiter may queue while the pool is overloaded before it is
     /// shed: twice the target, as folly's slough timeout.
     pub fn slough_age(&self) -> Duration {

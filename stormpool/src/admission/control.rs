@@ -23,7 +23,7 @@ pub(crate) enum Order {
     Lifo,
 }
 
-/// What to shed, when a detector reports a standing queue.
+/// What to shed, when a class is overloaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Shedding {
     /// The overloaded classes (never class 0).
@@ -34,25 +34,110 @@ pub(crate) struct Shedding {
     pub(crate) retry_after: Duration,
 }
 
-/// The detectors and the learned hold time; see the [module docs](self).
+/// What the pool reports of one class's queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ClassQueue {
+    /// The age of its oldest waiter (`None`: empty).
+    pub(crate) head_age: Option<Duration>,
+    /// Its eligible waiters.
+    pub(crate) len: usize,
+    /// Whether serving it oldest first would hand its newest waiter a
+    /// connection too late to use: the waiters ahead of it (in its class
+    /// and the classes above), at the measured service rate, take more than
+    /// four fifths of the time it has left.
+    pub(crate) doomed: bool,
+}
+
+/// One class's detector and overload state.
+#[derive(Clone, Debug)]
+struct Class {
+    codel: Codel,
+    overloaded: bool,
+    /// The queue's length at the start of the current growth interval.
+    mark: Option<(Instant, usize)>,
+    /// How many intervals in a row ended with a longer queue than they
+    /// began with.
+    grew: u8,
+}
+
+impl Class {
+    fn new(config: CodelConfig) -> Self {
+        Class {
+            codel: Codel::new(config),
+            overloaded: false,
+            mark: None,
+            grew: 0,
+        }
+    }
+
+    fn clear(&mut self, now: Instant) {
+        self.codel.observe(now, None);
+        self.overloaded = false;
+        self.mark = None;
+        self.grew = 0;
+    }
+
+    /// Enters overload when shedding helps: at once when the queue is
+    /// doomed, or when a standing queue (CoDel) keeps growing (two
+    /// intervals in a row: a burst is a step, not growth) or is not served
+    /// at all (`stalled`); leaves it when the queue empties or stays under
+    /// target for an interval (and is not doomed).
+    fn observe(&mut self, now: Instant, queue: ClassQueue, stalled: bool) -> bool {
+        if queue.len == 0 {
+            self.clear(now);
+            return false;
+        }
+        let standing = self.codel.observe(now, queue.head_age);
+        let interval = self.codel.config().interval;
+        match self.mark {
+            Some((at, len)) if now.saturating_duration_since(at) >= interval => {
+                let grew = queue.len > len + (len / 16).max(1);
+                self.grew = if grew { self.grew.saturating_add(1) } else { 0 };
+                self.mark = Some((now, queue.len));
+            }
+            Some(_) => {}
+            None => self.mark = Some((now, queue.len)),
+        }
+        if !self.overloaded {
+            let growing = self.grew >= 2;
+            self.overloaded = queue.doomed || (standing && (growing || stalled));
+        } else if self.codel.is_calm(now) && !queue.doomed {
+            self.overloaded = false;
+        }
+        self.overloaded
+    }
+}
+
+/// The per-class overload state, the measured service rate and the learned
+/// hold time; see the [module docs](self) and [`admission`](super).
 #[derive(Debug)]
 pub(crate) struct Admission {
     /// One per class; `None` when admission control is off.
-    detectors: Option<[Codel; CLASSES]>,
-    /// Whether a detector has seen a non-empty queue since it was last
+    classes: Option<[Class; CLASSES]>,
+    /// Whether a class has seen a non-empty queue since they were last
     /// cleared: lets a pool that keeps up skip them on its hot path.
     active: bool,
     /// The moving average of hold times, in nanoseconds.
     mean_hold: u64,
+    /// The moving average of the time between hand-offs to waiters while
+    /// requests wait, in nanoseconds: the inverse of the service rate.
+    service_gap: u64,
+    /// The last hand-off to a waiter since the queue formed.
+    last_handoff: Option<Instant>,
+    /// Since when requests have been waiting (`None`: nobody waits).
+    waiting_since: Option<Instant>,
     deadline_aware: DeadlineAware,
 }
 
 impl Admission {
     pub(crate) fn new(codel: Option<CodelConfig>, deadline_aware: DeadlineAware) -> Self {
         Admission {
-            detectors: codel.map(|c| std::array::from_fn(|_| Codel::new(c))),
+            classes: codel.map(|c| std::array::from_fn(|_| Class::new(c))),
             active: false,
             mean_hold: 0,
+            service_gap: 0,
+            last_handoff: None,
+            waiting_since: None,
             deadline_aware,
         }
     }
@@ -71,8 +156,43 @@ impl Admission {
         self.mean_hold = self.mean_hold - self.mean_hold / 16 + held / 16;
     }
 
+    /// A connection was handed to a waiter at `now`: feeds the measured
+    /// service rate (the moving average of the gaps, weight 1/16).
+    pub(crate) fn handed_off(&mut self, now: Instant) {
+        if let Some(last) = self.last_handoff {
+            let gap = now.saturating_duration_since(last).as_nanos();
+            let gap = gap.min(u64::MAX as u128) as u64;
+            self.service_gap = if self.service_gap == 0 {
+                gap
+            } else {
+                self.service_gap - self.service_gap / 16 + gap / 16
+            };
+        }
+        self.last_handoff = Some(now);
+    }
+
+    /// The expected time between two connections coming free while
+    /// requests wait, with `connections` open: the mean hold time spread
+    /// over the connections, or the measured gap between hand-offs when
+    /// that is shorter. Each errs long in its own way: the mean hold in a
+    /// mixed workload, where a few long holds inflate it; the measured gap
+    /// while the queue comes and goes and some returns go to the idle store
+    /// instead. `None` until hold times are known. A pool that stops
+    /// serving altogether is the `stalled` rule's, not this estimate's.
+    pub(crate) fn service_gap(&self, connections: usize) -> Option<Duration> {
+        if self.mean_hold == 0 || connections == 0 {
+            return None;
+        }
+        let by_hold = self.mean_hold / connections as u64;
+        let gap = match self.service_gap {
+            0 => by_hold,
+            measured => by_hold.min(measured),
+        };
+        (gap > 0).then(|| Duration::from_nanos(gap))
+    }
+
     /// The order a class is served in: FIFO while healthy, newest first
-    /// (adaptive LIFO) while its own detector reports a standing queue.
+    /// (adaptive LIFO) while it is overloaded.
     ///
     /// Critical waiters are never shed: their only way out is their own
     /// deadline, so serving them newest first would let the oldest expire
@@ -81,10 +201,10 @@ impl Admission {
     /// oldest waiter (`critical_head_left` to its deadline) has less than two
     /// mean hold times left.
     pub(crate) fn order(&self, class: usize, critical_head_left: Option<Duration>) -> Order {
-        let Some(detectors) = &self.detectors else {
+        let Some(classes) = &self.classes else {
             return Order::Fifo;
         };
-        if !detectors[class].is_overloaded() {
+        if !classes[class].overloaded {
             return Order::Fifo;
         }
         if class == 0 {
@@ -107,52 +227,58 @@ impl Admission {
         }
     }
 
-    /// Feeds each class's detector the age of its oldest waiter. `None`:
-    /// nothing to measure (no waiter, or a queue waiting for a connect
-    /// rather than for service), which clears them. Returns what to shed
-    /// when a class other than the critical one is overloaded.
+    /// Feeds each class's state with its queue. `None`: nothing to measure
+    /// (no waiter, or a queue waiting for a connect rather than for
+    /// service), which clears them. Returns what to shed when a class other
+    /// than the critical one is overloaded.
     pub(crate) fn observe(
         &mut self,
         now: Instant,
-        heads: Option<[Option<Duration>; CLASSES]>,
+        queues: Option<[ClassQueue; CLASSES]>,
     ) -> Option<Shedding> {
-        let detectors = self.detectors.as_mut()?;
-        let Some(heads) = heads else {
+        let classes = self.classes.as_mut()?;
+        let Some(queues) = queues else {
             // The common case of a pool keeping up: nothing to measure.
             if self.active {
-                for codel in detectors.iter_mut() {
-                    codel.observe(now, None);
+                for class in classes.iter_mut() {
+                    class.clear(now);
                 }
                 self.active = false;
             }
+            self.last_handoff = None;
+            self.waiting_since = None;
             return None;
         };
         self.active = true;
-        let mut classes = [false; CLASSES];
-        for ((class, codel), head) in detectors.iter_mut().enumerate().zip(heads) {
-            classes[class] = codel.observe(now, head);
+        let since = *self.waiting_since.get_or_insert(now);
+        let interval = classes[0].codel.config().interval;
+        let stalled = now.saturating_duration_since(self.last_handoff.unwrap_or(since)) >= interval;
+        let mut overloaded = [false; CLASSES];
+        for ((i, class), queue) in classes.iter_mut().enumerate().zip(queues) {
+            overloaded[i] = class.observe(now, queue, stalled);
         }
-        classes[0] = false;
-        classes.contains(&true).then(|| Shedding {
-            classes,
-            older_than: detectors[0].slough_age(),
-            retry_after: detectors[0].config().interval,
+        overloaded[0] = false;
+        let codel = &classes[0].codel;
+        overloaded.contains(&true).then(|| Shedding {
+            classes: overloaded,
+            older_than: codel.slough_age(),
+            retry_after: codel.config().interval,
         })
     }
 
     /// A class's queue emptied (its waiters were shed): it is no longer
     /// overloaded.
     pub(crate) fn emptied(&mut self, now: Instant, class: usize) {
-        if let Some(detectors) = &mut self.detectors {
-            detectors[class].observe(now, None);
+        if let Some(classes) = &mut self.classes {
+            classes[class].clear(now);
         }
     }
 
-    /// Whether any class's detector reports a standing queue.
+    /// Whether any class is overloaded.
     pub(crate) fn is_overloaded(&self) -> bool {
-        self.detectors
+        self.classes
             .as_ref()
-            .is_some_and(|d| d.iter().any(Codel::is_overloaded))
+            .is_some_and(|c| c.iter().any(|class| class.overloaded))
     }
 }
 
@@ -162,18 +288,35 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    fn standing(age: Duration) -> Option<[Option<Duration>; CLASSES]> {
-        Some([Some(age); CLASSES])
+    fn queues(age: Duration, len: usize, doomed: bool) -> Option<[ClassQueue; CLASSES]> {
+        Some(
+            [ClassQueue {
+                head_age: Some(age),
+                len,
+                doomed,
+            }; CLASSES],
+        )
+    }
+
+    fn admission() -> Admission {
+        Admission::new(Some(CodelConfig::default()), DeadlineAware::Off)
     }
 
     #[test]
-    fn a_standing_queue_sheds_every_class_but_the_critical_one() {
-        let mut a = Admission::new(Some(CodelConfig::default()), DeadlineAware::Off);
+    fn a_growing_standing_queue_sheds_every_class_but_the_critical_one() {
+        let mut a = admission();
         let t0 = Instant::now();
-        assert_eq!(a.observe(t0, standing(6 * MS)), None);
+        assert_eq!(a.observe(t0, queues(6 * MS, 100, false)), None);
+        a.handed_off(t0 + 99 * MS);
+        assert_eq!(
+            a.observe(t0 + 100 * MS, queues(50 * MS, 200, false)),
+            None,
+            "a step is not growth"
+        );
+        a.handed_off(t0 + 199 * MS);
         let shedding = a
-            .observe(t0 + 100 * MS, standing(50 * MS))
-            .expect("overloaded after an interval");
+            .observe(t0 + 200 * MS, queues(50 * MS, 300, false))
+            .expect("standing, and growing for two intervals");
         assert_eq!(shedding.classes, [false, true, true, true]);
         assert_eq!(
             (shedding.older_than, shedding.retry_after),
@@ -182,17 +325,65 @@ mod tests {
         assert!(a.is_overloaded() && a.needs_hold_times());
         assert_eq!(a.order(1, None), Order::Lifo);
         // Nothing to measure clears the detectors.
-        assert_eq!(a.observe(t0 + 101 * MS, None), None);
+        assert_eq!(a.observe(t0 + 201 * MS, None), None);
         assert!(!a.is_overloaded() && !a.needs_hold_times());
         assert_eq!(a.order(1, None), Order::Fifo);
     }
 
     #[test]
-    fn the_critical_class_turns_lifo_only_when_fifo_is_too_late() {
-        let mut a = Admission::new(Some(CodelConfig::default()), DeadlineAware::Off);
+    fn a_standing_queue_that_does_not_grow_is_served_not_shed() {
+        // Many workers on few connections: a long queue, every waiter
+        // served well within its deadline. Shedding would only cost work.
+        let mut a = admission();
         let t0 = Instant::now();
-        a.observe(t0, standing(6 * MS));
-        a.observe(t0 + 100 * MS, standing(50 * MS));
+        for step in 0..50u32 {
+            let now = t0 + 10 * MS * step;
+            a.handed_off(now);
+            let len = 240 + (step as usize % 3);
+            assert_eq!(a.observe(now, queues(32 * MS, len, false)), None);
+        }
+        assert!(!a.is_overloaded());
+        assert_eq!(a.order(2, None), Order::Fifo);
+    }
+
+    #[test]
+    fn a_doomed_queue_is_overloaded_at_once_and_stays_so_until_calm() {
+        let mut a = admission();
+        let t0 = Instant::now();
+        // The first sample that shows FIFO would serve too late.
+        let shedding = a.observe(t0, queues(8 * MS, 400, true));
+        assert!(
+            shedding.is_some(),
+            "no interval to wait: the storm is cut at once"
+        );
+        // Served newest first and shed, the queue is short and no longer
+        // doomed, but its head is still above target: still overloaded.
+        assert!(a
+            .observe(t0 + 50 * MS, queues(10 * MS, 80, false))
+            .is_some());
+        // Under target for a whole interval: overload ends.
+        a.observe(t0 + 60 * MS, queues(2 * MS, 4, false));
+        assert!(a.is_overloaded());
+        assert_eq!(a.observe(t0 + 160 * MS, queues(3 * MS, 4, false)), None);
+        assert!(!a.is_overloaded());
+    }
+
+    #[test]
+    fn a_standing_queue_nobody_serves_is_overloaded() {
+        // Every connection stuck: no hand-off at all for an interval.
+        let mut a = admission();
+        let t0 = Instant::now();
+        assert_eq!(a.observe(t0, queues(6 * MS, 200, false)), None);
+        assert!(a
+            .observe(t0 + 100 * MS, queues(106 * MS, 200, false))
+            .is_some());
+    }
+
+    #[test]
+    fn the_critical_class_turns_lifo_only_when_fifo_is_too_late() {
+        let mut a = admission();
+        let t0 = Instant::now();
+        a.observe(t0, queues(8 * MS, 400, true));
         for _ in 0..64 {
             a.held(2 * MS);
         }
@@ -202,10 +393,41 @@ mod tests {
     }
 
     #[test]
+    fn the_service_rate_is_the_faster_of_two_estimates() {
+        let mut a = admission();
+        let t0 = Instant::now();
+        for i in 0..100u32 {
+            a.handed_off(t0 + MS * i / 8);
+        }
+        assert_eq!(a.service_gap(16), None, "no hold time known yet");
+        // Holds of 4 ms over 16 connections: one free every 250 us; the
+        // hand-offs came every 125 us, which wins.
+        for _ in 0..200 {
+            a.held(4 * MS);
+        }
+        let gap = a.service_gap(16).unwrap();
+        assert!(gap >= MS / 9 && gap <= MS / 7, "{gap:?}");
+        // A queue that empties forgets the last hand-off: the idle time
+        // before the next queue is not service time.
+        a.observe(t0, queues(MS, 1, false));
+        a.observe(t0 + 20 * MS, None);
+        a.handed_off(t0 + 500 * MS);
+        a.handed_off(t0 + 500 * MS + MS / 8);
+        let again = a.service_gap(16).unwrap();
+        assert!(again >= MS / 9 && again <= MS / 7, "{again:?}");
+        // With slow hand-offs, the hold time bounds the estimate.
+        for i in 0..100u32 {
+            a.handed_off(t0 + 600 * MS + 10 * MS * i);
+        }
+        let bounded = a.service_gap(16).unwrap();
+        assert!(bounded > MS / 5 && bounded <= MS / 4, "{bounded:?}");
+    }
+
+    #[test]
     fn off_serves_fifo_and_never_sheds() {
         let mut a = Admission::new(None, DeadlineAware::MinRemaining(3 * MS));
         let t0 = Instant::now();
-        assert_eq!(a.observe(t0 + 500 * MS, standing(400 * MS)), None);
+        assert_eq!(a.observe(t0 + 500 * MS, queues(400 * MS, 900, true)), None);
         assert_eq!(a.order(2, None), Order::Fifo);
         assert_eq!(a.min_remaining(), 3 * MS);
     }

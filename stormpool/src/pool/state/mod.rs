@@ -33,7 +33,7 @@ use super::lease::{Lease, LeaseId, Leases, NO_LEASE};
 use super::options::{Priority, When};
 use super::stats::{CloseCause, Counters, Status};
 use super::waitlist::{Slot, WaiterId, Waitlist};
-use crate::admission::{Admission, Order, CLASSES};
+use crate::admission::{Admission, ClassQueue, Order, CLASSES};
 use crate::clock::{Instant, Rng};
 use crate::error::AcquireError;
 use crate::manager::Manager;
@@ -389,6 +389,7 @@ impl<M: Manager> State<M> {
                 entry.key = self.waitlist.key_of(id);
                 self.ledger.moved(&mut entry.seat, Place::HandingOver);
                 self.counters.handoffs += 1;
+                self.admission.handed_off(now);
                 self.waitlist.grant(id, entry, fx.wakes());
                 self.admission_tick(now, HANDOFF_SHED_BUDGET, fx);
                 return;
@@ -422,9 +423,9 @@ impl<M: Manager> State<M> {
     /// a connect, not for service, and nothing is measured or shed: its
     /// waiters get the connect's outcome or time out.
     fn admission_tick(&mut self, now: Instant, budget: usize, fx: &mut Effects<M>) {
-        let heads = (!self.waitlist.is_empty() && self.ledger.established() > 0)
-            .then(|| std::array::from_fn(|class| self.waitlist.class_head_age(class, now)));
-        let Some(shedding) = self.admission.observe(now, heads) else {
+        let queues = (!self.waitlist.is_empty() && self.ledger.established() > 0)
+            .then(|| self.class_queues(now));
+        let Some(shedding) = self.admission.observe(now, queues) else {
             return;
         };
         let retry_after = shedding.retry_after;
@@ -456,6 +457,37 @@ impl<M: Manager> State<M> {
             }
             self.serve_idle(now, fx);
         }
+    }
+
+    /// What the admission state needs to know of each class's queue:
+    /// its head's age, its length, and whether FIFO would serve its newest
+    /// waiter too late (the waiters ahead, in its class and those above, at
+    /// the measured service rate, would take more than four fifths of the
+    /// time it has left).
+    fn class_queues(&self, now: Instant) -> [ClassQueue; CLASSES] {
+        let gap = self.admission.service_gap(self.ledger.established());
+        let mut ahead = 0usize;
+        std::array::from_fn(|class| {
+            let len = self.waitlist.class_len(class);
+            ahead += len;
+            let doomed = match (gap, self.waitlist.newest(class)) {
+                (Some(gap), Some(newest)) => {
+                    let left = self
+                        .waitlist
+                        .get(newest)
+                        .deadline
+                        .saturating_duration_since(now);
+                    let wait = gap.saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX));
+                    wait.saturating_mul(5) > left.saturating_mul(4)
+                }
+                _ => false,
+            };
+            ClassQueue {
+                head_age: self.waitlist.class_head_age(class, now),
+                len,
+                doomed,
+            }
+        })
     }
 
     /// Hands idle connections to eligible waiters. Normally there are none

@@ -285,6 +285,12 @@ impl<G, F> Waitlist<G, F> {
         (head != NIL).then_some(head)
     }
 
+    /// The newest queued waiter of a class.
+    pub(crate) fn newest(&self, class: usize) -> Option<WaiterId> {
+        let tail = self.classes[class].all.tail;
+        (tail != NIL).then_some(tail)
+    }
+
     /// The waiter queued after `id` in its class's arrival order.
     pub(crate) fn next_in_class(&self, id: WaiterId) -> Option<WaiterId> {
         let next = self.records[id as usize].class_links.next;
