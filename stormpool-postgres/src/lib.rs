@@ -114,17 +114,25 @@
 
 mod cancel;
 mod config;
+mod connect;
 mod connection;
 mod deadline;
 mod error;
 mod manager;
 mod session;
+mod statements;
 mod stats;
+mod status;
+mod tracked;
+mod transaction;
 
 pub use config::ManagerConfig;
 pub use connection::PgConnection;
 pub use error::{Classify, Error, Operation};
-pub use manager::PgManager;
+pub use manager::{HookError, HookFuture, PgManager};
+pub use statements::{CopyOutStream, RowStream, SimpleQueryStream};
+pub use tracked::{CopyInSink, TrackedStream};
+pub use transaction::{PgTransaction, TransactionBuilder};
 /// What [`stats`](PgManager::stats) reports: the core's statement counters.
 pub type PgStats = stormpool::statements::StatementStats;
 pub use tokio_postgres;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use stormpool::{Conn, Pool};
 use stormpool_postgres::tokio_postgres::error::SqlState;
 use stormpool_postgres::tokio_postgres::{self, NoTls, SimpleQueryMessage};
-use stormpool_postgres::{Classify, PgManager};
+use stormpool_postgres::{Classify, PgConnection, PgManager};
 use stormpool_testkit::scenarios::{Harness, QueryError};
 use stormpool_testkit::server::Server;
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
@@ -42,6 +42,15 @@ pub async fn side(url: &str) -> tokio_postgres::Client {
 /// The first column of the first row of a simple query.
 pub async fn scalar(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
     let messages = client.simple_query(sql).await.expect(sql);
+    messages.into_iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+        _ => None,
+    })
+}
+
+/// [`scalar`], through the pooled connection's tracked statements.
+pub async fn tracked_scalar(conn: &PgConnection, sql: &str) -> Option<String> {
+    let messages = conn.simple_query(sql).await.expect(sql);
     messages.into_iter().find_map(|m| match m {
         SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
         _ => None,
@@ -111,7 +120,7 @@ impl Harness for Pg {
     }
 
     async fn read_setting(conn: &mut Conn<PgManager>, name: &str) -> String {
-        scalar(conn.client(), &format!("SHOW {name}"))
+        tracked_scalar(conn, &format!("SHOW {name}"))
             .await
             .expect("SHOW returns a row")
     }
