@@ -5,7 +5,7 @@
 //! generator that records what each request saw ([`load`]); and the
 //! scenarios the adapters share: faults ([`scenarios`]) and statement
 //! hygiene, checked against the server's view of its sessions
-//! ([`statements`]).
+//! ([`statements`]), and transaction hygiene ([`transactions`]).
 //!
 //! Everything here talks to loopback addresses only, and every fault a test
 //! injects into a server is undone by a drop guard, so a failing test still
@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod scenarios;
 pub mod server;
 pub mod statements;
+pub mod transactions;
 
 pub use proxy::{Fault, FaultProxy};
 

@@ -69,7 +69,7 @@ pub trait StatementHarness: Harness {
     fn stats(manager: &Self::M) -> StatementStats;
 }
 
-fn pool_of_one<H: Harness>(url: &str, tag: &str, propagate: bool) -> Pool<H::M> {
+pub(crate) fn pool_of_one<H: Harness>(url: &str, tag: &str, propagate: bool) -> Pool<H::M> {
     Pool::builder(H::manager(url, tag))
         .max_size(1)
         .propagate_deadline(propagate)
@@ -77,14 +77,14 @@ fn pool_of_one<H: Harness>(url: &str, tag: &str, propagate: bool) -> Pool<H::M> 
         .expect("pool config")
 }
 
-async fn get<H: Harness>(pool: &Pool<H::M>, options: AcquireOptions) -> Conn<H::M> {
+pub(crate) async fn get<H: Harness>(pool: &Pool<H::M>, options: AcquireOptions) -> Conn<H::M> {
     pool.get_with(options)
         .await
         .unwrap_or_else(|e| panic!("acquire: {}", acquire_error(&e)))
 }
 
 /// A request's own deadline, `budget` from now.
-fn within(budget: Duration) -> AcquireOptions {
+pub(crate) fn within(budget: Duration) -> AcquireOptions {
     AcquireOptions::new().deadline((Instant::now() + budget).into())
 }
 
