@@ -1,7 +1,9 @@
 //! stormpool-postgres against deadpool-postgres and bb8-postgres on the live
 //! server, in one run: `SELECT 1` and a 2 ms `pg_sleep`, 32 concurrent
 //! requests on 8 connections per iteration, each pool with its default
-//! checkout validation. Then what deadline propagation costs one checkout.
+//! checkout validation. Then what deadline propagation costs one checkout,
+//! and what transaction hygiene costs one: checkout, `SELECT 1`, return,
+//! one request at a time, against deadpool-postgres.
 //!
 //! Skips (prints and exits 0) when `STORMPOOL_PG_URL` is unset.
 //!
@@ -196,7 +198,66 @@ fn propagation(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, live, propagation);
+/// What a checkout costs with transaction hygiene (the session's status
+/// watched on the stream, a rollback only when a connection comes back in
+/// a transaction), against deadpool-postgres (`RecyclingMethod::Fast`: no
+/// check at all), one request at a time on a pool of one connection:
+/// acquire, `SELECT 1`, release. Also the fallback when the status cannot
+/// be watched (here: a configuration naming the server twice, so the
+/// driver connects): every connection that ran a statement is probed
+/// before its next checkout.
+fn hygiene(c: &mut Criterion) {
+    let Some(url) = url() else { return };
+    let rt = runtime();
+    let stormpool = |config: tokio_postgres::Config| {
+        AnyPool::Stormpool(
+            Pool::builder(PgManager::new(config))
+                .max_size(1)
+                .build()
+                .expect("stormpool"),
+        )
+    };
+    let deadpool = AnyPool::Deadpool(
+        deadpool_postgres::Pool::builder(deadpool_postgres::Manager::from_config(
+            config(&url),
+            NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        ))
+        .max_size(1)
+        .build()
+        .expect("deadpool"),
+    );
+    let mut unseen = config(&url);
+    let hosts = unseen.get_hosts().to_vec();
+    let ports = unseen.get_ports().to_vec();
+    for (host, port) in hosts
+        .iter()
+        .zip(ports.iter().chain(std::iter::repeat(&5432)))
+    {
+        if let tokio_postgres::config::Host::Tcp(host) = host {
+            unseen.host(host).port(*port);
+        }
+    }
+    let cases = [
+        ("deadpool", deadpool),
+        ("stormpool", stormpool(config(&url))),
+        ("stormpool_status_unseen", stormpool(unseen)),
+    ];
+    let mut group = c.benchmark_group("live_pg/checkout_select_1_return");
+    group.sample_size(40);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    for (name, pool) in &cases {
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.to_async(&rt).iter(|| pool.run("SELECT 1"));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, live, propagation, hygiene);
 
 fn main() {
     if url().is_none() {
