@@ -119,11 +119,13 @@ mod error;
 mod manager;
 mod session;
 mod stats;
+mod transaction;
 
 pub use config::ManagerConfig;
 pub use connection::MySqlConnection;
 pub use error::{Classify, Error, Operation};
-pub use manager::{MySqlCancelToken, MySqlManager};
+pub use manager::{HookError, HookFuture, MySqlCancelToken, MySqlManager};
 pub use mysql_async;
+pub use transaction::{MySqlTransaction, TransactionBuilder};
 /// What [`stats`](MySqlManager::stats) reports: the core's statement counters.
 pub type MySqlStats = stormpool::statements::StatementStats;
