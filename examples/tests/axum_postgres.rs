@@ -70,7 +70,9 @@ async fn timeouts_inside_a_transaction_do_not_poison_later_requests() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move {
-        axum::serve(listener, app::router(pool)).await.expect("serve");
+        axum::serve(listener, app::router(pool))
+            .await
+            .expect("serve");
     });
 
     // Transfers that think for 500 ms under a 100 ms deadline: each ends
@@ -108,10 +110,12 @@ async fn timeouts_inside_a_transaction_do_not_poison_later_requests() {
     // No half-done transfer was committed.
     let after = {
         let client = {
-            let (client, connection) =
-                stormpool_postgres::tokio_postgres::connect(&url, stormpool_postgres::tokio_postgres::NoTls)
-                    .await
-                    .expect("side");
+            let (client, connection) = stormpool_postgres::tokio_postgres::connect(
+                &url,
+                stormpool_postgres::tokio_postgres::NoTls,
+            )
+            .await
+            .expect("side");
             tokio::spawn(connection);
             client
         };
@@ -133,7 +137,10 @@ mod rust_decimal_free {
     pub struct Sum(pub Vec<u8>);
 
     impl<'a> FromSql<'a> for Sum {
-        fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        fn from_sql(
+            _: &Type,
+            raw: &'a [u8],
+        ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
             Ok(Sum(raw.to_vec()))
         }
 

@@ -369,7 +369,13 @@ where
     /// flight; the pool cancels it on return.
     pub async fn finish(mut self) -> Result<u64, Error> {
         let Some(flight) = self.flight.take() else {
-            return Err(Error::timed_out(Operation::Statement, Duration::ZERO));
+            // Closed through the sink already: nothing is in flight.
+            return self
+                .inner
+                .as_mut()
+                .finish()
+                .await
+                .map_err(Error::driver(Operation::Statement));
         };
         let tracker = flight.tracker;
         let finish = self.inner.as_mut().finish();
@@ -419,7 +425,7 @@ where
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let closed = self.inner.as_mut().poll_close(cx);
-        if let Poll::Ready(_) = closed {
+        if closed.is_ready() {
             if let Some(flight) = self.flight.take() {
                 flight.finish();
             }
