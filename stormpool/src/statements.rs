@@ -56,6 +56,24 @@ pub fn statement_bound(remaining: Duration) -> Duration {
     Duration::from_millis(ms >> dropped << dropped)
 }
 
+/// The innermost source of `error`: the cause worth a log line (`Connection
+/// refused (os error 111)`, the server's message), which an adapter's error
+/// puts after what failed in its `Display`.
+///
+/// ```
+/// let io = std::io::Error::other("connection refused");
+/// assert_eq!(stormpool::statements::root_cause(&io).to_string(), "connection refused");
+/// ```
+pub fn root_cause<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> &'a (dyn std::error::Error + 'static) {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause
+}
+
 /// A manager's statement counters, shared by the manager and its
 /// connections; [`snapshot`](StatementCounters::snapshot) reports them.
 #[derive(Debug, Default)]
