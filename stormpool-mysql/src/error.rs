@@ -18,6 +18,7 @@ use std::fmt;
 use std::time::Duration;
 
 use mysql_async::{DriverError, ServerError, UrlError};
+use stormpool::statements::root_cause;
 use stormpool::AcquireError;
 
 /// What failed.
@@ -239,17 +240,6 @@ impl From<mysql_async::Error> for Error {
     fn from(e: mysql_async::Error) -> Error {
         Error::driver(Operation::Statement)(e)
     }
-}
-
-/// The innermost source of `e`: the cause worth a log line.
-fn root_cause<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> &'a (dyn std::error::Error + 'static) {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause
 }
 
 impl fmt::Display for Error {

@@ -21,6 +21,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use stormpool::statements::root_cause;
 use stormpool::AcquireError;
 use tokio_postgres::error::{DbError, SqlState};
 
@@ -218,17 +219,6 @@ impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Error {
         Error::driver(Operation::Statement)(e)
     }
-}
-
-/// The innermost source of `e`: the cause worth a log line.
-fn root_cause<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> &'a (dyn std::error::Error + 'static) {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause
 }
 
 impl fmt::Display for Error {
