@@ -222,7 +222,15 @@ impl IntoResponse for AppError {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() {
+    // Display, not Debug: the message says what failed and why.
+    if let Err(e) = run().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| "set DATABASE_URL, e.g. postgres://root@127.0.0.1:5432/test")?;
     let pool = pool(&url)?;
