@@ -259,9 +259,72 @@ fn hygiene(c: &mut Criterion) {
 
 criterion_group!(benches, live, propagation, hygiene);
 
+/// The hygiene comparison again, interleaved so that a shared machine's
+/// load drifts through both pools alike: 40 rounds, each running 250
+/// requests on deadpool-postgres then 250 on stormpool-postgres (the order
+/// alternating between rounds); prints the median per-request time of
+/// each and their ratio. Run with `-- interleaved` (criterion's filter
+/// does not apply to it).
+fn interleaved(url: &str) {
+    let rt = runtime();
+    let deadpool = AnyPool::Deadpool(
+        deadpool_postgres::Pool::builder(deadpool_postgres::Manager::from_config(
+            config(url),
+            NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        ))
+        .max_size(1)
+        .build()
+        .expect("deadpool"),
+    );
+    let stormpool = AnyPool::Stormpool(
+        Pool::builder(PgManager::new(config(url)))
+            .max_size(1)
+            .build()
+            .expect("stormpool"),
+    );
+    const ROUNDS: usize = 40;
+    const PER_ROUND: u32 = 250;
+    let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    rt.block_on(async {
+        for pool in [&deadpool, &stormpool] {
+            for _ in 0..PER_ROUND {
+                pool.run("SELECT 1").await;
+            }
+        }
+        for round in 0..ROUNDS {
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                let pool = [&deadpool, &stormpool][i];
+                let start = std::time::Instant::now();
+                for _ in 0..PER_ROUND {
+                    pool.run("SELECT 1").await;
+                }
+                times[i].push(start.elapsed() / PER_ROUND);
+            }
+        }
+    });
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (dp, sp) = (median(&mut times[0]), median(&mut times[1]));
+    println!(
+        "interleaved checkout + SELECT 1 + return, median of {ROUNDS} rounds of {PER_ROUND}: \
+         deadpool-postgres {dp:?}, stormpool-postgres {sp:?}, ratio {:.3}",
+        sp.as_secs_f64() / dp.as_secs_f64()
+    );
+}
+
 fn main() {
-    if url().is_none() {
+    let Some(url) = url() else {
         println!("skipped: STORMPOOL_PG_URL not set");
+        return;
+    };
+    if std::env::args().any(|a| a == "interleaved") {
+        interleaved(&url);
         return;
     }
     benches();

@@ -97,3 +97,43 @@ async fn builder_sets_isolation_read_only_and_deferrable() {
     assert_eq!(err.code().map(|c| c.code()), Some("25006"), "{err}");
     tx.rollback().await.expect("ROLLBACK");
 }
+
+/// Hygiene costs a clean connection nothing but a load on return: every
+/// tracked method family, 50 checkouts each, and none is drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_connections_are_never_drained() {
+    let Some(url) = common::url() else { return };
+    let pool = common::pool(&url, "stormpool_tx_clean");
+    pool.resize(1).expect("resize");
+    for i in 0..50i32 {
+        let mut conn = pool.get().await.expect("acquire");
+        conn.simple_query("SELECT 1").await.expect("simple_query");
+        conn.batch_execute("SELECT 1").await.expect("batch_execute");
+        conn.query_one("SELECT $1::int4", &[&i])
+            .await
+            .expect("query_one");
+        conn.execute("SELECT $1::int4", &[&i])
+            .await
+            .expect("execute");
+        let statement = conn
+            .prepare_cached("SELECT $1::int4")
+            .await
+            .expect("prepare");
+        conn.query(&statement, &[&i]).await.expect("query");
+        let tx = conn.transaction().await.expect("BEGIN");
+        tx.execute("SELECT 1", &[])
+            .await
+            .expect("in the transaction");
+        tx.commit().await.expect("COMMIT");
+    }
+    let counters = pool.status().counters;
+    assert_eq!(
+        (
+            counters.recycled_on_return,
+            counters.cancelled_on_return,
+            counters.drained
+        ),
+        (0, 0, 0),
+        "{counters:?}"
+    );
+}
