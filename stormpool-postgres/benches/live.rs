@@ -198,6 +198,23 @@ fn propagation(c: &mut Criterion) {
     }
 }
 
+/// deadpool-postgres with one connection and its fastest recycling (no
+/// check on return).
+fn deadpool_of_one(url: &str) -> AnyPool {
+    AnyPool::Deadpool(
+        deadpool_postgres::Pool::builder(deadpool_postgres::Manager::from_config(
+            config(url),
+            NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        ))
+        .max_size(1)
+        .build()
+        .expect("deadpool"),
+    )
+}
+
 /// What a checkout costs with transaction hygiene (the session's status
 /// watched on the stream, a rollback only when a connection comes back in
 /// a transaction), against deadpool-postgres (`RecyclingMethod::Fast`: no
@@ -217,18 +234,7 @@ fn hygiene(c: &mut Criterion) {
                 .expect("stormpool"),
         )
     };
-    let deadpool = AnyPool::Deadpool(
-        deadpool_postgres::Pool::builder(deadpool_postgres::Manager::from_config(
-            config(&url),
-            NoTls,
-            deadpool_postgres::ManagerConfig {
-                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-            },
-        ))
-        .max_size(1)
-        .build()
-        .expect("deadpool"),
-    );
+    let deadpool = deadpool_of_one(&url);
     let mut unseen = config(&url);
     let hosts = unseen.get_hosts().to_vec();
     let ports = unseen.get_ports().to_vec();
@@ -267,18 +273,7 @@ criterion_group!(benches, live, propagation, hygiene);
 /// does not apply to it).
 fn interleaved(url: &str) {
     let rt = runtime();
-    let deadpool = AnyPool::Deadpool(
-        deadpool_postgres::Pool::builder(deadpool_postgres::Manager::from_config(
-            config(url),
-            NoTls,
-            deadpool_postgres::ManagerConfig {
-                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-            },
-        ))
-        .max_size(1)
-        .build()
-        .expect("deadpool"),
-    );
+    let deadpool = deadpool_of_one(url);
     let stormpool = AnyPool::Stormpool(
         Pool::builder(PgManager::new(config(url)))
             .max_size(1)
