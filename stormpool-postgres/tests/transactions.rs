@@ -137,3 +137,35 @@ async fn clean_connections_are_never_drained() {
         "{counters:?}"
     );
 }
+
+/// Where the status byte cannot be read (here: the configuration names the
+/// server twice, so the driver connects), the fallback still never hands
+/// out a session inside a transaction, open or failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_status_byte_the_fallback_still_rolls_back() {
+    let Some(url) = common::url() else { return };
+    let mut config = common::config(&url, "stormpool_tx_unseen");
+    let hosts = config.get_hosts().to_vec();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    for host in hosts {
+        if let stormpool_postgres::tokio_postgres::config::Host::Tcp(host) = host {
+            config.host(&host).port(port);
+        }
+    }
+    let pool = stormpool::Pool::builder(stormpool_postgres::PgManager::new(config))
+        .max_size(1)
+        .build()
+        .expect("pool");
+    for dirty in ["BEGIN", "BEGIN; SELECT 1/0"] {
+        let conn = pool.get().await.expect("acquire");
+        let _ = conn.batch_execute(dirty).await;
+        drop(conn);
+        let mut conn = pool.get().await.expect("acquire");
+        let in_tx = <Pg as TransactionHarness>::in_transaction(&mut conn).await;
+        assert!(
+            !in_tx.expect("probe"),
+            "{dirty}: handed out inside a transaction"
+        );
+    }
+    assert_eq!(pool.manager().stats().rolled_back_on_return, 2);
+}
