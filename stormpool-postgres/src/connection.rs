@@ -141,7 +141,10 @@ impl PgConnection {
 
     /// How many prepared statements the connection's cache holds.
     pub fn cached_statements(&self) -> usize {
-        self.statements().lock_cache_len()
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// [`Client::query`], tracked.
@@ -452,15 +455,6 @@ impl PgConnection {
     pub(crate) fn settings_bound(&mut self, value: &str) {
         self.tracker.restore = Some(value.to_owned());
         self.tracker.bound.forget();
-    }
-}
-
-impl Statements<'_> {
-    fn lock_cache_len(&self) -> usize {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
     }
 }
 
