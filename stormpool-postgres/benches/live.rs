@@ -306,6 +306,13 @@ fn interleaved(url: &str) {
         v[v.len() / 2]
     };
     let (dp, sp) = (median(&mut times[0]), median(&mut times[1]));
+    if let AnyPool::Stormpool(pool) = &stormpool {
+        let c = pool.status().counters;
+        println!(
+            "stormpool-postgres: {} returns drained for hygiene, {} statements cancelled",
+            c.recycled_on_return, c.cancelled_on_return
+        );
+    }
     println!(
         "interleaved checkout + SELECT 1 + return, median of {ROUNDS} rounds of {PER_ROUND}: \
          deadpool-postgres {dp:?}, stormpool-postgres {sp:?}, ratio {:.3}",
