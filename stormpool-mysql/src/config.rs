@@ -16,6 +16,20 @@ pub struct ManagerConfig {
     /// The bound of a [`cancel`](stormpool::Manager::cancel): connecting the
     /// side connection and sending `KILL QUERY`. Default: 5 s.
     pub cancel_timeout: Duration,
+    /// How long past a request's deadline a tracked statement waits for
+    /// the server before the client gives up on it (a frozen or cut-off
+    /// server): the statement fails with a timeout [`Error`](crate::Error),
+    /// and the pool stops it and drains or closes the connection. The
+    /// server's own bound (MariaDB) stops a live server's statement before
+    /// the deadline; this only catches a server that does not answer.
+    /// Applies only to requests with a deadline. Default: 25 ms
+    /// ([`DEFAULT_STATEMENT_GRACE`](stormpool::statements::DEFAULT_STATEMENT_GRACE)).
+    pub statement_grace: Duration,
+    /// How many prepared statements
+    /// [`prepare_cached`](crate::MySqlConnection::prepare_cached) keeps per
+    /// connection, evicting the least recently used (0: caches nothing).
+    /// Default: 100.
+    pub statement_cache_capacity: usize,
 }
 
 impl Default for ManagerConfig {
@@ -23,6 +37,8 @@ impl Default for ManagerConfig {
         ManagerConfig {
             close_grace: Duration::from_secs(1),
             cancel_timeout: Duration::from_secs(5),
+            statement_grace: stormpool::statements::DEFAULT_STATEMENT_GRACE,
+            statement_cache_capacity: 100,
         }
     }
 }

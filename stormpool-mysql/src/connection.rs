@@ -23,12 +23,15 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use mysql_async::consts::StatusFlags;
 use mysql_async::prelude::{FromRow, Queryable, StatementLike};
-use mysql_async::{Conn, Params, Value};
+use mysql_async::{Conn, Params, Statement, Value};
 use tokio::time::Instant;
 
 use crate::deadline::{Bound, SessionBound, STATEMENT_TIMEOUT, UNKNOWN_VARIABLE};
+use crate::error::{Error, Operation};
 use crate::stats::Counters;
+use crate::transaction::{MySqlTransaction, Pending, TransactionBuilder};
 
 /// A statement future of the driver, borrowing its connection.
 type DriverFuture<'c, T> = Pin<Box<dyn Future<Output = mysql_async::Result<T>> + Send + 'c>>;
@@ -36,14 +39,23 @@ type DriverFuture<'c, T> = Pin<Box<dyn Future<Output = mysql_async::Result<T>> +
 /// A statement abandoned by its caller, finishing with the connection.
 type Abandoned = Pin<Box<dyn Future<Output = Conn> + Send>>;
 
+/// A connection's prepared statements, by text.
+type Cache = stormpool::statements::StatementCache<String, Statement>;
+
 /// A pooled MySQL connection.
 ///
-/// Its statement methods ([`query`](Self::query), [`query_first`](Self::query_first),
-/// [`query_drop`](Self::query_drop), [`exec`](Self::exec),
-/// [`exec_first`](Self::exec_first), [`exec_drop`](Self::exec_drop)) take
-/// the same arguments as mysql_async's [`Queryable`] methods, except that
-/// the query or statement must be owned (`'static`: a literal, a `String`,
-/// a `Statement`), and are *tracked*:
+/// Its statement methods take the same arguments as mysql_async's
+/// [`Queryable`] methods of the same name, except that the query or
+/// statement (and a mapping closure) must be owned (`'static`: a literal,
+/// a `String`, a `Statement`), return this crate's [`Error`], and are
+/// *tracked*:
+///
+/// | family | methods |
+/// |---|---|
+/// | text protocol | [`query`](Self::query), [`query_first`](Self::query_first), [`query_map`](Self::query_map), [`query_fold`](Self::query_fold), [`query_drop`](Self::query_drop) |
+/// | prepared statements | [`exec`](Self::exec), [`exec_first`](Self::exec_first), [`exec_map`](Self::exec_map), [`exec_fold`](Self::exec_fold), [`exec_drop`](Self::exec_drop), [`exec_batch`](Self::exec_batch) |
+/// | preparing | [`prep`](Self::prep), [`prepare_cached`](Self::prepare_cached), [`close`](Self::close) |
+/// | transactions | [`transaction`](Self::transaction), [`build_transaction`](Self::build_transaction) |
 ///
 /// - a statement whose future is dropped before it completes (a request
 ///   that gave up at its deadline) keeps the connection in step: the pool
@@ -52,16 +64,22 @@ type Abandoned = Pin<Box<dyn Future<Output = Conn> + Send>>;
 ///   the holder's next tracked statement waits for it instead;
 /// - when the request acquired the connection with a deadline
 ///   ([`AcquireOptions::deadline`](stormpool::AcquireOptions::deadline)), the
-///   server (MariaDB) stops the statement when that deadline passes: it
-///   fails with error 1969 (`ER_STATEMENT_TIMEOUT`) and the connection stays
-///   usable.
+///   server (MariaDB) stops the statement when that deadline passes (error
+///   1969, `ER_STATEMENT_TIMEOUT`; the connection stays usable), and the
+///   client stops waiting for a server that does not answer by the
+///   deadline plus [`ManagerConfig::statement_grace`](crate::ManagerConfig::statement_grace)
+///   (a timeout [`Error`]; the pool then stops the statement and drains the
+///   connection, or closes it).
 ///
-/// Everything else of the driver's [`Conn`] is reached through
-/// `Deref`/`DerefMut` (`conn.prep(..)`, `conn.query_iter(..)`, or
-/// `Queryable` methods called on `&mut **conn`). **Statements sent that way
-/// are not tracked**: one abandoned half-way leaves the driver's connection
-/// marked disconnected, and the pool closes it; none is bounded by the
-/// request's deadline.
+/// Whatever the holder did, the connection goes back to the pool outside
+/// any transaction: see the crate's docs, "Transactions and hygiene".
+///
+/// Everything else of the driver's [`Conn`] (the streaming `query_iter`,
+/// `exec_iter`, `query_stream`, `LOAD DATA` handlers) is reached through
+/// `Deref`/`DerefMut`, or `Queryable` methods called on `&mut **conn`.
+/// **Statements sent that way are not tracked**: one abandoned half-way
+/// leaves the driver's connection marked disconnected, and the pool closes
+/// it; none is bounded by the request's deadline.
 ///
 /// # Panics
 ///
@@ -85,23 +103,38 @@ pub struct MySqlConnection {
     close_grace: Duration,
     /// The deadline of the request holding the connection.
     deadline: Option<Instant>,
+    /// How long past the deadline the client waits for the server.
+    grace: Duration,
     /// The `max_statement_time` the adapter last put on the session.
     bound: SessionBound,
     /// The session's own `max_statement_time`, when its settings set one.
     restore: Option<Value>,
-    counters: Arc<Counters>,
+    /// A rollback owed by a transaction dropped without commit; sent before
+    /// the next statement, or by the pool on return.
+    pub(crate) pending: Option<Pending>,
+    cache: Cache,
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl MySqlConnection {
-    pub(crate) fn new(conn: Conn, close_grace: Duration, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        conn: Conn,
+        close_grace: Duration,
+        counters: Arc<Counters>,
+        grace: Duration,
+        cache_capacity: usize,
+    ) -> Self {
         MySqlConnection {
             id: conn.id(),
             conn: Some(conn),
             abandoned: None,
             close_grace,
             deadline: None,
+            grace,
             bound: SessionBound::Known(Bound::Default),
             restore: None,
+            pending: None,
+            cache: Cache::new(cache_capacity),
             counters,
         }
     }
@@ -118,6 +151,11 @@ impl MySqlConnection {
         self.deadline
     }
 
+    /// How many prepared statements the connection's cache holds.
+    pub fn cached_statements(&self) -> usize {
+        self.cache.len()
+    }
+
     /// [`Queryable::query`], tracked.
     ///
     /// # Cancel safety
@@ -125,7 +163,7 @@ impl MySqlConnection {
     /// Dropping the future leaves the statement running on the server, and
     /// the connection with it; the pool stops it when the connection comes
     /// back.
-    pub async fn query<T, Q>(&mut self, query: Q) -> mysql_async::Result<Vec<T>>
+    pub async fn query<T, Q>(&mut self, query: Q) -> Result<Vec<T>, Error>
     where
         Q: mysql_async::prelude::AsQuery + 'static,
         T: FromRow + Send + 'static,
@@ -138,7 +176,7 @@ impl MySqlConnection {
     /// # Cancel safety
     ///
     /// As [`query`](Self::query).
-    pub async fn query_first<T, Q>(&mut self, query: Q) -> mysql_async::Result<Option<T>>
+    pub async fn query_first<T, Q>(&mut self, query: Q) -> Result<Option<T>, Error>
     where
         Q: mysql_async::prelude::AsQuery + 'static,
         T: FromRow + Send + 'static,
@@ -146,12 +184,43 @@ impl MySqlConnection {
         self.tracked(move |conn| conn.query_first(query)).await
     }
 
+    /// [`Queryable::query_map`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn query_map<T, F, Q, U>(&mut self, query: Q, f: F) -> Result<Vec<U>, Error>
+    where
+        Q: mysql_async::prelude::AsQuery + 'static,
+        T: FromRow + Send + 'static,
+        F: FnMut(T) -> U + Send + 'static,
+        U: Send + 'static,
+    {
+        self.tracked(move |conn| conn.query_map(query, f)).await
+    }
+
+    /// [`Queryable::query_fold`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn query_fold<T, F, Q, U>(&mut self, query: Q, init: U, f: F) -> Result<U, Error>
+    where
+        Q: mysql_async::prelude::AsQuery + 'static,
+        T: FromRow + Send + 'static,
+        F: FnMut(U, T) -> U + Send + 'static,
+        U: Send + 'static,
+    {
+        self.tracked(move |conn| conn.query_fold(query, init, f))
+            .await
+    }
+
     /// [`Queryable::query_drop`], tracked.
     ///
     /// # Cancel safety
     ///
     /// As [`query`](Self::query).
-    pub async fn query_drop<Q>(&mut self, query: Q) -> mysql_async::Result<()>
+    pub async fn query_drop<Q>(&mut self, query: Q) -> Result<(), Error>
     where
         Q: mysql_async::prelude::AsQuery + 'static,
     {
@@ -163,7 +232,7 @@ impl MySqlConnection {
     /// # Cancel safety
     ///
     /// As [`query`](Self::query).
-    pub async fn exec<T, S, P>(&mut self, statement: S, params: P) -> mysql_async::Result<Vec<T>>
+    pub async fn exec<T, S, P>(&mut self, statement: S, params: P) -> Result<Vec<T>, Error>
     where
         S: StatementLike + 'static,
         P: Into<Params> + Send + 'static,
@@ -177,11 +246,7 @@ impl MySqlConnection {
     /// # Cancel safety
     ///
     /// As [`query`](Self::query).
-    pub async fn exec_first<T, S, P>(
-        &mut self,
-        statement: S,
-        params: P,
-    ) -> mysql_async::Result<Option<T>>
+    pub async fn exec_first<T, S, P>(&mut self, statement: S, params: P) -> Result<Option<T>, Error>
     where
         S: StatementLike + 'static,
         P: Into<Params> + Send + 'static,
@@ -191,12 +256,57 @@ impl MySqlConnection {
             .await
     }
 
+    /// [`Queryable::exec_map`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn exec_map<T, S, P, U, F>(
+        &mut self,
+        statement: S,
+        params: P,
+        f: F,
+    ) -> Result<Vec<U>, Error>
+    where
+        S: StatementLike + 'static,
+        P: Into<Params> + Send + 'static,
+        T: FromRow + Send + 'static,
+        F: FnMut(T) -> U + Send + 'static,
+        U: Send + 'static,
+    {
+        self.tracked(move |conn| conn.exec_map(statement, params, f))
+            .await
+    }
+
+    /// [`Queryable::exec_fold`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn exec_fold<T, S, P, U, F>(
+        &mut self,
+        statement: S,
+        params: P,
+        init: U,
+        f: F,
+    ) -> Result<U, Error>
+    where
+        S: StatementLike + 'static,
+        P: Into<Params> + Send + 'static,
+        T: FromRow + Send + 'static,
+        F: FnMut(U, T) -> U + Send + 'static,
+        U: Send + 'static,
+    {
+        self.tracked(move |conn| conn.exec_fold(statement, params, init, f))
+            .await
+    }
+
     /// [`Queryable::exec_drop`], tracked.
     ///
     /// # Cancel safety
     ///
     /// As [`query`](Self::query).
-    pub async fn exec_drop<S, P>(&mut self, statement: S, params: P) -> mysql_async::Result<()>
+    pub async fn exec_drop<S, P>(&mut self, statement: S, params: P) -> Result<(), Error>
     where
         S: StatementLike + 'static,
         P: Into<Params> + Send + 'static,
@@ -205,10 +315,107 @@ impl MySqlConnection {
             .await
     }
 
-    /// Runs `statement` as a tracked statement: after an abandoned one,
-    /// bounded by the request's deadline, and kept with the connection if
-    /// dropped half-way.
-    async fn tracked<T, F>(&mut self, statement: F) -> mysql_async::Result<T>
+    /// [`Queryable::exec_batch`], tracked: the whole batch is one tracked
+    /// statement.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn exec_batch<S, P, I>(&mut self, statement: S, params: I) -> Result<(), Error>
+    where
+        S: StatementLike + 'static,
+        I: IntoIterator<Item = P> + Send + 'static,
+        I::IntoIter: Send,
+        P: Into<Params> + Send,
+    {
+        self.tracked(move |conn| conn.exec_batch(statement, params))
+            .await
+    }
+
+    /// [`Queryable::prep`], tracked. The driver keeps its own cache of
+    /// prepared statements (`stmt_cache_size` in its options).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn prep<Q>(&mut self, query: Q) -> Result<Statement, Error>
+    where
+        Q: mysql_async::prelude::AsQuery + 'static,
+    {
+        self.tracked(move |conn| conn.prep(query)).await
+    }
+
+    /// The statement prepared for `query` on this session, from the
+    /// connection's cache when it holds it (no round trip), else prepared
+    /// (tracked) and cached.
+    ///
+    /// The cache holds at most
+    /// [`ManagerConfig::statement_cache_capacity`](crate::ManagerConfig::statement_cache_capacity)
+    /// statements (100 by default), evicting the least recently used. It is
+    /// emptied when the session is reset (`COM_RESET_CONNECTION` drops the
+    /// server's prepared statements). [`MySqlManager::stats`](crate::MySqlManager::stats)
+    /// counts hits and misses. Keep the driver's own cache
+    /// (`stmt_cache_size`) at least as large, or an evicted statement of
+    /// the driver's is closed under this cache.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query); a prepare dropped half-way caches nothing.
+    pub async fn prepare_cached(&mut self, query: &str) -> Result<Statement, Error> {
+        if let Some(statement) = self.cache.get(query) {
+            self.counters.cache_hit();
+            return Ok(statement);
+        }
+        self.counters.cache_miss();
+        let statement = self.prep(query.to_owned()).await?;
+        self.cache.insert(query.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// [`Queryable::close`], tracked: deallocates `statement` on the server.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn close(&mut self, statement: Statement) -> Result<(), Error> {
+        self.tracked(move |conn| conn.close(statement)).await
+    }
+
+    /// Begins a transaction (`START TRANSACTION`), tracked, with the
+    /// session's defaults; see [`MySqlTransaction`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the `START TRANSACTION` in flight: the
+    /// pool stops it and rolls the session back when the connection comes
+    /// back.
+    pub async fn transaction(&mut self) -> Result<MySqlTransaction<'_>, Error> {
+        self.build_transaction().start().await
+    }
+
+    /// A transaction with options: isolation level, read-only, consistent
+    /// snapshot.
+    pub fn build_transaction(&mut self) -> TransactionBuilder<'_> {
+        TransactionBuilder::new(self)
+    }
+
+    /// Runs `statement` as a tracked statement: after an abandoned one and
+    /// any rollback owed, bounded by the request's deadline (on the server
+    /// and on the client), and kept with the connection if dropped
+    /// half-way.
+    pub(crate) async fn tracked<T, F>(&mut self, statement: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn) -> DriverFuture<'c, T> + Send + 'static,
+    {
+        self.tracked_as(Operation::Statement, statement).await
+    }
+
+    pub(crate) async fn tracked_as<T, F>(
+        &mut self,
+        operation: Operation,
+        statement: F,
+    ) -> Result<T, Error>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut Conn) -> DriverFuture<'c, T> + Send + 'static,
@@ -220,15 +427,25 @@ impl MySqlConnection {
         if change.is_some() {
             self.counters.bound_changed();
         }
+        let owed = self.pending.map(Pending::statement);
+        let limit = self.deadline.map(|deadline| deadline + self.grace);
+        let grace = self.grace;
         let Some(mut conn) = self.conn.take() else {
             // Only a holder that kept using a connection its tracked
             // statement lost to a panic gets here.
-            return Err(mysql_async::DriverError::ConnectionClosed.into());
+            return Err(Error::driver(operation)(
+                mysql_async::DriverError::ConnectionClosed.into(),
+            ));
         };
         let flight = InFlight {
             owner: self,
             bound_changing: change.is_some(),
             statement: Some(Box::pin(async move {
+                if let Some(owed) = owed {
+                    if let Err(e) = conn.query_drop(owed).await {
+                        return (conn, None, Err(e), false);
+                    }
+                }
                 // A failed SET leaves the statement unbounded, not failed.
                 let set = match set {
                     None => None,
@@ -236,10 +453,25 @@ impl MySqlConnection {
                     Some((sql, Some(value))) => Some(conn.exec_drop(sql, (value,)).await),
                 };
                 let result = statement(&mut conn).await;
-                (conn, set, result)
+                (conn, set, result, true)
             })),
         };
-        let (set, result) = flight.run().await;
+        let run = flight.run();
+        let (set, result, paid) = match limit {
+            Some(limit) => match tokio::time::timeout_at(limit, run).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    // The statement (and the connection) went with the
+                    // dropped flight: the pool stops it on return.
+                    self.counters.timed_out();
+                    return Err(Error::no_answer(operation, grace));
+                }
+            },
+            None => run.await,
+        };
+        if paid {
+            self.pending = None;
+        }
         self.bound = match set {
             None => self.bound,
             Some(Ok(())) => SessionBound::Known(wanted),
@@ -253,7 +485,30 @@ impl MySqlConnection {
                 self.counters.stopped_by_deadline();
             }
         }
-        result
+        result.map_err(Error::driver(operation))
+    }
+
+    /// Whether the session may be inside a transaction: the server's last
+    /// OK packet said so (`SERVER_STATUS_IN_TRANS`), or there was none
+    /// since the last error (the driver forgets the status then), or a
+    /// dropped transaction owes a rollback.
+    pub(crate) fn may_be_in_transaction(&self) -> bool {
+        if self.pending.is_some() {
+            return true;
+        }
+        match self.conn.as_ref().map(Conn::last_ok_packet) {
+            Some(Some(ok)) => ok
+                .status_flags()
+                .contains(StatusFlags::SERVER_STATUS_IN_TRANS),
+            // No OK packet since the last error, or the driver's
+            // connection is away (with an abandoned statement).
+            _ => true,
+        }
+    }
+
+    /// The session is out of any transaction (the pool rolled it back).
+    pub(crate) fn rolled_back(&mut self) {
+        self.pending = None;
     }
 
     /// Waits for a statement this holder abandoned, if any, and takes the
@@ -293,9 +548,11 @@ impl MySqlConnection {
         self.deadline = deadline;
     }
 
-    /// The session was reset: whatever it carried is gone.
+    /// The session was reset: whatever it carried is gone, prepared
+    /// statements included.
     pub(crate) fn session_reset(&mut self) {
         self.restore = None;
+        self.cache.clear();
         if self.bound != SessionBound::Unsupported {
             self.bound = SessionBound::Known(Bound::Default);
         }
@@ -342,6 +599,8 @@ struct InFlight<'a, T: 'static> {
                             Conn,
                             Option<mysql_async::Result<()>>,
                             mysql_async::Result<T>,
+                            // Whether the rollback owed (if any) went through.
+                            bool,
                         ),
                     > + Send,
             >,
@@ -350,15 +609,21 @@ struct InFlight<'a, T: 'static> {
 }
 
 impl<T: Send + 'static> InFlight<'_, T> {
-    async fn run(mut self) -> (Option<mysql_async::Result<()>>, mysql_async::Result<T>) {
-        let (conn, set, result) = poll_fn(|cx| match self.statement.as_mut() {
+    async fn run(
+        mut self,
+    ) -> (
+        Option<mysql_async::Result<()>>,
+        mysql_async::Result<T>,
+        bool,
+    ) {
+        let (conn, set, result, paid) = poll_fn(|cx| match self.statement.as_mut() {
             Some(statement) => statement.as_mut().poll(cx),
             None => Poll::Pending,
         })
         .await;
         self.statement = None;
         self.owner.conn = Some(conn);
-        (set, result)
+        (set, result, paid)
     }
 }
 

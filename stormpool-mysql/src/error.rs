@@ -1,106 +1,202 @@
-//! The manager's error and the error classifier.
+//! The adapter's one error type, and the error classifier.
+//!
+//! # One type for a handler's `?`
+//!
+//! A request handler acquires a connection (the pool's
+//! [`AcquireError`](stormpool::AcquireError)) and runs statements on it (the
+//! driver's errors, or the client giving up on a silent server): all of
+//! them convert into [`Error`], so one `?` serves both, and the classifiers
+//! ([`Classify`]) answer the same questions of each.
+//!
+//! `Display` says what failed and, when it helps, where and the underlying
+//! cause, in one line: `could not connect to 127.0.0.1:3306: Connection
+//! refused (os error 111)`. Never the password, and never a value from the
+//! connection URL's query string (which may carry secrets): URL errors name
+//! the parameter only.
 
 use std::fmt;
+use std::time::Duration;
 
-use mysql_async::{DriverError, ServerError};
+use mysql_async::{DriverError, ServerError, UrlError};
+use stormpool::statements::root_cause;
 use stormpool::AcquireError;
 
-/// Which manager operation failed.
+/// What failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Operation {
     /// Opening a connection.
     Connect,
+    /// The manager's `on_connect` hook, run on a new connection.
+    OnConnect,
     /// The checkout probe (`COM_PING`).
     Check,
     /// Applying session settings.
     Apply,
     /// Resetting the session.
     Reset,
+    /// Bringing a returned session back to a clean state (a rollback).
+    Recycle,
     /// Sending `KILL QUERY` over a side connection.
     Cancel,
     /// Reading the connection configuration (a URL).
     Config,
+    /// Getting a connection from the pool.
+    Acquire,
+    /// A statement sent through the pooled connection or a transaction.
+    Statement,
+    /// Starting, committing or rolling back a transaction or a savepoint.
+    Transaction,
 }
 
 impl Operation {
     fn describe(self) -> &'static str {
         match self {
             Operation::Connect => "could not connect to MySQL",
+            Operation::OnConnect => "the on_connect hook failed",
             Operation::Check => "the connection check failed",
             Operation::Apply => "could not apply the session settings",
             Operation::Reset => "could not reset the session",
+            Operation::Recycle => "could not clean up the returned session",
             Operation::Cancel => "could not cancel the statement",
             Operation::Config => "invalid MySQL connection configuration",
+            Operation::Acquire => "could not get a connection",
+            Operation::Statement => "statement failed",
+            Operation::Transaction => "transaction control statement failed",
         }
     }
 }
 
-/// An error of a [`MySqlManager`](crate::MySqlManager) operation.
+/// An error of this crate: a manager operation, an acquire, or a statement.
 ///
-/// `Display` says which operation failed; [`source`](std::error::Error::source)
-/// is the driver's error, which carries the server's message
-/// ([`server_error`](Error::server_error)) or the I/O error. Neither contains
-/// the password.
-#[derive(Debug)]
+/// Acquire errors (`AcquireError<Error>`) and the driver's
+/// [`mysql_async::Error`] convert into it, so `?` works on both in one
+/// handler. Classify it with [`Classify`]; [`server_error`](Error::server_error)
+/// gives the server's report, [`acquire_error`](Error::acquire_error) the
+/// pool's rejection.
+///
+/// `Display` says what failed and its underlying cause; it never contains
+/// the password, nor a value from the URL.
 pub struct Error {
     operation: Operation,
     kind: Kind,
+    /// The server a connect was aimed at (`host:port`), for `Display`.
+    target: Option<Box<str>>,
 }
 
-#[derive(Debug)]
 enum Kind {
     Driver(mysql_async::Error),
+    /// A URL the driver refused, told without the values it carried.
+    Url(String),
     InvalidSettingName(String),
+    /// A manager operation (a cancel) took longer than its bound.
     TimedOut,
+    /// The client gave up: the server did not answer by the request's
+    /// deadline plus this grace.
+    NoAnswer(Duration),
     /// The server cannot reset a session (MySQL before 5.7.3, MariaDB
     /// before 10.2.4).
     ResetUnsupported,
+    Hook(Box<dyn std::error::Error + Send + Sync>),
+    Acquire(Box<AcquireError<Error>>),
+}
+
+/// What was wrong with a URL, naming parameters but never their values.
+fn describe_url_error(e: &UrlError) -> String {
+    match e {
+        UrlError::FeatureRequired { feature, param } => {
+            format!("URL parameter `{param}` requires the driver's feature `{feature}`")
+        }
+        UrlError::Invalid => "invalid or incomplete URL".to_owned(),
+        UrlError::InvalidParamValue { param, .. } => {
+            format!("invalid value for URL parameter `{param}`")
+        }
+        UrlError::InvalidPoolConstraints { .. } => "invalid pool_min/pool_max".to_owned(),
+        UrlError::Parse(e) => format!("URL parse error: {e}"),
+        UrlError::UnknownParameter { param } => format!("unknown URL parameter `{param}`"),
+        UrlError::UnsupportedScheme { scheme } => format!("unsupported URL scheme `{scheme}`"),
+    }
 }
 
 impl Error {
     pub(crate) fn driver(operation: Operation) -> impl FnOnce(mysql_async::Error) -> Error {
-        move |e| Error {
-            operation,
-            kind: Kind::Driver(e),
+        move |e| match e {
+            // A URL error's own Display and Debug show the values.
+            mysql_async::Error::Url(e) => Error::new(operation, Kind::Url(describe_url_error(&e))),
+            e => Error::new(operation, Kind::Driver(e)),
         }
     }
 
-    pub(crate) fn url(e: mysql_async::UrlError) -> Error {
-        Error::driver(Operation::Config)(e.into())
+    pub(crate) fn url(e: UrlError) -> Error {
+        Error::new(Operation::Config, Kind::Url(describe_url_error(&e)))
     }
 
     pub(crate) fn invalid_setting_name(name: &str) -> Error {
-        Error {
-            operation: Operation::Apply,
-            kind: Kind::InvalidSettingName(name.to_owned()),
-        }
+        Error::new(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
     }
 
     pub(crate) fn timed_out(operation: Operation) -> Error {
-        Error {
-            operation,
-            kind: Kind::TimedOut,
-        }
+        Error::new(operation, Kind::TimedOut)
+    }
+
+    pub(crate) fn no_answer(operation: Operation, grace: Duration) -> Error {
+        Error::new(operation, Kind::NoAnswer(grace))
     }
 
     pub(crate) fn reset_unsupported() -> Error {
+        Error::new(Operation::Reset, Kind::ResetUnsupported)
+    }
+
+    pub(crate) fn hook(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
+        Error::new(Operation::OnConnect, Kind::Hook(e))
+    }
+
+    fn new(operation: Operation, kind: Kind) -> Error {
         Error {
-            operation: Operation::Reset,
-            kind: Kind::ResetUnsupported,
+            operation,
+            kind,
+            target: None,
         }
     }
 
-    /// The operation that failed.
-    pub fn operation(&self) -> Operation {
-        self.operation
+    /// Names the server a connect was aimed at.
+    pub(crate) fn at(mut self, target: String) -> Error {
+        self.target = Some(target.into_boxed_str());
+        self
     }
 
-    /// The driver's error, unless the failure was found without one (an
-    /// invalid setting name, a timeout).
+    /// What failed.
+    pub fn operation(&self) -> Operation {
+        match &self.kind {
+            Kind::Acquire(e) => match &**e {
+                AcquireError::Connect(e) => e.operation(),
+                _ => self.operation,
+            },
+            _ => self.operation,
+        }
+    }
+
+    /// The driver's error, if the failure came from it.
     pub fn as_driver(&self) -> Option<&mysql_async::Error> {
         match &self.kind {
             Kind::Driver(e) => Some(e),
+            Kind::Acquire(e) => match &**e {
+                AcquireError::Connect(e) => e.as_driver(),
+                AcquireError::Apply(e) => e.as_driver(),
+                _ => None,
+            },
+            Kind::Hook(e) => e
+                .downcast_ref::<Error>()
+                .and_then(Error::as_driver)
+                .or_else(|| e.downcast_ref::<mysql_async::Error>()),
+            _ => None,
+        }
+    }
+
+    /// The pool's error, when getting a connection failed.
+    pub fn acquire_error(&self) -> Option<&AcquireError<Error>> {
+        match &self.kind {
+            Kind::Acquire(e) => Some(e),
             _ => None,
         }
     }
@@ -117,27 +213,105 @@ impl Error {
     pub fn server_message(&self) -> Option<&str> {
         self.server_error().map(|e| e.message.as_str())
     }
+
+    /// Whether something gave up waiting: the client on a statement the
+    /// server did not answer by the request's deadline plus the grace (a
+    /// frozen or unreachable server), a manager operation past its bound,
+    /// or the pool on a connection or a connect. A statement the *server*
+    /// stopped at its propagated bound is a SQL error instead (error 1969).
+    pub fn is_timeout(&self) -> bool {
+        match &self.kind {
+            Kind::NoAnswer(_) | Kind::TimedOut => true,
+            Kind::Acquire(e) => matches!(**e, AcquireError::Timeout | AcquireError::ConnectTimeout),
+            _ => false,
+        }
+    }
+}
+
+impl From<AcquireError<Error>> for Error {
+    fn from(e: AcquireError<Error>) -> Error {
+        Error::new(Operation::Acquire, Kind::Acquire(Box::new(e)))
+    }
+}
+
+impl From<mysql_async::Error> for Error {
+    /// A statement's error, from a statement sent through the driver's
+    /// connection.
+    fn from(e: mysql_async::Error) -> Error {
+        Error::driver(Operation::Statement)(e)
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let describe = self.operation.describe();
         match &self.kind {
-            Kind::Driver(_) => f.write_str(self.operation.describe()),
+            Kind::Acquire(e) => match &**e {
+                AcquireError::Connect(e) => fmt::Display::fmt(e, f),
+                AcquireError::Apply(e) => fmt::Display::fmt(e, f),
+                e => write!(f, "{describe}: {e}"),
+            },
+            Kind::Driver(e) => {
+                match (self.operation, &self.target) {
+                    (Operation::Connect, Some(target)) => {
+                        write!(f, "could not connect to {target}")?
+                    }
+                    _ => f.write_str(describe)?,
+                }
+                write!(f, ": {}", root_cause(e))
+            }
+            Kind::Url(problem) => write!(f, "{describe}: {problem}"),
             Kind::InvalidSettingName(name) => write!(
                 f,
                 "invalid session variable name `{name}`: expected letters, digits, `_` and `.`"
             ),
-            Kind::TimedOut => write!(f, "{}: timed out", self.operation.describe()),
+            Kind::TimedOut => write!(f, "{describe}: timed out"),
+            Kind::NoAnswer(grace) => write!(
+                f,
+                "{describe}: the server did not answer by the request's deadline \
+                 (plus a grace of {grace:?})"
+            ),
             Kind::ResetUnsupported => {
                 f.write_str("the server does not support resetting a session")
             }
+            Kind::Hook(e) => write!(f, "{describe}: {}", root_cause(&**e)),
         }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("operation", &self.operation);
+        match &self.kind {
+            Kind::Driver(e) => d.field("driver", e),
+            Kind::Url(problem) => d.field("url", problem),
+            Kind::InvalidSettingName(name) => d.field("invalid_setting_name", name),
+            Kind::TimedOut => d.field("timed_out", &true),
+            Kind::NoAnswer(grace) => d.field("no_answer_after_grace", grace),
+            Kind::ResetUnsupported => d.field("reset_unsupported", &true),
+            Kind::Hook(e) => d.field("hook", e),
+            Kind::Acquire(e) => d.field("acquire", e),
+        };
+        if let Some(target) = &self.target {
+            d.field("target", target);
+        }
+        d.finish()
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.as_driver().map(|e| e as _)
+        match &self.kind {
+            Kind::Driver(e) => Some(e),
+            Kind::Hook(e) => Some(&**e),
+            Kind::Acquire(e) => match &**e {
+                AcquireError::Connect(e) => e.source(),
+                AcquireError::Apply(e) => e.source(),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 }
 
@@ -155,6 +329,7 @@ impl std::error::Error for Error {
 /// # What counts as retryable
 ///
 /// Transient conditions: a lost, killed or refused connection (I/O errors,
+/// a server that did not answer by the deadline,
 /// `ER_CONNECTION_KILLED` 1927, `ER_SERVER_SHUTDOWN` 1053), a deadlock
 /// (1213), a lock wait timeout (1205), too many connections (1040, 1203).
 /// Not retryable: access denied (1044, 1045, 1698), an unknown database
@@ -252,8 +427,10 @@ impl Classify for Error {
             // failing operation left its connection unusable only if the
             // driver says so.
             Kind::Driver(e) => self.operation == Operation::Connect || e.is_connection_error(),
-            Kind::TimedOut => true,
-            Kind::InvalidSettingName(_) | Kind::ResetUnsupported => false,
+            Kind::TimedOut | Kind::NoAnswer(_) => true,
+            Kind::Acquire(e) => e.is_connection_error(),
+            Kind::Hook(_) => self.as_driver().is_some_and(Classify::is_connection_error),
+            Kind::Url(_) | Kind::InvalidSettingName(_) | Kind::ResetUnsupported => false,
         }
     }
 
@@ -263,8 +440,10 @@ impl Classify for Error {
                 Operation::Config | Operation::Apply => false,
                 _ => e.is_retryable(),
             },
-            Kind::TimedOut => true,
-            Kind::InvalidSettingName(_) | Kind::ResetUnsupported => false,
+            Kind::TimedOut | Kind::NoAnswer(_) => true,
+            Kind::Acquire(e) => e.is_retryable(),
+            Kind::Hook(_) => self.as_driver().is_some_and(Classify::is_retryable),
+            Kind::Url(_) | Kind::InvalidSettingName(_) | Kind::ResetUnsupported => false,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,17 +20,28 @@ use crate::session;
 use crate::stats::Counters;
 use stormpool::statements::StatementStats;
 
+/// What an [`on_connect`](MySqlManager::on_connect) hook may fail with: any
+/// error (this crate's [`Error`] and the driver's convert into it with `?`).
+pub type HookError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The future an [`on_connect`](MySqlManager::on_connect) hook returns.
+pub type HookFuture<'c> = Pin<Box<dyn Future<Output = Result<(), HookError>> + Send + 'c>>;
+
+type OnConnect = Arc<dyn for<'c> Fn(&'c mut MySqlConnection) -> HookFuture<'c> + Send + Sync>;
+
 /// A [`stormpool::Manager`] for mysql_async (MySQL and MariaDB).
 ///
 /// | operation | what it does |
 /// |---|---|
-/// | `connect` | [`Conn::new`]; bounded by the pool's `connect_timeout` |
+/// | `connect` | [`Conn::new`], then the [`on_connect`](MySqlManager::on_connect) hook; bounded by the pool's `connect_timeout` |
 /// | `is_broken` | [`Conn::is_disconnected`]: an I/O or protocol error was seen, or an untracked statement was abandoned mid-flight |
 /// | `check` | `COM_PING`, one round trip; bounded by the pool's `check_timeout` |
 /// | `apply` | one prepared `SET SESSION name = ?, ..` |
 /// | `reset` | `COM_RESET_CONNECTION` (MySQL 5.7.3+, MariaDB 10.2.4+) |
 /// | `cancel` | `KILL QUERY <connection id>` over a side connection |
 /// | `statement_in_flight` | a [tracked statement](MySqlConnection) was dropped before it completed |
+/// | `needs_recycle` | the server's last OK packet says the session is in a transaction (`SERVER_STATUS_IN_TRANS`), or there was none since an error, or a dropped transaction owes a rollback |
+/// | `recycle` | `ROLLBACK` when the session may be in a transaction, else `COM_PING` |
 /// | `on_checkout` | records the request's deadline; tracked statements bound themselves by it |
 ///
 /// After a cancel, the pool's `check` first reads the abandoned statement's
@@ -49,6 +61,7 @@ use stormpool::statements::StatementStats;
 pub struct MySqlManager {
     opts: Opts,
     options: ManagerConfig,
+    on_connect: Option<OnConnect>,
     counters: Arc<Counters>,
 }
 
@@ -72,8 +85,40 @@ impl MySqlManager {
         MySqlManager {
             opts: opts.into(),
             options: ManagerConfig::default(),
+            on_connect: None,
             counters: Arc::default(),
         }
+    }
+
+    /// Runs `hook` on every new connection, once, before it serves anyone:
+    /// set session variables, prepare statements. A hook that fails fails
+    /// the connect: the connection is closed and the pool reports an
+    /// [`AcquireError::Connect`](stormpool::AcquireError::Connect) whose
+    /// [`operation`](Error::operation) is [`Operation::OnConnect`], with the
+    /// hook's error as its source. The hook runs within the pool's
+    /// `connect_timeout`; what it sets survives until a reset
+    /// (`COM_RESET_CONNECTION`, when a request asks for other settings).
+    ///
+    /// ```no_run
+    /// # fn f() -> Result<(), stormpool_mysql::Error> {
+    /// use stormpool_mysql::MySqlManager;
+    ///
+    /// let manager = MySqlManager::from_url("mysql://app@127.0.0.1/app")?.on_connect(|conn| {
+    ///     Box::pin(async move {
+    ///         conn.query_drop("SET SESSION sql_mode = 'STRICT_ALL_TABLES'").await?;
+    ///         Ok(())
+    ///     })
+    /// });
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn on_connect<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut MySqlConnection) -> HookFuture<'c> + Send + Sync + 'static,
+    {
+        self.on_connect = Some(Arc::new(hook));
+        self
     }
 
     /// A manager connecting to a `mysql://` URL.
@@ -124,6 +169,7 @@ impl fmt::Debug for MySqlManager {
             .field("port", &self.opts.tcp_port())
             .field("db_name", &self.opts.db_name())
             .field("options", &self.options)
+            .field("on_connect", &self.on_connect.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -146,11 +192,25 @@ impl stormpool::Manager for MySqlManager {
 
     fn connect(&self) -> impl Future<Output = Result<MySqlConnection, Error>> + Send {
         let connect = Conn::new(self.opts.clone());
-        let close_grace = self.options.close_grace;
+        let options = self.options.clone();
         let counters = self.counters.clone();
+        let target = format!("{}:{}", self.opts.ip_or_hostname(), self.opts.tcp_port());
+        let hook = self.on_connect.clone();
         async move {
-            let conn = connect.await.map_err(Error::driver(Operation::Connect))?;
-            Ok(MySqlConnection::new(conn, close_grace, counters))
+            let conn = connect
+                .await
+                .map_err(|e| Error::driver(Operation::Connect)(e).at(target))?;
+            let mut conn = MySqlConnection::new(
+                conn,
+                options.close_grace,
+                counters,
+                options.statement_grace,
+                options.statement_cache_capacity,
+            );
+            if let Some(hook) = hook {
+                hook(&mut conn).await.map_err(Error::hook)?;
+            }
+            Ok(conn)
         }
     }
 
@@ -213,6 +273,46 @@ impl stormpool::Manager for MySqlManager {
 
     fn statement_in_flight(&self, conn: &mut MySqlConnection) -> bool {
         conn.has_abandoned()
+    }
+
+    fn needs_recycle(&self, conn: &mut MySqlConnection) -> bool {
+        conn.may_be_in_transaction()
+    }
+
+    /// Reads an abandoned statement's reply first (after the cancel), then
+    /// rolls back when the session may be in a transaction (MariaDB's
+    /// `ROLLBACK` outside one does nothing), else pings.
+    async fn recycle(&self, conn: &mut MySqlConnection) -> Result<(), Error> {
+        let Some(driver) = conn.driver().await else {
+            return Err(closed(Operation::Recycle));
+        };
+        let in_transaction = driver.last_ok_packet().is_some_and(|ok| {
+            ok.status_flags()
+                .contains(mysql_async::consts::StatusFlags::SERVER_STATUS_IN_TRANS)
+        });
+        let had_pending = conn.pending.is_some();
+        if conn.may_be_in_transaction() {
+            let Some(driver) = conn.driver().await else {
+                return Err(closed(Operation::Recycle));
+            };
+            driver
+                .query_drop("ROLLBACK")
+                .await
+                .map_err(Error::driver(Operation::Recycle))?;
+            conn.rolled_back();
+            if in_transaction || had_pending {
+                self.counters.recycled();
+            }
+            Ok(())
+        } else {
+            let Some(driver) = conn.driver().await else {
+                return Err(closed(Operation::Recycle));
+            };
+            driver
+                .ping()
+                .await
+                .map_err(Error::driver(Operation::Recycle))
+        }
     }
 
     fn on_checkout(&self, conn: &mut MySqlConnection, deadline: Option<Instant>) {

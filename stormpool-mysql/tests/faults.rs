@@ -45,3 +45,10 @@ async fn hung_connect_does_not_block_other_acquires() {
     let _serial = serial().await;
     scenarios::hung_connect::<MariaDb>(&url).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_on_a_frozen_server_ends_at_its_deadline() {
+    let Some(url) = common::url() else { return };
+    let _serial = serial().await;
+    scenarios::frozen_statement_is_bounded::<MariaDb>(&url).await;
+}

@@ -51,3 +51,23 @@ fn config_errors_hide_the_url() {
     assert_clean("config error Display", &chain(&err), WRONG);
     assert_clean("config error Debug", &format!("{err:?}"), WRONG);
 }
+
+/// A URL's query string can carry secrets: an invalid parameter value is
+/// never echoed, whichever parameter it is.
+#[test]
+fn url_errors_name_the_parameter_never_its_value() {
+    for (param, value) in [
+        ("pool_min", "Wr0ng-Secret-In-Query-1"),
+        ("stmt_cache_size", "Wr0ng-Secret-In-Query-2"),
+        ("tcp_keepalive", "Wr0ng-Secret-In-Query-3"),
+        ("prefer_socket", "Wr0ng-Secret-In-Query-4"),
+    ] {
+        let url = format!("mysql://app@127.0.0.1:3306/db?{param}={value}");
+        let err = MySqlManager::from_url(&url).expect_err("an invalid value");
+        let shown = chain(&err);
+        assert_clean("URL error Display", &shown, value);
+        assert_clean("URL error Debug", &format!("{err:?}"), value);
+        assert!(shown.contains(param), "names the parameter: {shown}");
+        assert_eq!(err.operation(), stormpool_mysql::Operation::Config);
+    }
+}

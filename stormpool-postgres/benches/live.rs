@@ -1,7 +1,9 @@
 //! stormpool-postgres against deadpool-postgres and bb8-postgres on the live
 //! server, in one run: `SELECT 1` and a 2 ms `pg_sleep`, 32 concurrent
 //! requests on 8 connections per iteration, each pool with its default
-//! checkout validation. Then what deadline propagation costs one checkout.
+//! checkout validation. Then what deadline propagation costs one checkout,
+//! and what transaction hygiene costs one: checkout, `SELECT 1`, return,
+//! one request at a time, against deadpool-postgres.
 //!
 //! Skips (prints and exits 0) when `STORMPOOL_PG_URL` is unset.
 //!
@@ -196,11 +198,135 @@ fn propagation(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, live, propagation);
+/// deadpool-postgres with one connection and its fastest recycling (no
+/// check on return).
+fn deadpool_of_one(url: &str) -> AnyPool {
+    AnyPool::Deadpool(
+        deadpool_postgres::Pool::builder(deadpool_postgres::Manager::from_config(
+            config(url),
+            NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        ))
+        .max_size(1)
+        .build()
+        .expect("deadpool"),
+    )
+}
+
+/// What a checkout costs with transaction hygiene (the session's status
+/// watched on the stream, a rollback only when a connection comes back in
+/// a transaction), against deadpool-postgres (`RecyclingMethod::Fast`: no
+/// check at all), one request at a time on a pool of one connection:
+/// acquire, `SELECT 1`, release. Also the fallback when the status cannot
+/// be watched (here: a configuration naming the server twice, so the
+/// driver connects): every connection that ran a statement is probed
+/// before its next checkout.
+fn hygiene(c: &mut Criterion) {
+    let Some(url) = url() else { return };
+    let rt = runtime();
+    let stormpool = |config: tokio_postgres::Config| {
+        AnyPool::Stormpool(
+            Pool::builder(PgManager::new(config))
+                .max_size(1)
+                .build()
+                .expect("stormpool"),
+        )
+    };
+    let deadpool = deadpool_of_one(&url);
+    let mut unseen = config(&url);
+    let hosts = unseen.get_hosts().to_vec();
+    let ports = unseen.get_ports().to_vec();
+    for (host, port) in hosts
+        .iter()
+        .zip(ports.iter().chain(std::iter::repeat(&5432)))
+    {
+        if let tokio_postgres::config::Host::Tcp(host) = host {
+            unseen.host(host).port(*port);
+        }
+    }
+    let cases = [
+        ("deadpool", deadpool),
+        ("stormpool", stormpool(config(&url))),
+        ("stormpool_status_unseen", stormpool(unseen)),
+    ];
+    let mut group = c.benchmark_group("live_pg/checkout_select_1_return");
+    group.sample_size(40);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    for (name, pool) in &cases {
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.to_async(&rt).iter(|| pool.run("SELECT 1"));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, live, propagation, hygiene);
+
+/// The hygiene comparison again, interleaved so that a shared machine's
+/// load drifts through both pools alike: 40 rounds, each running 250
+/// requests on deadpool-postgres then 250 on stormpool-postgres (the order
+/// alternating between rounds); prints the median per-request time of
+/// each and their ratio. Run with `-- interleaved` (criterion's filter
+/// does not apply to it).
+fn interleaved(url: &str) {
+    let rt = runtime();
+    let deadpool = deadpool_of_one(url);
+    let stormpool = AnyPool::Stormpool(
+        Pool::builder(PgManager::new(config(url)))
+            .max_size(1)
+            .build()
+            .expect("stormpool"),
+    );
+    const ROUNDS: usize = 40;
+    const PER_ROUND: u32 = 250;
+    let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    rt.block_on(async {
+        for pool in [&deadpool, &stormpool] {
+            for _ in 0..PER_ROUND {
+                pool.run("SELECT 1").await;
+            }
+        }
+        for round in 0..ROUNDS {
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for i in order {
+                let pool = [&deadpool, &stormpool][i];
+                let start = std::time::Instant::now();
+                for _ in 0..PER_ROUND {
+                    pool.run("SELECT 1").await;
+                }
+                times[i].push(start.elapsed() / PER_ROUND);
+            }
+        }
+    });
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (dp, sp) = (median(&mut times[0]), median(&mut times[1]));
+    if let AnyPool::Stormpool(pool) = &stormpool {
+        let c = pool.status().counters;
+        println!(
+            "stormpool-postgres: {} returns drained for hygiene, {} statements cancelled",
+            c.recycled_on_return, c.cancelled_on_return
+        );
+    }
+    println!(
+        "interleaved checkout + SELECT 1 + return, median of {ROUNDS} rounds of {PER_ROUND}: \
+         deadpool-postgres {dp:?}, stormpool-postgres {sp:?}, ratio {:.3}",
+        sp.as_secs_f64() / dp.as_secs_f64()
+    );
+}
 
 fn main() {
-    if url().is_none() {
+    let Some(url) = url() else {
         println!("skipped: STORMPOOL_PG_URL not set");
+        return;
+    };
+    if std::env::args().any(|a| a == "interleaved") {
+        interleaved(&url);
         return;
     }
     benches();

@@ -1,46 +1,54 @@
-//! [`PgConnection`]: the pooled connection, its tracked statements, and the
-//! deadline they carry to the server.
+//! [`PgConnection`]: the pooled connection and its tracked statements.
 //!
 //! # Tracked statements
 //!
 //! A request that gives up in the middle of a statement drops its future,
 //! but the statement it sent keeps running on the server, and the next
-//! statement on the session queues behind it. The tracked methods
-//! ([`query`](PgConnection::query), [`execute`](PgConnection::execute),
-//! [`simple_query`](PgConnection::simple_query), ...) notice such a drop, so
-//! that the pool can cancel the statement and keep the connection out of
+//! statement on the session queues behind it. Every statement method of
+//! [`PgConnection`] (and of [`PgTransaction`]) notices such a drop, so that
+//! the pool can cancel the statement and keep the connection out of
 //! circulation until the server is idle on it
 //! ([`Manager::statement_in_flight`](stormpool::Manager::statement_in_flight)).
-//! They also bound the statement on the server by the request's remaining
-//! time (see the crate's docs, "Deadline propagation").
+//! They also bound the statement by the request's remaining time, on the
+//! server and on the client (see the crate's docs, "Deadline propagation").
 //!
 //! Tracking costs two relaxed atomic operations per statement and no
-//! allocation; a bound costs a clock read, and a pipelined `SET` when it
-//! changes.
+//! allocation (a stream or a copy allocates its timer); a bound costs a
+//! clock read, and a pipelined `SET` when it changes.
 
 use std::fmt;
-use std::future::Future;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Buf;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Error, Row, SimpleQueryMessage, ToStatement};
+use tokio_postgres::types::{BorrowToSql, ToSql, Type};
+use tokio_postgres::{CancelToken, Client, Row, SimpleQueryMessage, Statement, ToStatement};
 
-use crate::deadline::{Bound, SessionBound};
+use crate::error::Error;
+use crate::statements::{Cache, CopyOutStream, RowStream, SimpleQueryStream, Statements};
 use crate::stats::Counters;
+use crate::status::SessionStatus;
+use crate::tracked::{CopyInSink, Tracker};
+use crate::transaction::{PgTransaction, TransactionBuilder};
 
 /// A pooled PostgreSQL connection.
 ///
-/// Its statement methods ([`query`](Self::query), [`query_one`](Self::query_one),
-/// [`query_opt`](Self::query_opt), [`execute`](Self::execute),
-/// [`simple_query`](Self::simple_query), [`batch_execute`](Self::batch_execute))
-/// take the same arguments and return the same results as the
-/// tokio-postgres [`Client`]'s, and are *tracked*:
+/// Its statement methods take the same arguments and return the same
+/// values as the tokio-postgres [`Client`]'s methods of the same name,
+/// with this crate's [`Error`], and are *tracked*:
+///
+/// | family | methods |
+/// |---|---|
+/// | rows | [`query`](Self::query), [`query_one`](Self::query_one), [`query_opt`](Self::query_opt), [`query_raw`](Self::query_raw) |
+/// | typed parameters, no prepare | [`query_typed`](Self::query_typed), [`query_typed_one`](Self::query_typed_one), [`query_typed_opt`](Self::query_typed_opt), [`query_typed_raw`](Self::query_typed_raw), [`execute_typed`](Self::execute_typed) |
+/// | row counts | [`execute`](Self::execute), [`execute_raw`](Self::execute_raw) |
+/// | simple protocol | [`simple_query`](Self::simple_query), [`simple_query_raw`](Self::simple_query_raw), [`batch_execute`](Self::batch_execute) |
+/// | prepared statements | [`prepare`](Self::prepare), [`prepare_typed`](Self::prepare_typed), [`prepare_cached`](Self::prepare_cached), [`prepare_typed_cached`](Self::prepare_typed_cached) |
+/// | copy | [`copy_in`](Self::copy_in), [`copy_out`](Self::copy_out) |
+/// | transactions | [`transaction`](Self::transaction), [`build_transaction`](Self::build_transaction) |
 ///
 /// - a statement whose future is dropped before it completes (a request
 ///   that gave up at its deadline) is cancelled on the server when the
@@ -48,15 +56,22 @@ use crate::stats::Counters;
 ///   until the server is idle on it;
 /// - when the request acquired the connection with a deadline
 ///   ([`AcquireOptions::deadline`](stormpool::AcquireOptions::deadline)), the
-///   server stops the statement when that deadline passes: it fails with
-///   SQLSTATE `57014` (`query_canceled`) and the connection stays usable.
+///   server stops the statement when that deadline passes (it fails with
+///   SQLSTATE `57014`, `query_canceled`, and the connection stays usable),
+///   and the client stops waiting for a server that does not answer by
+///   the deadline plus [`ManagerConfig::statement_grace`](crate::ManagerConfig::statement_grace)
+///   (a timeout [`Error`]; the pool then cancels and drains the connection,
+///   or closes it).
 ///
-/// Everything else of the [`Client`] is reached through `Deref`
-/// (`conn.prepare(..)`, `conn.copy_in(..)`, `conn.query_raw(..)`) or
-/// [`client`](Self::client). **Statements sent that way are not tracked**:
-/// one abandoned half-way stays on the server and delays the session's next
-/// user, and none is bounded by the request's deadline (the session may
-/// still carry the bound a tracked statement set, for the same request).
+/// Whatever the holder did, the connection goes back to the pool outside
+/// any transaction: see the crate's docs, "Transactions and hygiene".
+///
+/// The raw [`Client`] is reached through `Deref` or [`client`](Self::client)
+/// for what this type does not wrap (`bind`, portals, type caches).
+/// **Statements sent that way are not tracked**: none is bounded by the
+/// request's deadline, and one abandoned half-way stays on the server; a
+/// connection whose raw client was reached is cleaned up (an extra round
+/// trip, off the returner's path) before it serves anyone else.
 ///
 /// The connection's I/O runs on a task of its own. Dropping this closes the
 /// session: the task says goodbye to the server, and is cut after
@@ -66,42 +81,43 @@ pub struct PgConnection {
     client: Client,
     /// Dropped with the connection: tells the I/O task to wind down.
     _closing: oneshot::Sender<()>,
-    /// How many tracked statements were sent: each one's sequence number.
-    sent: AtomicU64,
-    /// The sequence number of the latest tracked statement dropped before it
-    /// completed, until a later one completes (which proves the server done
-    /// with it) or the pool takes the connection back; 0: none.
-    abandoned: AtomicU64,
-    /// The deadline of the request holding the connection.
-    deadline: Option<Instant>,
-    /// The `statement_timeout` the adapter last put on the session.
-    bound: SessionBound,
-    /// The session's own `statement_timeout`, when its settings set one.
-    restore: Option<String>,
-    counters: Arc<Counters>,
+    tracker: Tracker,
+    cache: Mutex<Cache>,
 }
+
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+type TypedParams<'p> = &'p [(&'p (dyn ToSql + Sync), Type)];
 
 impl PgConnection {
     pub(crate) fn new(
         client: Client,
         closing: oneshot::Sender<()>,
         counters: Arc<Counters>,
+        status: Arc<SessionStatus>,
+        grace: Duration,
+        cache_capacity: usize,
     ) -> Self {
         PgConnection {
             client,
             _closing: closing,
-            sent: AtomicU64::new(0),
-            abandoned: AtomicU64::new(0),
-            deadline: None,
-            bound: SessionBound::new(),
-            restore: None,
-            counters,
+            tracker: Tracker::new(counters, status, grace),
+            cache: Mutex::new(Cache::new(cache_capacity)),
+        }
+    }
+
+    fn statements(&self) -> Statements<'_> {
+        Statements {
+            client: &self.client,
+            tracker: &self.tracker,
+            cache: &self.cache,
+            in_transaction: false,
         }
     }
 
     /// The tokio-postgres client. Statements sent through it are not
     /// tracked (see the type's docs).
     pub fn client(&self) -> &Client {
+        self.tracker.touch_raw();
         &self.client
     }
 
@@ -109,7 +125,26 @@ impl PgConnection {
     /// passed it on; `None` when the request set none or the pool does not
     /// propagate deadlines.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.tracker.deadline
+    }
+
+    /// Whether the session is closed ([`Client::is_closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The token that cancels the statement running on this session from
+    /// elsewhere ([`Client::cancel_token`]).
+    pub fn cancel_token(&self) -> CancelToken {
+        self.client.cancel_token()
+    }
+
+    /// How many prepared statements the connection's cache holds.
+    pub fn cached_statements(&self) -> usize {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// [`Client::query`], tracked.
@@ -118,15 +153,11 @@ impl PgConnection {
     ///
     /// Dropping the future leaves the statement running on the server; the
     /// pool cancels it when the connection comes back.
-    pub async fn query<T>(
-        &self,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, Error>
+    pub async fn query<T>(&self, statement: &T, params: Params<'_>) -> Result<Vec<Row>, Error>
     where
         T: ?Sized + ToStatement,
     {
-        self.tracked(self.client.query(statement, params)).await
+        self.statements().query(statement, params).await
     }
 
     /// [`Client::query_one`], tracked.
@@ -134,15 +165,11 @@ impl PgConnection {
     /// # Cancel safety
     ///
     /// As [`query`](Self::query).
-    pub async fn query_one<T>(
-        &self,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row, Error>
+    pub async fn query_one<T>(&self, statement: &T, params: Params<'_>) -> Result<Row, Error>
     where
         T: ?Sized + ToStatement,
     {
-        self.tracked(self.client.query_one(statement, params)).await
+        self.statements().query_one(statement, params).await
     }
 
     /// [`Client::query_opt`], tracked.
@@ -153,12 +180,85 @@ impl PgConnection {
     pub async fn query_opt<T>(
         &self,
         statement: &T,
-        params: &[&(dyn ToSql + Sync)],
+        params: Params<'_>,
     ) -> Result<Option<Row>, Error>
     where
         T: ?Sized + ToStatement,
     {
-        self.tracked(self.client.query_opt(statement, params)).await
+        self.statements().query_opt(statement, params).await
+    }
+
+    /// [`Client::query_raw`], tracked: the statement is in flight until the
+    /// stream ends.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query), for the future and for the stream.
+    pub async fn query_raw<T, P, I>(&self, statement: &T, params: I) -> Result<RowStream<'_>, Error>
+    where
+        T: ?Sized + ToStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        self.statements().query_raw(statement, params).await
+    }
+
+    /// [`Client::query_typed`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn query_typed(
+        &self,
+        query: &str,
+        params: TypedParams<'_>,
+    ) -> Result<Vec<Row>, Error> {
+        self.statements().query_typed(query, params).await
+    }
+
+    /// [`Client::query_typed_one`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn query_typed_one(
+        &self,
+        query: &str,
+        params: TypedParams<'_>,
+    ) -> Result<Row, Error> {
+        self.statements().query_typed_one(query, params).await
+    }
+
+    /// [`Client::query_typed_opt`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn query_typed_opt(
+        &self,
+        query: &str,
+        params: TypedParams<'_>,
+    ) -> Result<Option<Row>, Error> {
+        self.statements().query_typed_opt(query, params).await
+    }
+
+    /// [`Client::query_typed_raw`], tracked: the statement is in flight
+    /// until the stream ends.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query), for the future and for the stream.
+    pub async fn query_typed_raw<P, I>(
+        &self,
+        query: &str,
+        params: I,
+    ) -> Result<RowStream<'_>, Error>
+    where
+        P: BorrowToSql,
+        I: IntoIterator<Item = (P, Type)>,
+    {
+        self.statements().query_typed_raw(query, params).await
     }
 
     /// [`Client::execute`], tracked.
@@ -166,15 +266,35 @@ impl PgConnection {
     /// # Cancel safety
     ///
     /// As [`query`](Self::query).
-    pub async fn execute<T>(
-        &self,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, Error>
+    pub async fn execute<T>(&self, statement: &T, params: Params<'_>) -> Result<u64, Error>
     where
         T: ?Sized + ToStatement,
     {
-        self.tracked(self.client.execute(statement, params)).await
+        self.statements().execute(statement, params).await
+    }
+
+    /// [`Client::execute_typed`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn execute_typed(&self, query: &str, params: TypedParams<'_>) -> Result<u64, Error> {
+        self.statements().execute_typed(query, params).await
+    }
+
+    /// [`Client::execute_raw`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn execute_raw<T, P, I>(&self, statement: &T, params: I) -> Result<u64, Error>
+    where
+        T: ?Sized + ToStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        self.statements().execute_raw(statement, params).await
     }
 
     /// [`Client::simple_query`], tracked.
@@ -183,7 +303,17 @@ impl PgConnection {
     ///
     /// As [`query`](Self::query).
     pub async fn simple_query(&self, query: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
-        self.tracked(self.client.simple_query(query)).await
+        self.statements().simple_query(query).await
+    }
+
+    /// [`Client::simple_query_raw`], tracked: the statements are in flight
+    /// until the stream ends.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query), for the future and for the stream.
+    pub async fn simple_query_raw(&self, query: &str) -> Result<SimpleQueryStream<'_>, Error> {
+        self.statements().simple_query_raw(query).await
     }
 
     /// [`Client::batch_execute`], tracked.
@@ -192,80 +322,148 @@ impl PgConnection {
     ///
     /// As [`query`](Self::query).
     pub async fn batch_execute(&self, query: &str) -> Result<(), Error> {
-        self.tracked(self.client.batch_execute(query)).await
+        self.statements().batch_execute(query).await
     }
 
-    /// Runs `statement` (not polled yet, so not sent yet) as a tracked
-    /// statement: bounded by the request's deadline, and flagged if dropped
-    /// before it completes.
-    async fn tracked<R>(
+    /// [`Client::prepare`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn prepare(&self, query: &str) -> Result<Statement, Error> {
+        self.statements().prepare_typed(query, &[]).await
+    }
+
+    /// [`Client::prepare_typed`], tracked.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query).
+    pub async fn prepare_typed(&self, query: &str, types: &[Type]) -> Result<Statement, Error> {
+        self.statements().prepare_typed(query, types).await
+    }
+
+    /// The statement prepared for `query` on this session, from the
+    /// connection's cache when it holds it (no round trip), else prepared
+    /// (tracked) and cached.
+    ///
+    /// The cache holds at most
+    /// [`ManagerConfig::statement_cache_capacity`](crate::ManagerConfig::statement_cache_capacity)
+    /// statements (100 by default), evicting the least recently used, which
+    /// is closed on the server. It is emptied when the session is reset
+    /// (`DISCARD ALL` drops the server's prepared statements).
+    /// [`PgManager::stats`](crate::PgManager::stats) counts hits and misses.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query); a prepare dropped half-way caches nothing.
+    pub async fn prepare_cached(&self, query: &str) -> Result<Statement, Error> {
+        self.statements().prepare_typed_cached(query, &[]).await
+    }
+
+    /// [`prepare_cached`](Self::prepare_cached) with parameter types
+    /// ([`Client::prepare_typed`]); the types are part of the cache's key.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`prepare_cached`](Self::prepare_cached).
+    pub async fn prepare_typed_cached(
         &self,
-        statement: impl Future<Output = Result<R, Error>>,
-    ) -> Result<R, Error> {
-        let flight = InFlight::start(self);
-        let started = self.deadline.map(|deadline| (deadline, Instant::now()));
-        let bound = started.map_or(Bound::Default, |(deadline, now)| {
-            Bound::until(deadline, now)
-        });
-        let result = if self.bound.claim(bound) {
-            self.counters.bound_changed();
-            let set = bound.statement(self.restore.as_deref());
-            // Sent first, in the same write as the statement: tokio-postgres
-            // sends requests in the order their futures are first polled, and
-            // `biased` polls the SET first. No extra round trip.
-            let (set, result) = tokio::join!(biased; self.client.batch_execute(&set), statement);
-            if set.is_err() {
-                self.bound.forget();
-            }
-            result
-        } else {
-            statement.await
-        };
-        flight.finish();
-        if let (Err(e), Bound::Millis(ms), Some((_, started))) = (&result, bound, started) {
-            // A cancel request fails a statement with the same SQLSTATE; the
-            // server's timer cannot fire before the bound has passed since
-            // the statement was sent.
-            if e.code() == Some(&SqlState::QUERY_CANCELED)
-                && started.elapsed() >= Duration::from_millis(ms.into())
-            {
-                self.counters.stopped_by_deadline();
-            }
-        }
-        result
+        query: &str,
+        types: &[Type],
+    ) -> Result<Statement, Error> {
+        self.statements().prepare_typed_cached(query, types).await
+    }
+
+    /// [`Client::copy_in`], tracked: the statement is in flight until the
+    /// sink is [finished](CopyInSink::finish).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query); dropping the sink aborts the copy.
+    pub async fn copy_in<T, U>(&self, statement: &T) -> Result<CopyInSink<'_, U>, Error>
+    where
+        T: ?Sized + ToStatement,
+        U: Buf + Send + 'static,
+    {
+        self.statements().copy_in(statement).await
+    }
+
+    /// [`Client::copy_out`], tracked: the statement is in flight until the
+    /// stream ends.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`query`](Self::query), for the future and for the stream.
+    pub async fn copy_out<T>(&self, statement: &T) -> Result<CopyOutStream<'_>, Error>
+    where
+        T: ?Sized + ToStatement,
+    {
+        self.statements().copy_out(statement).await
+    }
+
+    /// Begins a transaction (`BEGIN`), tracked, with the session's default
+    /// isolation level; see [`PgTransaction`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the `BEGIN` in flight: the pool cancels
+    /// it and rolls the session back when the connection comes back.
+    pub async fn transaction(&mut self) -> Result<PgTransaction<'_>, Error> {
+        self.build_transaction().start().await
+    }
+
+    /// A transaction with options: isolation level, read-only, deferrable.
+    pub fn build_transaction(&mut self) -> TransactionBuilder<'_> {
+        TransactionBuilder::new(&mut self.client, &self.tracker, &self.cache)
     }
 
     /// Whether a tracked statement was dropped before it completed and
     /// nothing since proved it done; clears the flag (the pool drains the
     /// connection now).
     pub(crate) fn take_abandoned(&mut self) -> bool {
-        std::mem::take(self.abandoned.get_mut()) != 0
+        self.tracker.take_abandoned()
+    }
+
+    pub(crate) fn tracker_mut(&mut self) -> &mut Tracker {
+        &mut self.tracker
+    }
+
+    /// The client, for the manager's own statements (not the holder's).
+    pub(crate) fn own_client(&self) -> &Client {
+        &self.client
     }
 
     /// A request takes the connection.
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
-        self.deadline = deadline;
+        self.tracker.deadline = deadline;
     }
 
-    /// The session was reset: whatever it carried is gone.
+    /// The session was reset: whatever it carried is gone, prepared
+    /// statements included.
     pub(crate) fn session_reset(&mut self) {
-        self.restore = None;
-        self.bound.forget();
+        self.tracker.restore = None;
+        self.tracker.bound.forget();
+        self.cache
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// Settings put `statement_timeout = value` on the session: a request
     /// without a deadline gets that value back instead of the default.
     pub(crate) fn settings_bound(&mut self, value: &str) {
-        self.restore = Some(value.to_owned());
-        self.bound.forget();
+        self.tracker.restore = Some(value.to_owned());
+        self.tracker.bound.forget();
     }
 }
 
 impl Deref for PgConnection {
     type Target = Client;
 
+    /// The raw client: see [`client`](PgConnection::client).
     fn deref(&self) -> &Client {
-        &self.client
+        self.client()
     }
 }
 
@@ -273,51 +471,8 @@ impl fmt::Debug for PgConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgConnection")
             .field("closed", &self.client.is_closed())
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.tracker.deadline)
+            .field("transaction_status", &self.tracker.status.get())
             .finish_non_exhaustive()
-    }
-}
-
-/// A tracked statement between its first poll and its completion.
-struct InFlight<'a> {
-    conn: &'a PgConnection,
-    seq: u64,
-    done: bool,
-}
-
-impl<'a> InFlight<'a> {
-    fn start(conn: &'a PgConnection) -> Self {
-        // Relaxed throughout: the flags order nothing else, and the pool
-        // reads them through `&mut` once every statement future is gone.
-        let seq = conn.sent.fetch_add(1, Ordering::Relaxed) + 1;
-        InFlight {
-            conn,
-            seq,
-            done: false,
-        }
-    }
-
-    fn finish(mut self) {
-        self.done = true;
-        // The server answers in order: a statement sent after an abandoned
-        // one completing means the abandoned one is over.
-        let abandoned = self.conn.abandoned.load(Ordering::Relaxed);
-        if abandoned != 0 && abandoned < self.seq {
-            let _ = self.conn.abandoned.compare_exchange(
-                abandoned,
-                0,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-        }
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.conn.abandoned.fetch_max(self.seq, Ordering::Relaxed);
-            self.conn.counters.abandoned();
-        }
     }
 }

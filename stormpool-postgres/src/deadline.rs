@@ -19,11 +19,14 @@
 //! tokio-postgres pipelines them). A `SET` that failed (in an aborted
 //! transaction, say) leaves it unknown, and the next statement sets it again.
 //!
-//! A `SET` sent inside a transaction block that later rolls back is undone
-//! with it. Within one request the bound only ever shrinks, so a rollback
-//! leaves the session with a *longer* bound than the adapter believes, never
-//! a shorter one: a later statement may run past its deadline by up to the
-//! difference, never be stopped early.
+//! A `SET` sent inside a transaction block is undone if the transaction
+//! rolls back, so the bound set there is *tentative*: trusted by later
+//! statements of the transaction, and set again by the first statement
+//! after it. A rollback to a savepoint can still leave the session with a
+//! longer bound than the adapter believes (within one request the bound
+//! only ever shrinks), never a shorter one: a later statement may run past
+//! its deadline on the server by up to the difference, never be stopped
+//! early, and the client's own bound still stops waiting for it.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -35,6 +38,8 @@ use tokio::time::Instant;
 const DEFAULT: u32 = 0;
 /// The adapter does not know what the session carries.
 const UNKNOWN: u32 = u32::MAX;
+/// Marks a bound set inside a transaction block.
+const TENTATIVE: u32 = 1 << 31;
 /// The longest bound PostgreSQL accepts, in milliseconds (`INT_MAX`).
 const MAX_MS: u32 = i32::MAX as u32;
 
@@ -93,13 +98,21 @@ impl SessionBound {
         SessionBound(AtomicU32::new(DEFAULT))
     }
 
-    /// Claims the change to `wanted`: `true` when the session carries
-    /// something else, and the caller must now send the `SET` (and report
-    /// with [`settled`](Self::settled)).
-    pub(crate) fn claim(&self, wanted: Bound) -> bool {
+    /// Claims the change to `wanted` for a statement sent inside a
+    /// transaction block or not: `true` when the session carries something
+    /// else, or a bound set inside a transaction that has ended since (it
+    /// may have been rolled back), and the caller must now send the `SET`.
+    pub(crate) fn claim(&self, wanted: Bound, in_transaction: bool) -> bool {
         // Relaxed: the value orders nothing else; concurrent statements on
         // one session at worst both send the same SET.
-        self.0.swap(wanted.encode(), Ordering::Relaxed) != wanted.encode()
+        let current = self.0.load(Ordering::Relaxed);
+        let trusted = current != UNKNOWN && (current & TENTATIVE == 0 || in_transaction);
+        if trusted && current & !TENTATIVE == wanted.encode() {
+            return false;
+        }
+        let tentative = if in_transaction { TENTATIVE } else { 0 };
+        self.0.store(wanted.encode() | tentative, Ordering::Relaxed);
+        true
     }
 
     /// The session's `statement_timeout` is not known any more (a `SET`
@@ -136,19 +149,35 @@ mod tests {
     fn a_change_is_claimed_once() {
         let bound = SessionBound::new();
         assert!(
-            !bound.claim(Bound::Default),
+            !bound.claim(Bound::Default, false),
             "a fresh session is at its default"
         );
-        assert!(bound.claim(Bound::Millis(48)));
-        assert!(!bound.claim(Bound::Millis(48)));
+        assert!(bound.claim(Bound::Millis(48), false));
+        assert!(!bound.claim(Bound::Millis(48), false));
+        assert!(
+            !bound.claim(Bound::Millis(48), true),
+            "trusted in a transaction"
+        );
         bound.forget();
         assert!(
-            bound.claim(Bound::Millis(48)),
+            bound.claim(Bound::Millis(48), false),
             "an unknown bound is set again"
         );
         bound.forget();
-        assert!(bound.claim(Bound::Default), "so is an unknown default");
-        assert!(!bound.claim(Bound::Default));
+        assert!(
+            bound.claim(Bound::Default, false),
+            "so is an unknown default"
+        );
+        assert!(!bound.claim(Bound::Default, false));
+    }
+
+    #[test]
+    fn a_bound_set_in_a_transaction_is_set_again_after_it() {
+        let bound = SessionBound::new();
+        assert!(bound.claim(Bound::Millis(40), true));
+        assert!(!bound.claim(Bound::Millis(40), true), "same transaction");
+        assert!(bound.claim(Bound::Millis(40), false), "maybe rolled back");
+        assert!(!bound.claim(Bound::Millis(40), false));
     }
 
     #[test]

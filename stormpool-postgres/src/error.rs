@@ -1,95 +1,176 @@
-//! The manager's error and the error classifier.
+//! The adapter's one error type, and the error classifier.
+//!
+//! # One type for a handler's `?`
+//!
+//! A request handler acquires a connection (the pool's
+//! [`AcquireError`](stormpool::AcquireError)) and runs statements on it (the
+//! driver's errors, or the client giving up on a silent server): all of
+//! them convert into [`Error`], so one `?` serves both, and the classifiers
+//! ([`Classify`]) answer the same questions of each.
+//!
+//! # What `Display` says
+//!
+//! What failed and, when it helps, where and the underlying cause, in one
+//! line a log can carry: `could not connect to 127.0.0.1:5432: Connection
+//! refused (os error 111)`, `statement failed: ERROR: relation "nope" does
+//! not exist`. The driver's error stays the
+//! [`source`](std::error::Error::source) for code that walks the chain.
+//! Never the password: the driver does not echo its configuration, and
+//! neither does this crate.
 
 use std::fmt;
+use std::time::Duration;
 
+use stormpool::statements::root_cause;
 use stormpool::AcquireError;
 use tokio_postgres::error::{DbError, SqlState};
 
-/// Which manager operation failed.
+/// What failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Operation {
     /// Opening a connection.
     Connect,
+    /// The manager's `on_connect` hook, run on a new connection.
+    OnConnect,
     /// The checkout probe (an empty query).
     Check,
     /// Applying session settings.
     Apply,
     /// Resetting the session.
     Reset,
+    /// Bringing a returned session back to a clean state (a rollback).
+    Recycle,
     /// Sending a cancel request.
     Cancel,
     /// Reading the connection configuration (a URL or `key=value` string).
     Config,
+    /// Getting a connection from the pool.
+    Acquire,
+    /// A statement sent through the pooled connection or a transaction.
+    Statement,
+    /// Starting, committing or rolling back a transaction or a savepoint.
+    Transaction,
 }
 
 impl Operation {
     fn describe(self) -> &'static str {
         match self {
             Operation::Connect => "could not connect to PostgreSQL",
+            Operation::OnConnect => "the on_connect hook failed",
             Operation::Check => "the connection check failed",
             Operation::Apply => "could not apply the session settings",
             Operation::Reset => "could not reset the session",
+            Operation::Recycle => "could not clean up the returned session",
             Operation::Cancel => "could not send the cancel request",
             Operation::Config => "invalid PostgreSQL connection configuration",
+            Operation::Acquire => "could not get a connection",
+            Operation::Statement => "statement failed",
+            Operation::Transaction => "transaction control statement failed",
         }
     }
 }
 
-/// An error of a [`PgManager`](crate::PgManager) operation.
+/// An error of this crate: a manager operation, an acquire, or a statement.
 ///
-/// `Display` says which operation failed; [`source`](std::error::Error::source)
-/// is the driver's error, whose own source is the server's message
-/// ([`db_error`](Error::db_error)) or the I/O error. Neither ever contains the
-/// password: the driver does not echo its configuration.
-#[derive(Debug)]
+/// Acquire errors (`AcquireError<Error>`) and the driver's
+/// [`tokio_postgres::Error`] convert into it, so `?` works on both in one
+/// handler. Classify it with [`Classify`]; [`code`](Error::code) and
+/// [`db_error`](Error::db_error) give the server's report,
+/// [`acquire_error`](Error::acquire_error) the pool's rejection.
+///
+/// `Display` says what failed and its underlying cause (see the module's
+/// docs); it never contains the password.
 pub struct Error {
     operation: Operation,
     kind: Kind,
+    /// The server a connect was aimed at (`host:port`), for `Display`.
+    target: Option<Box<str>>,
 }
 
-#[derive(Debug)]
 enum Kind {
     Driver(tokio_postgres::Error),
-    /// A socket of the manager's own (a cancel request's).
+    /// A socket of the manager's own (a connect's, a cancel request's).
     Io(std::io::Error),
     InvalidSettingName(String),
+    /// The client gave up: the server did not answer by the request's
+    /// deadline plus this grace.
+    TimedOut(Duration),
+    Hook(Box<dyn std::error::Error + Send + Sync>),
+    Acquire(Box<AcquireError<Error>>),
 }
 
 impl Error {
     pub(crate) fn driver(operation: Operation) -> impl FnOnce(tokio_postgres::Error) -> Error {
-        move |e| Error {
-            operation,
-            kind: Kind::Driver(e),
-        }
+        move |e| Error::new(operation, Kind::Driver(e))
     }
 
     pub(crate) fn io(operation: Operation) -> impl FnOnce(std::io::Error) -> Error {
-        move |e| Error {
-            operation,
-            kind: Kind::Io(e),
-        }
+        move |e| Error::new(operation, Kind::Io(e))
     }
 
     pub(crate) fn invalid_setting_name(name: &str) -> Error {
+        Error::new(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
+    }
+
+    pub(crate) fn timed_out(operation: Operation, grace: Duration) -> Error {
+        Error::new(operation, Kind::TimedOut(grace))
+    }
+
+    pub(crate) fn hook(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
+        Error::new(Operation::OnConnect, Kind::Hook(e))
+    }
+
+    fn new(operation: Operation, kind: Kind) -> Error {
         Error {
-            operation: Operation::Apply,
-            kind: Kind::InvalidSettingName(name.to_owned()),
+            operation,
+            kind,
+            target: None,
         }
     }
 
-    /// The operation that failed.
-    pub fn operation(&self) -> Operation {
-        self.operation
+    /// Names the server a connect was aimed at.
+    pub(crate) fn at(mut self, target: Option<String>) -> Error {
+        self.target = target.map(String::into_boxed_str);
+        self
     }
 
-    /// The driver's error, unless the failure was found before any I/O (an
-    /// invalid setting name) or on a socket of the manager's own (a cancel
-    /// request's, whose error is the [`source`](std::error::Error::source)).
+    /// What failed.
+    pub fn operation(&self) -> Operation {
+        match &self.kind {
+            // The acquire failed because a connect did: say so.
+            Kind::Acquire(e) => match &**e {
+                AcquireError::Connect(e) => e.operation(),
+                _ => self.operation,
+            },
+            _ => self.operation,
+        }
+    }
+
+    /// The driver's error, if the failure came from it.
     pub fn as_driver(&self) -> Option<&tokio_postgres::Error> {
         match &self.kind {
             Kind::Driver(e) => Some(e),
-            Kind::Io(_) | Kind::InvalidSettingName(_) => None,
+            Kind::Acquire(e) => match &**e {
+                AcquireError::Connect(e) => e.as_driver(),
+                AcquireError::Apply(e) => e.as_driver(),
+                _ => None,
+            },
+            Kind::Hook(e) => e
+                .downcast_ref::<Error>()
+                .and_then(Error::as_driver)
+                .or_else(|| e.downcast_ref::<tokio_postgres::Error>()),
+            _ => None,
+        }
+    }
+
+    /// The pool's error, when getting a connection failed: match it for
+    /// [`Shed`](AcquireError::Shed), [`Timeout`](AcquireError::Timeout) and
+    /// the other rejections.
+    pub fn acquire_error(&self) -> Option<&AcquireError<Error>> {
+        match &self.kind {
+            Kind::Acquire(e) => Some(e),
+            _ => None,
         }
     }
 
@@ -100,22 +181,105 @@ impl Error {
             .and_then(tokio_postgres::Error::as_db_error)
     }
 
+    /// The SQLSTATE the server reported, if any (as
+    /// [`tokio_postgres::Error::code`]).
+    pub fn code(&self) -> Option<&SqlState> {
+        self.as_driver().and_then(tokio_postgres::Error::code)
+    }
+
     /// The server's message, if it sent one (`password authentication
     /// failed for user "app"`).
     pub fn server_message(&self) -> Option<&str> {
         self.db_error().map(DbError::message)
     }
+
+    /// Whether something gave up waiting: the client on a statement the
+    /// server did not answer by the request's deadline plus the grace
+    /// (a frozen or unreachable server), or the pool on a connection or a
+    /// connect. A statement the *server* stopped at its propagated bound is
+    /// a SQL error instead (SQLSTATE `57014`, see [`code`](Error::code)).
+    pub fn is_timeout(&self) -> bool {
+        match &self.kind {
+            Kind::TimedOut(_) => true,
+            Kind::Acquire(e) => matches!(**e, AcquireError::Timeout | AcquireError::ConnectTimeout),
+            _ => false,
+        }
+    }
+}
+
+impl From<AcquireError<Error>> for Error {
+    fn from(e: AcquireError<Error>) -> Error {
+        Error::new(Operation::Acquire, Kind::Acquire(Box::new(e)))
+    }
+}
+
+impl From<tokio_postgres::Error> for Error {
+    /// A statement's error, from a statement sent through the driver's
+    /// client.
+    fn from(e: tokio_postgres::Error) -> Error {
+        Error::driver(Operation::Statement)(e)
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let describe = self.operation.describe();
         match &self.kind {
-            Kind::Driver(_) | Kind::Io(_) => f.write_str(self.operation.describe()),
+            Kind::Acquire(e) => match &**e {
+                AcquireError::Connect(e) => fmt::Display::fmt(e, f),
+                AcquireError::Apply(e) => fmt::Display::fmt(e, f),
+                e => write!(f, "{describe}: {e}"),
+            },
+            Kind::Driver(e) => {
+                match (self.operation, &self.target) {
+                    (Operation::Connect, Some(target)) => {
+                        write!(f, "could not connect to {target}")?
+                    }
+                    _ => f.write_str(describe)?,
+                }
+                // A configuration error's cause may quote the string it
+                // came from: keep it to the chain.
+                if self.operation != Operation::Config {
+                    write!(f, ": {}", root_cause(e))?;
+                }
+                Ok(())
+            }
+            Kind::Io(e) => match (self.operation, &self.target) {
+                (Operation::Connect, Some(target)) => {
+                    write!(f, "could not connect to {target}: {e}")
+                }
+                _ => write!(f, "{describe}: {e}"),
+            },
             Kind::InvalidSettingName(name) => write!(
                 f,
                 "invalid session setting name `{name}`: expected letters, digits, `_` and `.`"
             ),
+            Kind::TimedOut(grace) => write!(
+                f,
+                "{describe}: the server did not answer by the request's deadline \
+                 (plus a grace of {grace:?})"
+            ),
+            Kind::Hook(e) => write!(f, "{describe}: {}", root_cause(&**e)),
         }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("operation", &self.operation);
+        match &self.kind {
+            Kind::Driver(e) => d.field("driver", e),
+            Kind::Io(e) => d.field("io", e),
+            Kind::InvalidSettingName(name) => d.field("invalid_setting_name", name),
+            Kind::TimedOut(grace) => d.field("timed_out_after_grace", grace),
+            Kind::Hook(e) => d.field("hook", e),
+            Kind::Acquire(e) => d.field("acquire", e),
+        };
+        if let Some(target) = &self.target {
+            d.field("target", target);
+        }
+        d.finish()
     }
 }
 
@@ -124,7 +288,15 @@ impl std::error::Error for Error {
         match &self.kind {
             Kind::Driver(e) => Some(e),
             Kind::Io(e) => Some(e),
-            Kind::InvalidSettingName(_) => None,
+            Kind::Hook(e) => Some(&**e),
+            // The connect's own error says what `Display` already said:
+            // go on with its cause.
+            Kind::Acquire(e) => match &**e {
+                AcquireError::Connect(e) => e.source(),
+                AcquireError::Apply(e) => e.source(),
+                _ => None,
+            },
+            Kind::InvalidSettingName(_) | Kind::TimedOut(_) => None,
         }
     }
 }
@@ -135,18 +307,21 @@ impl std::error::Error for Error {
 /// connection gone ([`is_connection_error`](Classify::is_connection_error)),
 /// may the same work succeed if tried again ([`is_retryable`](Classify::is_retryable)),
 /// and which SQLSTATE did the server send ([`sqlstate`](Classify::sqlstate)).
-/// It is implemented for this crate's [`Error`], for the driver's
-/// [`tokio_postgres::Error`] (what queries return) and for
-/// [`AcquireError<Error>`](stormpool::AcquireError) (what the pool returns).
+/// It is implemented for this crate's [`Error`] (what the pooled
+/// connection's statements return, and what an acquire error converts
+/// into), for the driver's [`tokio_postgres::Error`] (what the raw client
+/// returns) and for [`AcquireError<Error>`](stormpool::AcquireError) (what
+/// the pool returns).
 ///
 /// # What counts as retryable
 ///
-/// Transient conditions: a lost or refused connection, a serialization
-/// failure (`40001`), a deadlock (`40P01`), a lock not available (`55P03`),
-/// too many connections (`53300`), a server starting up or shutting down
-/// (`57P01`, `57P02`, `57P03`). Not retryable: authentication and
-/// authorization failures (class `28`), an unknown database (`3D000`),
-/// statement errors, a cancelled statement (`57014`, which is what
+/// Transient conditions: a lost or refused connection, a server that did
+/// not answer by the deadline, a serialization failure (`40001`), a
+/// deadlock (`40P01`), a lock not available (`55P03`), too many connections
+/// (`53300`), a server starting up or shutting down (`57P01`, `57P02`,
+/// `57P03`). Not retryable: authentication and authorization failures
+/// (class `28`), an unknown database (`3D000`), statement errors, a
+/// cancelled statement (`57014`, which is what
 /// [`cancel`](stormpool::Manager::cancel) and `statement_timeout` produce),
 /// and the pool's own rejections (a request the pool timed out or shed
 /// should not be sent straight back to it).
@@ -230,29 +405,39 @@ impl Classify for tokio_postgres::Error {
 
 impl Classify for Error {
     fn sqlstate(&self) -> Option<&SqlState> {
-        self.as_driver().and_then(Classify::sqlstate)
+        self.code()
     }
 
     fn is_connection_error(&self) -> bool {
-        match self.as_driver() {
+        match &self.kind {
             // A connect that failed never made a connection; any other
             // failing operation left its connection unusable only if the
             // driver says so.
-            Some(e) => self.operation == Operation::Connect || e.is_connection_error(),
-            None => false,
+            Kind::Driver(e) => self.operation == Operation::Connect || e.is_connection_error(),
+            Kind::Io(_) | Kind::TimedOut(_) => true,
+            Kind::Acquire(e) => e.is_connection_error(),
+            Kind::Hook(_) => self.as_driver().is_some_and(Classify::is_connection_error),
+            Kind::InvalidSettingName(_) => false,
         }
     }
 
     fn is_retryable(&self) -> bool {
-        match self.operation {
-            Operation::Config | Operation::Apply => false,
-            _ => self.as_driver().is_some_and(|e| {
-                e.is_retryable()
-                    || (self.operation == Operation::Connect && e.code().is_none() && {
-                        // Refused, unreachable, reset: the server may come back.
-                        e.to_string() != "authentication error"
-                    })
-            }),
+        match &self.kind {
+            Kind::Acquire(e) => e.is_retryable(),
+            Kind::TimedOut(_) => true,
+            Kind::Io(_) => self.operation != Operation::Config,
+            Kind::InvalidSettingName(_) => false,
+            Kind::Hook(_) => self.as_driver().is_some_and(Classify::is_retryable),
+            Kind::Driver(e) => match self.operation {
+                Operation::Config | Operation::Apply => false,
+                _ => {
+                    e.is_retryable()
+                        || (self.operation == Operation::Connect && e.code().is_none() && {
+                            // Refused, unreachable, reset: the server may come back.
+                            e.to_string() != "authentication error"
+                        })
+                }
+            },
         }
     }
 }

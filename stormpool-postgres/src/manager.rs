@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,11 +15,22 @@ use tokio_postgres::{CancelToken, NoTls, Socket};
 
 use crate::cancel::{self, CancelRoute};
 use crate::config::ManagerConfig;
+use crate::connect;
 use crate::connection::PgConnection;
 use crate::error::{Error, Operation};
 use crate::session;
 use crate::stats::Counters;
+use crate::status::TxStatus;
 use stormpool::statements::StatementStats;
+
+/// What an [`on_connect`](PgManager::on_connect) hook may fail with: any
+/// error (this crate's [`Error`] and the driver's convert into it with `?`).
+pub type HookError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The future an [`on_connect`](PgManager::on_connect) hook returns.
+pub type HookFuture<'c> = Pin<Box<dyn Future<Output = Result<(), HookError>> + Send + 'c>>;
+
+type OnConnect = Arc<dyn for<'c> Fn(&'c mut PgConnection) -> HookFuture<'c> + Send + Sync>;
 
 /// A [`stormpool::Manager`] for tokio-postgres.
 ///
@@ -29,13 +41,15 @@ use stormpool::statements::StatementStats;
 ///
 /// | operation | what it does |
 /// |---|---|
-/// | `connect` | `Config::connect`, the connection's I/O driven by its own task; bounded by the pool's `connect_timeout` |
+/// | `connect` | a socket of its own handed to `Config::connect_raw` (one server, no TLS; else `Config::connect`), the connection's I/O driven by its own task, then the [`on_connect`](PgManager::on_connect) hook; bounded by the pool's `connect_timeout` |
 /// | `is_broken` | [`Client::is_closed`](tokio_postgres::Client::is_closed): the server closed the session or the socket failed |
 /// | `check` | an empty simple query, one round trip; bounded by the pool's `check_timeout` |
 /// | `apply` | `set_config(name, value, false)` for every pair, in one statement |
-/// | `reset` | [`ManagerConfig::reset_statement`], `DISCARD ALL` by default |
+/// | `reset` | [`ManagerConfig::reset_statement`], `DISCARD ALL` by default; empties the statement cache |
 /// | `cancel` | the protocol's cancel request (what `pg_cancel_backend` does), waiting until the server has acted on it |
 /// | `statement_in_flight` | a [tracked statement](PgConnection) was dropped before it completed |
+/// | `needs_recycle` | the session is in a transaction (or a failed one), or busy, or its raw client was reached: one atomic load |
+/// | `recycle` | an empty query (the server is idle on the session once it answers), then `ROLLBACK` if the session is in a transaction |
 /// | `on_checkout` | records the request's deadline; tracked statements bound themselves by it |
 ///
 /// `Debug` never shows the password.
@@ -45,6 +59,11 @@ pub struct PgManager<T = NoTls> {
     options: ManagerConfig,
     /// Where cancel requests go when the manager sends them itself.
     cancel_route: Option<CancelRoute>,
+    /// Where the manager connects itself, watching the session's status.
+    own_route: Option<CancelRoute>,
+    /// `host:port`, for connect errors.
+    target: Option<String>,
+    on_connect: Option<OnConnect>,
     counters: Arc<Counters>,
 }
 
@@ -71,11 +90,49 @@ impl<T> PgManager<T> {
     pub fn with_tls(config: tokio_postgres::Config, tls: T) -> Self {
         PgManager {
             cancel_route: CancelRoute::for_config(&config),
+            own_route: connect::own_route(&config),
+            target: connect::describe_target(&config),
             config,
             tls,
             options: ManagerConfig::default(),
+            on_connect: None,
             counters: Arc::default(),
         }
+    }
+
+    /// Runs `hook` on every new connection, once, before it serves anyone:
+    /// set a `search_path`, register types, prepare statements, set session
+    /// defaults. A hook that fails fails the connect: the connection is
+    /// closed and the pool reports an
+    /// [`AcquireError::Connect`](stormpool::AcquireError::Connect) whose
+    /// [`operation`](Error::operation) is [`Operation::OnConnect`], with the
+    /// hook's error as its source.
+    ///
+    /// The hook runs within the pool's `connect_timeout`. Settings it puts
+    /// on the session survive until a reset (`DISCARD ALL`, when a request
+    /// asks for other settings); prefer the pool's settings for values
+    /// some requests change.
+    ///
+    /// ```no_run
+    /// # fn f() -> Result<(), stormpool_postgres::Error> {
+    /// use stormpool_postgres::PgManager;
+    ///
+    /// let manager = PgManager::from_url("postgres://app@127.0.0.1/app")?.on_connect(|conn| {
+    ///     Box::pin(async move {
+    ///         conn.batch_execute("SET search_path TO app, public").await?;
+    ///         Ok(())
+    ///     })
+    /// });
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn on_connect<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut PgConnection) -> HookFuture<'c> + Send + Sync + 'static,
+    {
+        self.on_connect = Some(Arc::new(hook));
+        self
     }
 
     /// Replaces the manager's options.
@@ -119,16 +176,18 @@ impl<T> fmt::Debug for PgManager<T> {
             .field("dbname", &self.config.get_dbname())
             .field("application_name", &self.config.get_application_name())
             .field("options", &self.options)
+            .field("on_connect", &self.on_connect.is_some())
             .finish_non_exhaustive()
     }
 }
 
 /// Drives a connection's I/O until it ends, or until `grace` after its
 /// client was dropped.
-async fn drive<F>(connection: F, closing: oneshot::Receiver<()>, grace: Duration)
-where
-    F: Future,
-{
+async fn drive(
+    connection: Pin<Box<dyn Future<Output = ()> + Send>>,
+    closing: oneshot::Receiver<()>,
+    grace: Duration,
+) {
     tokio::pin!(connection);
     tokio::select! {
         _ = &mut connection => return,
@@ -152,25 +211,52 @@ where
     type CancelToken = CancelToken;
 
     async fn connect(&self) -> Result<PgConnection, Error> {
-        let (client, connection) = self
-            .config
-            .connect(self.tls.clone())
-            .await
-            .map_err(Error::driver(Operation::Connect))?;
+        let opened = match &self.own_route {
+            Some(route) if !connect::may_use_tls::<T>(&self.config) => {
+                let opening = connect::connect_watched(&self.config, route);
+                match connect::connect_timeout(&self.config) {
+                    Some(limit) => {
+                        tokio::time::timeout(limit, opening)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(Error::io(Operation::Connect)(
+                                    std::io::ErrorKind::TimedOut.into(),
+                                ))
+                            })
+                    }
+                    None => opening.await,
+                }
+            }
+            _ => connect::connect_driver(&self.config, self.tls.clone()).await,
+        }
+        .map_err(|e| e.at(self.target.clone()))?;
         let (closing_tx, closing_rx) = oneshot::channel();
-        tokio::spawn(drive(connection, closing_rx, self.options.close_grace));
-        Ok(PgConnection::new(client, closing_tx, self.counters.clone()))
+        tokio::spawn(drive(opened.io, closing_rx, self.options.close_grace));
+        let mut conn = PgConnection::new(
+            opened.client,
+            closing_tx,
+            self.counters.clone(),
+            opened.status,
+            self.options.statement_grace,
+            self.options.statement_cache_capacity,
+        );
+        if let Some(hook) = &self.on_connect {
+            hook(&mut conn).await.map_err(Error::hook)?;
+        }
+        // The hook's own statements are no reason to clean up.
+        conn.tracker_mut().clean();
+        Ok(conn)
     }
 
     fn is_broken(&self, conn: &mut PgConnection) -> bool {
-        conn.client().is_closed()
+        conn.is_closed()
     }
 
     /// Also what the pool runs after cancelling an abandoned statement: the
     /// empty query queues behind it on the session, so it answers once the
     /// server is idle there.
     async fn check(&self, conn: &mut PgConnection) -> Result<(), Error> {
-        conn.client()
+        conn.own_client()
             .simple_query("")
             .await
             .map(drop)
@@ -187,7 +273,7 @@ where
             if settings.is_empty() {
                 return Ok(());
             }
-            conn.client()
+            conn.own_client()
                 .simple_query(&statement?)
                 .await
                 .map(drop)
@@ -205,7 +291,7 @@ where
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), Error> {
         // Whatever the statement, the session's bound is not known after it.
         conn.session_reset();
-        conn.client()
+        conn.own_client()
             .batch_execute(&self.options.reset_statement)
             .await
             .map_err(Error::driver(Operation::Reset))
@@ -215,12 +301,64 @@ where
         conn.take_abandoned()
     }
 
+    fn needs_recycle(&self, conn: &mut PgConnection) -> bool {
+        let tracker = conn.tracker_mut();
+        let needs = tracker.needs_recycle();
+        if !needs {
+            tracker.clean();
+        }
+        needs
+    }
+
+    /// Waits until the server is idle on the session (an empty query
+    /// answers after whatever was in flight), then ends any transaction
+    /// left open or failed. Where the session's status is not seen, asks
+    /// the server whether the session is inside a transaction block (the
+    /// transaction started before the probe's statement) instead.
+    async fn recycle(&self, conn: &mut PgConnection) -> Result<(), Error> {
+        let recycle = Operation::Recycle;
+        let unseen = conn.tracker_mut().status.get() == TxStatus::Unseen;
+        let client = conn.own_client();
+        let in_transaction = if unseen {
+            let probe = client
+                .simple_query("SELECT transaction_timestamp() = statement_timestamp()")
+                .await;
+            match probe {
+                Ok(messages) => !messages.iter().any(|m| {
+                    matches!(m, tokio_postgres::SimpleQueryMessage::Row(row) if row.get(0) == Some("t"))
+                }),
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION) => true,
+                Err(e) => return Err(Error::driver(recycle)(e)),
+            }
+        } else {
+            client
+                .simple_query("")
+                .await
+                .map_err(Error::driver(recycle))?;
+            matches!(
+                conn.tracker_mut().status.get(),
+                TxStatus::InTransaction | TxStatus::Failed
+            )
+        };
+        if in_transaction {
+            conn.own_client()
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(Error::driver(recycle))?;
+            // A bound set in the transaction went with it.
+            conn.tracker_mut().bound.forget();
+            self.counters.recycled();
+        }
+        conn.tracker_mut().clean();
+        Ok(())
+    }
+
     fn on_checkout(&self, conn: &mut PgConnection, deadline: Option<Instant>) {
         conn.set_deadline(deadline);
     }
 
     fn cancel_token(&self, conn: &PgConnection) -> CancelToken {
-        conn.client().cancel_token()
+        conn.cancel_token()
     }
 
     /// Returns once the server has signalled the session (it hangs up the

@@ -9,7 +9,7 @@ use stormpool_postgres::{Classify, ManagerConfig, Operation, PgManager};
 use stormpool_testkit::scenarios;
 
 async fn show(conn: &Conn<PgManager>, name: &str) -> String {
-    common::scalar(conn.client(), &format!("SHOW {name}"))
+    common::tracked_scalar(conn, &format!("SHOW {name}"))
         .await
         .expect("SHOW returns a row")
 }
@@ -49,7 +49,8 @@ async fn settings_are_applied_and_reset() {
     assert_eq!(
         pool.status().counters.connects_ok,
         1,
-        "one connection served all"
+        "one connection served all: {:?}",
+        pool.status()
     );
 }
 

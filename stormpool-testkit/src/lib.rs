@@ -4,8 +4,9 @@
 //! ([`db`]) and control their servers ([`server`]); a small load
 //! generator that records what each request saw ([`load`]); and the
 //! scenarios the adapters share: faults ([`scenarios`]), outages with the
-//! pool's defaults ([`outages`]) and statement hygiene, checked against the
-//! server's view of its sessions ([`statements`]).
+//! pool's defaults ([`outages`]), statement hygiene, checked against the
+//! server's view of its sessions ([`statements`]), and transaction hygiene
+//! ([`transactions`]).
 //!
 //! Everything here talks to loopback addresses only, and every fault a test
 //! injects into a server is undone by a drop guard, so a failing test still
@@ -18,6 +19,7 @@ pub mod proxy;
 pub mod scenarios;
 pub mod server;
 pub mod statements;
+pub mod transactions;
 
 pub use proxy::{Fault, FaultProxy};
 

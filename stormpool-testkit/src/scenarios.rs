@@ -698,3 +698,76 @@ pub async fn killed_in_use<H: Harness>(url: &str) {
     let mut conn = pool.get().await.expect("a new connection");
     assert_ne!(H::session(&mut conn).await.expect("query"), session);
 }
+
+/// A statement sent to a frozen server: the client stops waiting at the
+/// request's deadline plus the adapter's grace (so a frozen or partitioned
+/// server cannot hold a request past its deadline), with a connection-level
+/// error; the pool then cancels the statement and drains or closes the
+/// connection, and serves requests again after the thaw.
+///
+/// Asserts the statement fails within its deadline plus 1 s (generous for
+/// a shared machine; the measured figure is printed) and as a connection
+/// error, and that the connection is not handed out before the server
+/// answered again.
+pub async fn frozen_statement_is_bounded<H: Harness>(url: &str) {
+    let _restore = H::SERVER.guard();
+    let tag = "stormpool_frozen_statement";
+    let pool = Pool::builder(H::manager(url, tag))
+        .max_size(2)
+        .abandon_timeout(Duration::from_millis(500))
+        .build()
+        .expect("pool config");
+    let sessions = warm::<H>(&pool, 1).await;
+    let session = *sessions.first().expect("one session");
+    let pid = H::freeze_target(session).expect("a process to freeze");
+    let budget = Duration::from_millis(300);
+    let (took, outcome) = {
+        let _frozen = freeze(pid).expect("SIGSTOP");
+        let deadline = Instant::now() + budget;
+        let mut conn = pool
+            .get_with(AcquireOptions::new().deadline(deadline.into()))
+            .await
+            .unwrap_or_else(|e| panic!("acquire: {}", acquire_error(&e)));
+        let start = Instant::now();
+        let outcome = H::session(&mut conn).await;
+        let took = start.elapsed();
+        let late = Instant::now().saturating_duration_since(deadline);
+        drop(conn);
+        println!(
+            "measured: statement on a frozen server gave up {took:?} after it was sent, \
+             {late:?} past its deadline: {outcome:?}"
+        );
+        // Let the drain meet the frozen server.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            late <= Duration::from_secs(1),
+            "held {late:?} past the deadline"
+        );
+        (took, outcome)
+    };
+    let error = outcome.expect_err("a statement on a frozen server succeeded");
+    assert!(
+        error.connection_error,
+        "not a connection error: {}",
+        error.message
+    );
+    assert!(took < budget + Duration::from_secs(1), "took {took:?}");
+    let settled = wait_until(Duration::from_secs(5), || {
+        let s = pool.status();
+        s.draining == 0 && s.counters.drained + s.counters.closed_drain_failed >= 1
+    })
+    .await;
+    assert!(settled.is_some(), "never drained: {:?}", pool.status());
+    let mut conn = pool
+        .get_with(AcquireOptions::new().timeout(Duration::from_secs(5)))
+        .await
+        .unwrap_or_else(|e| panic!("acquire after the thaw: {}", acquire_error(&e)));
+    H::session(&mut conn)
+        .await
+        .expect("a statement after the thaw");
+    let c = pool.status().counters;
+    println!(
+        "measured: after the thaw: drained {}, closed by the drain {}, cancelled on return {}",
+        c.drained, c.closed_drain_failed, c.cancelled_on_return
+    );
+}

@@ -69,7 +69,7 @@ pub trait StatementHarness: Harness {
     fn stats(manager: &Self::M) -> StatementStats;
 }
 
-fn pool_of_one<H: Harness>(url: &str, tag: &str, propagate: bool) -> Pool<H::M> {
+pub(crate) fn pool_of_one<H: Harness>(url: &str, tag: &str, propagate: bool) -> Pool<H::M> {
     Pool::builder(H::manager(url, tag))
         .max_size(1)
         .propagate_deadline(propagate)
@@ -77,14 +77,14 @@ fn pool_of_one<H: Harness>(url: &str, tag: &str, propagate: bool) -> Pool<H::M> 
         .expect("pool config")
 }
 
-async fn get<H: Harness>(pool: &Pool<H::M>, options: AcquireOptions) -> Conn<H::M> {
+pub(crate) async fn get<H: Harness>(pool: &Pool<H::M>, options: AcquireOptions) -> Conn<H::M> {
     pool.get_with(options)
         .await
         .unwrap_or_else(|e| panic!("acquire: {}", acquire_error(&e)))
 }
 
 /// A request's own deadline, `budget` from now.
-fn within(budget: Duration) -> AcquireOptions {
+pub(crate) fn within(budget: Duration) -> AcquireOptions {
     AcquireOptions::new().deadline((Instant::now() + budget).into())
 }
 
@@ -258,4 +258,36 @@ pub async fn bound_changes_only_when_it_must<H: StatementHarness>(url: &str) {
     drop(conn);
     let stats = H::stats(pool.manager());
     assert_eq!((stats.bound_changes, stats.stopped_by_deadline), (0, 0));
+}
+
+/// Runs `statement` (a 2 s statement through one of the adapter's tracked
+/// methods, named `name`) on a connection acquired with a 300 ms deadline,
+/// and asserts that it ended well before its 2 s (within 1.5 s, generous
+/// for a shared machine; the figure is printed). Returns its result for
+/// the adapter to classify (the server's timeout error, or the client's).
+pub async fn bounded_by_deadline<M, T, E, F, Fut>(
+    pool: &Pool<M>,
+    name: &str,
+    statement: F,
+) -> Result<T, E>
+where
+    M: stormpool::Manager,
+    T: std::fmt::Debug,
+    E: std::fmt::Debug,
+    F: FnOnce(Conn<M>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let conn = pool
+        .get_with(within(Duration::from_millis(300)))
+        .await
+        .unwrap_or_else(|e| panic!("acquire: {}", acquire_error(&e)));
+    let start = Instant::now();
+    let result = statement(conn).await;
+    let took = start.elapsed();
+    println!("measured: {name}: 2 s statement under a 300 ms deadline ended after {took:?}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "{name}: ran for {took:?}: {result:?}"
+    );
+    result
 }

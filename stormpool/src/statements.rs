@@ -1,10 +1,31 @@
 //! Helpers for managers that track the statements sent on their
 //! connections, for [`Manager::statement_in_flight`](crate::Manager::statement_in_flight)
 //! and [`Manager::on_checkout`](crate::Manager::on_checkout): the bound to
-//! put on a request's statements, and the counters to report.
+//! put on a request's statements, the grace the client gives the server
+//! past a request's deadline, a bounded cache of prepared statements, and
+//! the counters to report.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// How long past a request's deadline a tracked statement waits for the
+/// server before the client gives up on it, unless a manager is configured
+/// otherwise: 25 ms.
+///
+/// # Why a grace, and why this one
+///
+/// The server-side bound ([`statement_bound`]) stops a statement at or
+/// before its request's deadline, and the server's answer (a timeout error,
+/// the connection still usable) then takes one trip to arrive. A server
+/// that is frozen or cut off never sends it, so the client bounds the wait
+/// too, a little later, to let a live server's own answer win the race:
+/// giving up on the client costs a cancel and a drain (or a closed
+/// connection), the server's answer costs nothing. 25 ms covers a round
+/// trip within a data centre and a busy scheduler's delay, and keeps a
+/// request's worst case within 50 ms of its deadline.
+pub const DEFAULT_STATEMENT_GRACE: Duration = Duration::from_millis(25);
 
 /// The bound to put on a request's statements when it has `remaining` time:
 /// rounded *down* to one of four steps per octave (1, 1.25, 1.5 and 1.75
@@ -35,6 +56,24 @@ pub fn statement_bound(remaining: Duration) -> Duration {
     Duration::from_millis(ms >> dropped << dropped)
 }
 
+/// The innermost source of `error`: the cause worth a log line (`Connection
+/// refused (os error 111)`, the server's message), which an adapter's error
+/// puts after what failed in its `Display`.
+///
+/// ```
+/// let io = std::io::Error::other("connection refused");
+/// assert_eq!(stormpool::statements::root_cause(&io).to_string(), "connection refused");
+/// ```
+pub fn root_cause<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> &'a (dyn std::error::Error + 'static) {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause
+}
+
 /// A manager's statement counters, shared by the manager and its
 /// connections; [`snapshot`](StatementCounters::snapshot) reports them.
 #[derive(Debug, Default)]
@@ -42,6 +81,10 @@ pub struct StatementCounters {
     stopped_by_deadline: AtomicU64,
     bound_changes: AtomicU64,
     abandoned: AtomicU64,
+    timed_out: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    recycled: AtomicU64,
 }
 
 impl StatementCounters {
@@ -62,12 +105,38 @@ impl StatementCounters {
         self.abandoned.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The client gave up on a statement at its request's deadline plus
+    /// the grace: the server did not answer in time.
+    pub fn timed_out(&self) {
+        self.timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A cached prepared statement was found.
+    pub fn cache_hit(&self) {
+        self.cache_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A statement was prepared because the cache did not hold it.
+    pub fn cache_miss(&self) {
+        self.cache_misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A returned session was brought back to a clean state (a transaction
+    /// rolled back) before serving anyone else.
+    pub fn recycled(&self) {
+        self.recycled.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The counts so far.
     pub fn snapshot(&self) -> StatementStats {
         StatementStats {
             stopped_by_deadline: self.stopped_by_deadline.load(Ordering::Relaxed),
             bound_changes: self.bound_changes.load(Ordering::Relaxed),
             abandoned: self.abandoned.load(Ordering::Relaxed),
+            timed_out: self.timed_out.load(Ordering::Relaxed),
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            cache_misses: self.cache_misses.load(Ordering::Relaxed),
+            rolled_back_on_return: self.recycled.load(Ordering::Relaxed),
         }
     }
 }
@@ -91,11 +160,136 @@ pub struct StatementStats {
     pub bound_changes: u64,
     /// Statements whose future was dropped before they completed.
     pub abandoned: u64,
+    /// Statements the client gave up on at their request's deadline plus
+    /// the grace, the server not having answered (a frozen or unreachable
+    /// server).
+    pub timed_out: u64,
+    /// Prepared statements found in a connection's statement cache.
+    pub cache_hits: u64,
+    /// Statements prepared because the cache did not hold them.
+    pub cache_misses: u64,
+    /// Returned sessions whose open or failed transaction was rolled back
+    /// before they served anyone else.
+    pub rolled_back_on_return: u64,
+}
+
+impl StatementStats {
+    /// The share of cached lookups that found their statement, from 0 to
+    /// 1; `None` before the first lookup.
+    pub fn cache_hit_rate(&self) -> Option<f64> {
+        let lookups = self.cache_hits + self.cache_misses;
+        (lookups > 0).then(|| self.cache_hits as f64 / lookups as f64)
+    }
+}
+
+/// A connection's cache of prepared statements, bounded to `capacity`
+/// entries, evicting the least recently used.
+///
+/// Generic over the key (the statement's text, with its parameter types)
+/// and the prepared statement handle (cheap to clone in both drivers). A miss costs a round trip to prepare,
+/// so the eviction's scan over at most `capacity` entries (no second index
+/// to keep in step) costs nothing next to it; a hit is a hash lookup.
+#[derive(Debug)]
+pub struct StatementCache<K, S> {
+    entries: HashMap<K, (S, u64)>,
+    capacity: usize,
+    /// Bumped on every use; an entry's stamp is its last use.
+    clock: u64,
+}
+
+impl<K: Hash + Eq + Clone, S: Clone> StatementCache<K, S> {
+    /// An empty cache of at most `capacity` statements (0: caches nothing).
+    pub fn new(capacity: usize) -> Self {
+        StatementCache {
+            entries: HashMap::new(),
+            capacity,
+            clock: 0,
+        }
+    }
+
+    /// The statement cached for `key`, now the most recently used.
+    pub fn get<Q>(&mut self, key: &Q) -> Option<S>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.clock += 1;
+        let clock = self.clock;
+        self.entries.get_mut(key).map(|(statement, used)| {
+            *used = clock;
+            statement.clone()
+        })
+    }
+
+    /// Caches `statement` for `key`; returns the statement evicted to make
+    /// room, if any (the least recently used).
+    pub fn insert(&mut self, key: K, statement: S) -> Option<S> {
+        if self.capacity == 0 {
+            return None;
+        }
+        self.clock += 1;
+        let mut evicted = None;
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(key, _)| key.clone());
+            evicted = oldest.and_then(|oldest| self.entries.remove(&oldest).map(|(s, _)| s));
+        }
+        self.entries.insert(key, (statement, self.clock));
+        evicted
+    }
+
+    /// Forgets every statement (the session was reset: the server dropped
+    /// them).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// How many statements are cached.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no statement is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The most statements the cache holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_evicts_the_least_recently_used() {
+        let mut cache = StatementCache::new(2);
+        assert_eq!(cache.insert("a".to_owned(), 1), None);
+        assert_eq!(cache.insert("b".to_owned(), 2), None);
+        assert_eq!(cache.get("a"), Some(1));
+        assert_eq!(cache.insert("c".to_owned(), 3), Some(2), "b was least used");
+        assert_eq!(
+            (cache.get("b"), cache.get("a"), cache.get("c")),
+            (None, Some(1), Some(3))
+        );
+        assert_eq!(
+            cache.insert("c".to_owned(), 4),
+            None,
+            "a replacement evicts nothing"
+        );
+        assert_eq!(cache.len(), 2);
+        cache.clear();
+        assert!(cache.is_empty());
+        let mut none = StatementCache::new(0);
+        assert_eq!(none.insert("a".to_owned(), 1), None);
+        assert_eq!(none.get("a"), None);
+    }
 
     #[test]
     fn four_steps_per_octave_rounded_down() {

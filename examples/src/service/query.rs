@@ -27,7 +27,7 @@ use serde::Serialize;
 use stormpool::clock::Instant;
 use stormpool::sim::{SimConnection, SimError, SimManager};
 use stormpool::{Conn, Manager};
-use stormpool_postgres::tokio_postgres::{self, error::SqlState};
+use stormpool_postgres::tokio_postgres::error::SqlState;
 use stormpool_postgres::{PgConnection, PgManager};
 
 use super::options::RequestOptions;
@@ -94,15 +94,18 @@ impl QueryBackend for SimManager {
 
 impl QueryBackend for PgManager {
     async fn run_query(&self, conn: &mut PgConnection) -> Result<String, QueryError> {
-        let failed = |error: tokio_postgres::Error| match error.code() {
+        let failed = |error: stormpool_postgres::Error| match error.code() {
             Some(&SqlState::QUERY_CANCELED) => QueryError::StoppedAtDeadline,
+            _ if error.is_timeout() => QueryError::StoppedAtDeadline,
             _ => QueryError::Failed(Box::new(error)),
         };
         let row = conn
             .query_one("SELECT 1::int4", &[])
             .await
             .map_err(failed)?;
-        let one: i32 = row.try_get(0).map_err(failed)?;
+        let one: i32 = row
+            .try_get(0)
+            .map_err(|e| failed(stormpool_postgres::Error::from(e)))?;
         Ok(format!("SELECT 1 returned {one}"))
     }
 }

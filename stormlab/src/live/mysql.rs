@@ -86,25 +86,29 @@ async fn hold_lock(holder: &mut mysql_async::Conn) -> Result<(), LabError> {
 /// How a statement of the lab failed.
 enum Failure {
     /// The driver's error.
-    Driver(mysql_async::Error),
+    Driver(stormpool_mysql::Error),
     /// The server stopped the wait: `GET_LOCK` returned NULL.
     Stopped,
 }
 
 /// What `SELECT GET_LOCK(..)` answered: 0 (the wait ran its time) is a
 /// success.
-fn waited(result: mysql_async::Result<Option<Option<i64>>>) -> Result<(), Failure> {
+fn waited<E: Into<stormpool_mysql::Error>>(
+    result: Result<Option<Option<i64>>, E>,
+) -> Result<(), Failure> {
     match result {
         Ok(Some(Some(_))) => Ok(()),
         Ok(_) => Err(Failure::Stopped),
-        Err(e) => Err(Failure::Driver(e)),
+        Err(e) => Err(Failure::Driver(e.into())),
     }
 }
 
 fn stopped(failure: &Failure) -> bool {
     match failure {
         Failure::Stopped => true,
-        Failure::Driver(e) => e.server_code().is_some_and(|code| STOPPED.contains(&code)),
+        Failure::Driver(e) => {
+            e.is_timeout() || e.server_code().is_some_and(|code| STOPPED.contains(&code))
+        }
     }
 }
 

@@ -182,7 +182,9 @@ impl LabPool for StormpoolPg {
     async fn serve(&self, req: &Request) -> Result<(), PoolError> {
         let conn = checkout(&self.pool, req).await?;
         let sql = self.work.statement(req);
-        self.work.ended(conn.simple_query(&sql).await, canceled)
+        self.work.ended(conn.simple_query(&sql).await, |e| {
+            e.code() == Some(&SqlState::QUERY_CANCELED) || e.is_timeout()
+        })
     }
 
     fn waiting(&self) -> Option<usize> {

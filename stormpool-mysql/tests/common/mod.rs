@@ -11,6 +11,7 @@ use stormpool_mysql::{Classify, MySqlManager};
 use stormpool_testkit::scenarios::{Harness, QueryError};
 use stormpool_testkit::server::{mariadb_sql, Server};
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
+use stormpool_testkit::transactions::TransactionHarness;
 
 /// The password of the users the tests create.
 pub const TEST_PASSWORD: &str = "stormpool-test-Pw-4711";
@@ -169,5 +170,100 @@ impl StatementHarness for MariaDb {
             bound_changes: stats.bound_changes,
             abandoned: stats.abandoned,
         }
+    }
+}
+
+fn statement_error(e: stormpool_mysql::Error) -> StatementError {
+    StatementError {
+        timed_out: e.server_code() == Some(1969),
+        message: stormpool_testkit::load::chain(&e),
+    }
+}
+
+impl TransactionHarness for MariaDb {
+    async fn create_table(url: &str, table: &str) {
+        let mut side = side(url).await;
+        side.query_drop(format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (tag TEXT) ENGINE = InnoDB"
+        ))
+        .await
+        .expect("create table");
+        let _ = side.disconnect().await;
+    }
+
+    async fn committed(url: &str, table: &str, tag: &str) -> i64 {
+        let mut side = side(url).await;
+        let n: Option<i64> = side
+            .exec_first(
+                format!("SELECT COUNT(*) FROM {table} WHERE tag = ?"),
+                (tag,),
+            )
+            .await
+            .expect("count");
+        let _ = side.disconnect().await;
+        n.unwrap_or(0)
+    }
+
+    async fn execute(conn: &mut Conn<MySqlManager>, sql: &str) -> Result<(), StatementError> {
+        conn.query_drop(sql.to_owned())
+            .await
+            .map_err(statement_error)
+    }
+
+    async fn count(
+        conn: &mut Conn<MySqlManager>,
+        table: &str,
+        tag: &str,
+    ) -> Result<i64, StatementError> {
+        let n: Option<i64> = conn
+            .exec_first(
+                format!("SELECT COUNT(*) FROM {table} WHERE tag = ?"),
+                (tag.to_owned(),),
+            )
+            .await
+            .map_err(statement_error)?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn in_transaction(conn: &mut Conn<MySqlManager>) -> Result<bool, StatementError> {
+        let in_tx: Option<i64> = conn
+            .query_first("SELECT @@in_transaction")
+            .await
+            .map_err(statement_error)?;
+        Ok(in_tx == Some(1))
+    }
+
+    async fn insert_and_drop(conn: &mut Conn<MySqlManager>, table: &str, tag: &str) {
+        let mut tx = conn.transaction().await.expect("START TRANSACTION");
+        tx.exec_drop(
+            format!("INSERT INTO {table} (tag) VALUES (?)"),
+            (tag.to_owned(),),
+        )
+        .await
+        .expect("INSERT");
+    }
+
+    async fn nested_rollback(
+        conn: &mut Conn<MySqlManager>,
+        table: &str,
+        outer: &str,
+        inner: &str,
+    ) -> Result<(), StatementError> {
+        let insert = format!("INSERT INTO {table} (tag) VALUES (?)");
+        let mut tx = conn.transaction().await.map_err(statement_error)?;
+        tx.exec_drop(insert.clone(), (outer.to_owned(),))
+            .await
+            .map_err(statement_error)?;
+        let mut savepoint = tx.transaction().await.map_err(statement_error)?;
+        savepoint
+            .exec_drop(insert, (inner.to_owned(),))
+            .await
+            .map_err(statement_error)?;
+        savepoint.rollback().await.map_err(statement_error)?;
+        tx.commit().await.map_err(statement_error)
+    }
+
+    fn rolled_back_on_return(manager: &MySqlManager) -> u64 {
+        manager.stats().rolled_back_on_return
     }
 }

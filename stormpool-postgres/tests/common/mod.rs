@@ -7,10 +7,11 @@ use std::time::Duration;
 use stormpool::{Conn, Pool};
 use stormpool_postgres::tokio_postgres::error::SqlState;
 use stormpool_postgres::tokio_postgres::{self, NoTls, SimpleQueryMessage};
-use stormpool_postgres::{Classify, PgManager};
+use stormpool_postgres::{Classify, PgConnection, PgManager};
 use stormpool_testkit::scenarios::{Harness, QueryError};
 use stormpool_testkit::server::Server;
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
+use stormpool_testkit::transactions::TransactionHarness;
 
 /// The live database's URL, or `None` (skip) when unset outside CI.
 pub fn url() -> Option<String> {
@@ -42,6 +43,15 @@ pub async fn side(url: &str) -> tokio_postgres::Client {
 /// The first column of the first row of a simple query.
 pub async fn scalar(client: &tokio_postgres::Client, sql: &str) -> Option<String> {
     let messages = client.simple_query(sql).await.expect(sql);
+    messages.into_iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+        _ => None,
+    })
+}
+
+/// [`scalar`], through the pooled connection's tracked statements.
+pub async fn tracked_scalar(conn: &PgConnection, sql: &str) -> Option<String> {
+    let messages = conn.simple_query(sql).await.expect(sql);
     messages.into_iter().find_map(|m| match m {
         SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
         _ => None,
@@ -111,7 +121,7 @@ impl Harness for Pg {
     }
 
     async fn read_setting(conn: &mut Conn<PgManager>, name: &str) -> String {
-        scalar(conn.client(), &format!("SHOW {name}"))
+        tracked_scalar(conn, &format!("SHOW {name}"))
             .await
             .expect("SHOW returns a row")
     }
@@ -171,5 +181,98 @@ impl StatementHarness for Pg {
             bound_changes: stats.bound_changes,
             abandoned: stats.abandoned,
         }
+    }
+}
+
+fn statement_error(e: stormpool_postgres::Error) -> StatementError {
+    StatementError {
+        timed_out: e.code() == Some(&SqlState::QUERY_CANCELED),
+        message: stormpool_testkit::load::chain(&e),
+    }
+}
+
+impl TransactionHarness for Pg {
+    async fn create_table(url: &str, table: &str) {
+        side(url)
+            .await
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (tag text)"
+            ))
+            .await
+            .expect("create table");
+    }
+
+    async fn committed(url: &str, table: &str, tag: &str) -> i64 {
+        side(url)
+            .await
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE tag = $1"),
+                &[&tag],
+            )
+            .await
+            .expect("count")
+            .get(0)
+    }
+
+    async fn execute(conn: &mut Conn<PgManager>, sql: &str) -> Result<(), StatementError> {
+        conn.batch_execute(sql).await.map_err(statement_error)
+    }
+
+    async fn count(
+        conn: &mut Conn<PgManager>,
+        table: &str,
+        tag: &str,
+    ) -> Result<i64, StatementError> {
+        conn.query_one(
+            &format!("SELECT count(*) FROM {table} WHERE tag = $1"),
+            &[&tag],
+        )
+        .await
+        .map(|row| row.get(0))
+        .map_err(statement_error)
+    }
+
+    async fn in_transaction(conn: &mut Conn<PgManager>) -> Result<bool, StatementError> {
+        // Inside a transaction block, the transaction started before this
+        // statement did (in the simple protocol; the extended one starts a
+        // statement's clock at its Bind).
+        let messages = conn
+            .simple_query("SELECT transaction_timestamp() <> statement_timestamp()")
+            .await
+            .map_err(statement_error)?;
+        Ok(messages
+            .iter()
+            .any(|m| matches!(m, SimpleQueryMessage::Row(row) if row.get(0) == Some("t"))))
+    }
+
+    async fn insert_and_drop(conn: &mut Conn<PgManager>, table: &str, tag: &str) {
+        let tx = conn.transaction().await.expect("BEGIN");
+        tx.execute(&format!("INSERT INTO {table} (tag) VALUES ($1)"), &[&tag])
+            .await
+            .expect("INSERT");
+    }
+
+    async fn nested_rollback(
+        conn: &mut Conn<PgManager>,
+        table: &str,
+        outer: &str,
+        inner: &str,
+    ) -> Result<(), StatementError> {
+        let insert = format!("INSERT INTO {table} (tag) VALUES ($1)");
+        let mut tx = conn.transaction().await.map_err(statement_error)?;
+        tx.execute(&insert, &[&outer])
+            .await
+            .map_err(statement_error)?;
+        let savepoint = tx.transaction().await.map_err(statement_error)?;
+        savepoint
+            .execute(&insert, &[&inner])
+            .await
+            .map_err(statement_error)?;
+        savepoint.rollback().await.map_err(statement_error)?;
+        tx.commit().await.map_err(statement_error)
+    }
+
+    fn rolled_back_on_return(manager: &PgManager) -> u64 {
+        manager.stats().rolled_back_on_return
     }
 }
