@@ -670,6 +670,25 @@ impl fmt::Debug for MySqlConnection {
     }
 }
 
+impl MySqlConnection {
+    /// Says goodbye (`COM_QUIT`) and waits until the server has closed the
+    /// session. A statement abandoned on the connection is read to its end
+    /// first (the pool has cancelled it): the server holds the session
+    /// until then, whatever the socket does. Each step waits at most
+    /// `close_grace`; past it the socket is cut.
+    pub(crate) async fn quit(mut self) {
+        let grace = self.close_grace;
+        let conn = match (self.conn.take(), self.abandoned.take()) {
+            (Some(conn), _) => Some(conn),
+            (None, Some(abandoned)) => tokio::time::timeout(grace, abandoned).await.ok(),
+            (None, None) => None,
+        };
+        if let Some(conn) = conn {
+            let _ = tokio::time::timeout(grace, conn.disconnect()).await;
+        }
+    }
+}
+
 impl Drop for MySqlConnection {
     fn drop(&mut self) {
         // An abandoned statement goes with its box: its socket closes.

@@ -63,6 +63,8 @@ pub struct MySqlManager {
     options: ManagerConfig,
     on_connect: Option<OnConnect>,
     counters: Arc<Counters>,
+    /// Turns for cancels, `max_concurrent_cancels` of them.
+    cancels: Arc<tokio::sync::Semaphore>,
 }
 
 /// What [`cancel`](stormpool::Manager::cancel) needs: the server's id of the
@@ -87,6 +89,7 @@ impl MySqlManager {
             options: ManagerConfig::default(),
             on_connect: None,
             counters: Arc::default(),
+            cancels: cancel_turns(&ManagerConfig::default()),
         }
     }
 
@@ -131,6 +134,7 @@ impl MySqlManager {
     /// Replaces the manager's options.
     #[must_use]
     pub fn options(mut self, options: ManagerConfig) -> Self {
+        self.cancels = cancel_turns(&options);
         self.options = options;
         self
     }
@@ -319,20 +323,38 @@ impl stormpool::Manager for MySqlManager {
         conn.set_deadline(deadline);
     }
 
+    /// `COM_QUIT`, waiting (at most `close_grace`) until the server has
+    /// closed the session, so the pool opens no replacement beside it.
+    async fn close(&self, conn: MySqlConnection) {
+        conn.quit().await;
+    }
+
     fn cancel_token(&self, conn: &MySqlConnection) -> MySqlCancelToken {
         MySqlCancelToken {
             connection_id: conn.id(),
         }
     }
 
+    /// `KILL QUERY` from a side connection of its own, at most
+    /// `max_concurrent_cancels` at once.
     fn cancel(&self, token: &MySqlCancelToken) -> impl Future<Output = Result<(), Error>> + Send {
-        let connect = Conn::new(self.opts.clone());
+        let opts = self.opts.clone();
+        let turns = self.cancels.clone();
         let kill = format!("KILL QUERY {}", token.connection_id);
         bounded(Operation::Cancel, self.options.cancel_timeout, async move {
-            let mut side = connect.await?;
+            // Never closed, so a turn always comes (within the bound).
+            let _turn = turns.acquire().await.ok();
+            let mut side = Conn::new(opts).await?;
             let killed = side.query_drop(kill).await;
             let _ = side.disconnect().await;
             killed
         })
     }
+}
+
+/// The turns of a manager's cancels.
+fn cancel_turns(options: &ManagerConfig) -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(
+        options.max_concurrent_cancels.max(1),
+    ))
 }

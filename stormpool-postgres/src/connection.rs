@@ -81,6 +81,9 @@ pub struct PgConnection {
     client: Client,
     /// Dropped with the connection: tells the I/O task to wind down.
     _closing: oneshot::Sender<()>,
+    /// The I/O task, which ends once the server has closed the session (or
+    /// `close_grace` after the client went).
+    io: Option<tokio::task::JoinHandle<()>>,
     tracker: Tracker,
     cache: Mutex<Cache>,
 }
@@ -92,6 +95,7 @@ impl PgConnection {
     pub(crate) fn new(
         client: Client,
         closing: oneshot::Sender<()>,
+        io: tokio::task::JoinHandle<()>,
         counters: Arc<Counters>,
         status: Arc<SessionStatus>,
         grace: Duration,
@@ -100,8 +104,19 @@ impl PgConnection {
         PgConnection {
             client,
             _closing: closing,
+            io: Some(io),
             tracker: Tracker::new(counters, status, grace),
             cache: Mutex::new(Cache::new(cache_capacity)),
+        }
+    }
+
+    /// Closes the session: the I/O task says goodbye (`Terminate`) and
+    /// ends once the server has closed its side, or `close_grace` after.
+    pub(crate) async fn close(mut self) {
+        let io = self.io.take();
+        drop(self);
+        if let Some(io) = io {
+            let _ = io.await;
         }
     }
 

@@ -231,10 +231,11 @@ where
         }
         .map_err(|e| e.at(self.target.clone()))?;
         let (closing_tx, closing_rx) = oneshot::channel();
-        tokio::spawn(drive(opened.io, closing_rx, self.options.close_grace));
+        let io = tokio::spawn(drive(opened.io, closing_rx, self.options.close_grace));
         let mut conn = PgConnection::new(
             opened.client,
             closing_tx,
+            io,
             self.counters.clone(),
             opened.status,
             self.options.statement_grace,
@@ -355,6 +356,12 @@ where
 
     fn on_checkout(&self, conn: &mut PgConnection, deadline: Option<Instant>) {
         conn.set_deadline(deadline);
+    }
+
+    /// `Terminate`, waiting (at most `close_grace`) until the server has
+    /// closed the session, so the pool opens no replacement beside it.
+    async fn close(&self, conn: PgConnection) {
+        conn.close().await;
     }
 
     fn cancel_token(&self, conn: &PgConnection) -> CancelToken {

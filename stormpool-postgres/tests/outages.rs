@@ -39,3 +39,10 @@ async fn restarts_under_load_serve_again_at_once() {
     let _serial = serial().await;
     outages::restart_under_storm::<Pg>(&url, 5).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_sessions_stay_within_the_bound_in_a_cancellation_storm() {
+    let Some(url) = common::url() else { return };
+    let _serial = serial().await;
+    outages::sessions_stay_within_bound::<Pg>(&url).await;
+}

@@ -298,3 +298,116 @@ async fn statement<H: StatementHarness>(pool: &Pool<H::M>, deadline: Instant) ->
     };
     Step { acquired, outcome }
 }
+
+/// A cancellation storm with taints, detaches and stuck leases: 32 tasks
+/// for 3 s on a pool of 8 with `max_hold` 200 ms and `max_orphans` 2, each
+/// request doing one of: a short statement; a long one given up after 5 ms
+/// (the pool cancels and drains it); the same, then tainting the
+/// connection (closed, its statement cancelled); taking the connection out
+/// with `Conn::detach` (kept open to the end, as the caller's); holding a
+/// long statement past `max_hold` (revoked, an orphan until let go). The
+/// server's sessions of the pool, sampled every 5 ms, never exceed
+/// `max_size + max_orphans` plus the detached connections still open and
+/// the adapter's side sessions (cancels).
+pub async fn sessions_stay_within_bound<H: StatementHarness>(url: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const MAX_SIZE: usize = 8;
+    const MAX_ORPHANS: usize = 2;
+    let tag = "stormpool_bound";
+    let pool = Pool::builder(H::manager(url, tag))
+        .max_size(MAX_SIZE)
+        .max_hold(Some(Duration::from_millis(200)))
+        .max_orphans(MAX_ORPHANS)
+        .build()
+        .expect("pool config");
+    let mut observer = H::observer(url).await;
+    let detached = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let detached_count = Arc::new(AtomicUsize::new(0));
+    let end = Instant::now() + Duration::from_secs(3);
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..32u64 {
+        let (pool, detached, detached_count) =
+            (pool.clone(), detached.clone(), detached_count.clone());
+        tasks.spawn(async move {
+            let mut actions = [0u32; 5];
+            let mut rng = stormpool::clock::Rng::with_seed(task + 1);
+            while Instant::now() < end {
+                let options = AcquireOptions::new()
+                    .deadline((Instant::now() + Duration::from_millis(500)).into());
+                let Ok(mut conn) = pool.get_with(options).await else {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                };
+                let action = (rng.next_u64() % 100) as u32;
+                let marker = "stormpool_bound_storm";
+                match action {
+                    0..=39 => {
+                        let _ = H::sleep(&mut conn, 0.001, marker).await;
+                        actions[0] += 1;
+                    }
+                    40..=74 => {
+                        let sleeping = H::sleep(&mut conn, 1.0, marker);
+                        let _ = tokio::time::timeout(Duration::from_millis(5), sleeping).await;
+                        if action >= 60 {
+                            Conn::taint(conn);
+                            actions[2] += 1;
+                        } else {
+                            actions[1] += 1;
+                        }
+                    }
+                    75..=79 => {
+                        // The caller's own from now on; counted apart.
+                        detached_count.fetch_add(1, Ordering::SeqCst);
+                        let own = Conn::detach(conn);
+                        detached.lock().unwrap_or_else(|p| p.into_inner()).push(own);
+                        actions[3] += 1;
+                    }
+                    _ => {
+                        // Stuck past max_hold: revoked, its statement
+                        // cancelled, an orphan until this lets go.
+                        let _ = H::sleep(&mut conn, 1.0, marker).await;
+                        actions[4] += 1;
+                    }
+                }
+            }
+            actions
+        });
+    }
+    let bound = MAX_SIZE + MAX_ORPHANS + H::SIDE_SESSIONS;
+    let (mut samples, mut worst, mut worst_status) = (0, 0usize, None);
+    while Instant::now() < end {
+        // Read before the count: a detach between the two only lowers it.
+        let own = detached_count.load(Ordering::SeqCst);
+        let sessions = H::sessions(&mut observer, tag).await;
+        let pools = sessions.saturating_sub(own);
+        samples += 1;
+        if pools > worst {
+            worst = pools;
+            worst_status = Some(pool.status());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut actions = [0u32; 5];
+    while let Some(done) = tasks.join_next().await {
+        for (total, n) in actions.iter_mut().zip(done.expect("storm task")) {
+            *total += n;
+        }
+    }
+    let c = pool.status().counters;
+    eprintln!(
+        "measured: {samples} samples, at most {worst} of the pool's sessions on the server \
+         (bound {bound}); actions [short, abandoned, tainted, detached, stuck] {actions:?}; \
+         cancelled on return {}, revoked {}, closed tainted {}, detached {}",
+        c.cancelled_on_return, c.revoked, c.closed_tainted, c.detached
+    );
+    assert!(
+        worst <= bound,
+        "{worst} sessions above the bound {bound}: {worst_status:?}"
+    );
+    assert!(
+        actions.iter().all(|n| *n > 0),
+        "every action ran: {actions:?}"
+    );
+    assert!(c.revoked > 0 && c.cancelled_on_return > 0 && c.closed_tainted > 0);
+    drop(detached);
+}

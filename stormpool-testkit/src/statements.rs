@@ -67,6 +67,14 @@ pub trait StatementHarness: Harness {
 
     /// The manager's statement counters.
     fn stats(manager: &Self::M) -> StatementStats;
+
+    /// The most sessions the adapter opens beside the pool's own, at once
+    /// (side connections of cancels, when they are sessions on the server).
+    const SIDE_SESSIONS: usize;
+
+    /// How many sessions tagged `tag` (see [`Harness::manager`]) the server
+    /// holds now.
+    fn sessions(observer: &mut Self::Observer, tag: &str) -> impl Future<Output = usize> + Send;
 }
 
 pub(crate) fn pool_of_one<H: Harness>(url: &str, tag: &str, propagate: bool) -> Pool<H::M> {

@@ -130,6 +130,21 @@ impl StatementHarness for MariaDb {
         side(url).await
     }
 
+    /// `KILL QUERY` runs on side connections of the pool's user, at most
+    /// `max_concurrent_cancels` (2 by default) at once.
+    const SIDE_SESSIONS: usize = 2;
+
+    async fn sessions(observer: &mut mysql_async::Conn, tag: &str) -> usize {
+        let n: Option<i64> = observer
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.processlist WHERE user = ?",
+                (tag,),
+            )
+            .await
+            .expect("processlist");
+        usize::try_from(n.unwrap_or(0)).expect("a count")
+    }
+
     async fn is_running(observer: &mut mysql_async::Conn, session: u64, marker: &str) -> bool {
         let running: Option<i64> = observer
             .exec_first(

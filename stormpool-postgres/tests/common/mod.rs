@@ -174,6 +174,21 @@ impl StatementHarness for Pg {
         u64::try_from(ms).expect("a bound of 0 or more")
     }
 
+    /// A cancel request is no session: `pg_stat_activity` never lists it.
+    const SIDE_SESSIONS: usize = 0;
+
+    async fn sessions(observer: &mut tokio_postgres::Client, tag: &str) -> usize {
+        let n: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&tag],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        usize::try_from(n).expect("a count")
+    }
+
     fn stats(manager: &PgManager) -> StatementStats {
         let stats = manager.stats();
         StatementStats {

@@ -91,9 +91,11 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Closes a connection (never under the lock), as a task of its own
-    /// bounded by `check_timeout`, and reports the close done, so that the
-    /// slot is refilled only once the server has let go of the session.
+    /// bounded by `check_timeout` (after cancelling the statement it was
+    /// returned with, if any), and reports the close done, so that the slot
+    /// is refilled only once the server has let go of the session.
     fn spawn_close(self: &Arc<Self>, entry: Entry<M>) {
+        let cancel = entry.cancel_on_close.then(|| entry.cancel.clone());
         let (conn, seat) = entry.into_parts();
         let pending = PendingClose {
             shared: self.clone(),
@@ -107,8 +109,11 @@ impl<M: Manager> Shared<M> {
         };
         handle.spawn(async move {
             let shared = &pending.shared;
-            let close = shared.manager.close(conn);
-            let _ = tokio::time::timeout(shared.config.check_timeout, close).await;
+            let (manager, bound) = (&shared.manager, shared.config.check_timeout);
+            if let Some(token) = cancel {
+                let _ = tokio::time::timeout(bound, manager.cancel(&token)).await;
+            }
+            let _ = tokio::time::timeout(bound, manager.close(conn)).await;
             drop(pending);
         });
     }
@@ -370,11 +375,10 @@ impl<M: Manager> Shared<M> {
         if close.is_none() && (abandoned || self.manager.needs_recycle(&mut entry.conn)) {
             return self.drain(entry, abandoned);
         }
-        if abandoned {
-            // Closed with a statement still running (a broken socket, a
-            // tainted session): the server would finish it for nobody.
-            self.spawn_cancel(entry.cancel.clone());
-        }
+        // Closed with a statement still running (a broken socket, a tainted
+        // session): the close cancels it first, or the server would finish
+        // it for nobody, and hold the session meanwhile.
+        entry.cancel_on_close = abandoned;
         let mut fx = Effects::new();
         {
             let mut state = self.lock();

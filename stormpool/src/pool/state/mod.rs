@@ -62,6 +62,8 @@ pub(crate) struct Entry<M: Manager> {
     pub(crate) settings: Option<Settings>,
     /// The fairness key of the request holding it (0: none).
     pub(crate) key: u64,
+    /// Closed with a statement still running: the close cancels it first.
+    pub(crate) cancel_on_close: bool,
 }
 
 impl<M: Manager> Entry<M> {
@@ -726,6 +728,7 @@ impl<M: Manager> State<M> {
                     expires,
                     settings: None,
                     key: 0,
+                    cancel_on_close: false,
                 });
                 self.next_conn_id += 1;
                 // The new connection is counted before it is placed, so the
