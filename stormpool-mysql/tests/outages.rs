@@ -46,3 +46,10 @@ async fn server_sessions_stay_within_the_bound_in_a_cancellation_storm() {
     let _serial = serial().await;
     outages::sessions_stay_within_bound::<MariaDb>(&url).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_backends_under_load_end_every_request_by_its_deadline() {
+    let Some(url) = common::url() else { return };
+    let _serial = serial().await;
+    outages::frozen_under_load::<MariaDb>(&url).await;
+}

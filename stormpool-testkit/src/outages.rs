@@ -411,3 +411,128 @@ pub async fn sessions_stay_within_bound<H: StatementHarness>(url: &str) {
     assert!(c.revoked > 0 && c.cancelled_on_return > 0 && c.closed_tainted > 0);
     drop(detached);
 }
+
+/// Every backend of a warm pool frozen (SIGSTOP) for 3 s under 1.5x load,
+/// with the pool's defaults: 16 connections, 24 workers in a closed loop
+/// running a 2 ms statement with a 50 ms deadline. Every request is done or
+/// failed by its deadline plus 50 ms (a statement on a frozen session is
+/// bounded on the client too), and no connection of a frozen session is
+/// handed out once the freeze has begun. Where sessions share one server
+/// process (MariaDB), the whole server is frozen.
+pub async fn frozen_under_load<H: StatementHarness>(url: &str) {
+    let _restore = H::SERVER.guard();
+    let pool = Pool::builder(H::manager(url, "stormpool_frozen_load"))
+        .max_size(16)
+        .build()
+        .expect("pool config");
+    // Sixteen sessions, and which pool connection each one is.
+    let mut warm = Vec::new();
+    let mut frozen_ids = std::collections::BTreeSet::new();
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..16 {
+        let mut conn = pool.get().await.unwrap_or_else(|e| {
+            panic!("warming the pool failed: {}", acquire_error(&e));
+        });
+        let session = H::session(&mut conn).await.expect("warm-up query");
+        frozen_ids.insert(Conn::id(&conn));
+        pids.extend(H::freeze_target(session));
+        warm.push(conn);
+    }
+    drop(warm);
+    let handed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let load = {
+        let (pool, handed) = (Arc::new(pool.clone()), handed.clone());
+        let config = LoadConfig {
+            tasks: 24,
+            acquire_timeout: Duration::from_millis(50),
+            think: Duration::ZERO,
+            after_failure: Duration::from_millis(1),
+        };
+        Load::start(config, move |_, deadline| {
+            let (pool, handed) = (pool.clone(), handed.clone());
+            async move {
+                let options = AcquireOptions::new().deadline(deadline.into());
+                let mut conn = match pool.get_with(options).await {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        return Step {
+                            acquired: None,
+                            outcome: Outcome::AcquireFailed {
+                                error: acquire_error(&e),
+                            },
+                        }
+                    }
+                };
+                let acquired = Instant::now();
+                handed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((acquired, Conn::id(&conn)));
+                let outcome = match H::sleep(&mut conn, 0.002, "stormpool_frozen_load").await {
+                    Ok(()) => Outcome::Ok { session: 0 },
+                    Err(e) => Outcome::QueryFailed {
+                        error: e.message,
+                        connection_error: !e.timed_out,
+                    },
+                };
+                Step {
+                    acquired: Some(acquired),
+                    outcome,
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (froze, thawed) = {
+        let _frozen: Vec<_> = pids
+            .iter()
+            .map(|&pid| crate::server::freeze(pid).expect("SIGSTOP"))
+            .collect();
+        // One `kill` each: the last process is stopped now.
+        let froze = Instant::now();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        (froze, Instant::now())
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let report = load.stop().await;
+    let late = report
+        .events
+        .iter()
+        .map(|e| e.ended.saturating_duration_since(e.deadline))
+        .max()
+        .unwrap_or_default();
+    // Replies the server sent before it stopped still come in: a
+    // connection whose statement they complete goes back in good order and
+    // on to the next request within a few milliseconds; only a probe could
+    // tell, and the window is shorter than the default `check_interval`.
+    let settle = froze + Duration::from_millis(5);
+    let frozen_after: Vec<Duration> = handed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(at, id)| *at >= froze && *at < thawed && frozen_ids.contains(id))
+        .map(|(at, _)| *at - froze)
+        .collect();
+    eprintln!("frozen hand-offs after the freeze began: {frozen_after:?}");
+    let frozen_handed = frozen_after
+        .iter()
+        .filter(|after| froze + **after >= settle)
+        .count();
+    let during = report
+        .events
+        .iter()
+        .filter(|e| e.started >= froze && e.started < thawed)
+        .count();
+    eprintln!(
+        "measured: {} processes frozen for 3 s under load: latest end {late:?} past a \
+         deadline; {frozen_handed} frozen connections handed out; {during} requests during \
+         the freeze; {}",
+        pids.len(),
+        report.summary()
+    );
+    assert!(
+        late <= Duration::from_millis(50),
+        "a request ended {late:?} past its deadline"
+    );
+    assert_eq!(frozen_handed, 0, "frozen connections were handed out");
+}
