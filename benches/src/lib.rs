@@ -106,3 +106,51 @@ where
     }
     held
 }
+
+/// The least a pool can be: a tokio semaphore in front of a stack of free
+/// connections. The floor the pools are measured against.
+#[derive(Clone, Debug)]
+pub struct SemaphorePool {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    idle: std::sync::Arc<std::sync::Mutex<Vec<()>>>,
+}
+
+/// A connection of a [`SemaphorePool`], given back when dropped.
+#[derive(Debug)]
+pub struct SemaphoreConn {
+    conn: Option<()>,
+    idle: std::sync::Arc<std::sync::Mutex<Vec<()>>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for SemaphoreConn {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+        }
+    }
+}
+
+impl SemaphorePool {
+    /// A pool of `size` free connections.
+    pub fn new(size: usize) -> Self {
+        SemaphorePool {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(size)),
+            idle: std::sync::Arc::new(std::sync::Mutex::new(vec![(); size])),
+        }
+    }
+
+    /// Waits for a permit, then takes a free connection.
+    pub async fn get(&self) -> Result<SemaphoreConn, tokio::sync::AcquireError> {
+        let permit = self.permits.clone().acquire_owned().await?;
+        let conn = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        Ok(SemaphoreConn {
+            conn,
+            idle: self.idle.clone(),
+            _permit: permit,
+        })
+    }
+}
