@@ -95,6 +95,7 @@
 mod backoff;
 pub mod budget;
 pub mod classify;
+mod config;
 mod error;
 mod policy;
 mod sequence;
@@ -104,5 +105,6 @@ pub mod tower;
 pub use backoff::Backoff;
 pub use budget::{BudgetConfig, BudgetStats, Budgets, RetryBudget};
 pub use classify::{Classification, Classify, PoolErrors};
+pub use config::RetryConfig;
 pub use error::{RetryError, Stop};
-pub use policy::{Attempt, CallOptions, RetryConfig, RetryPolicy, RetryPolicyBuilder};
+pub use policy::{Attempt, CallOptions, RetryPolicy, RetryPolicyBuilder};

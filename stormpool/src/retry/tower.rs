@@ -133,8 +133,8 @@ where
         };
         let class = self.policy.classifier().classify(error);
         match self
-            .sequence
-            .after_failure(class, clock::now(), &self.policy, Some(&self.budget))
+            .policy
+            .after_failure(&mut self.sequence, class, clock::now(), Some(&self.budget))
         {
             Next::Retry(delay) => Some(tokio::time::sleep(delay)),
             Next::Stop(_) => None,
