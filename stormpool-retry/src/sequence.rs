@@ -9,16 +9,16 @@
 //! the deadline; and only then ask the budget, so that a retry that will not
 //! be made spends nothing.
 //!
-//! [`RetryPolicy::run`]: super::RetryPolicy::run
+//! [`RetryPolicy::run`]: crate::RetryPolicy::run
 
 use std::time::Duration;
 
-use crate::clock::Instant;
+use stormpool::clock::Instant;
 
-use super::budget::RetryBudget;
-use super::classify::Classification;
-use super::config::RetryConfig;
-use super::error::Stop;
+use crate::budget::RetryBudget;
+use crate::classify::Classification;
+use crate::config::RetryConfig;
+use crate::error::Stop;
 
 /// The state of one request's attempt sequence. Plain data: the tower
 /// adapter keeps it in the per-request clone of its policy.
@@ -119,10 +119,10 @@ impl Sequence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Rng;
-    use crate::retry::RetryPolicy;
     use crate::ConfigError;
+    use crate::RetryPolicy;
     use proptest::prelude::{any, prop_assert, prop_assert_eq, proptest};
+    use stormpool::clock::Rng;
 
     fn policy(config: RetryConfig, seed: u64) -> Result<RetryPolicy<()>, ConfigError> {
         RetryPolicy::builder(())

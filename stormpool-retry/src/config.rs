@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::ConfigError;
 
-use super::backoff::Backoff;
+use crate::backoff::Backoff;
 
 /// The most attempts a policy may make. Far more than a budgeted policy
 /// needs; it keeps the worst-case computation small.
@@ -13,9 +13,9 @@ const MAX_ATTEMPTS: u32 = 100;
 /// The longest per-attempt timeout; keeps deadline arithmetic in range.
 const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
-/// Everything a [`RetryPolicy`](super::RetryPolicy) is configured with.
+/// Everything a [`RetryPolicy`](crate::RetryPolicy) is configured with.
 /// Plain data; checked by [`validate`](RetryConfig::validate) and by
-/// [`RetryPolicyBuilder::build`](super::RetryPolicyBuilder::build).
+/// [`RetryPolicyBuilder::build`](crate::RetryPolicyBuilder::build).
 ///
 /// The defaults make at most 3 attempts of at most 1 s each, sleeping at
 /// most 50 ms + 100 ms between them.
@@ -72,8 +72,9 @@ impl RetryConfig {
     /// first bad field.
     pub(super) fn checked_backoff(&self) -> Result<Backoff, ConfigError> {
         if self.max_attempts == 0 {
-            return Err(ConfigError::Zero {
+            return Err(ConfigError::OutOfRange {
                 field: "max_attempts",
+                expected: "at least 1",
             });
         }
         if self.max_attempts > MAX_ATTEMPTS {
@@ -83,8 +84,9 @@ impl RetryConfig {
             });
         }
         if self.attempt_timeout.is_zero() {
-            return Err(ConfigError::ZeroDuration {
+            return Err(ConfigError::OutOfRange {
                 field: "attempt_timeout",
+                expected: "a positive duration",
             });
         }
         if self.attempt_timeout > MAX_ATTEMPT_TIMEOUT {

@@ -35,8 +35,8 @@
 //! (100 by default), and the floor exact for any quieter one.
 //!
 //! This is the design of Finagle's `RetryBudget` and tower's
-//! `retry::budget::TpsBudget`, with a validated configuration, the clock
-//! from [`crate::clock`] (so it runs under paused time), and a registry,
+//! `retry::budget::TpsBudget`, with a validated configuration, tokio's clock
+//! (so it runs under paused time, as the pool does), and a registry,
 //! [`Budgets`], that keeps one budget per destination: one failing replica
 //! must not spend the budget of the healthy ones.
 
@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::clock::{self, Instant};
+use stormpool::clock::Instant;
 
 use crate::ConfigError;
 
@@ -91,7 +91,10 @@ impl BudgetConfig {
             });
         }
         if self.ttl.is_zero() {
-            return Err(ConfigError::ZeroDuration { field: "ttl" });
+            return Err(ConfigError::OutOfRange {
+                field: "ttl",
+                expected: "a positive duration",
+            });
         }
         if self.ttl < Duration::from_secs(1) || self.ttl > Duration::from_secs(60) {
             return Err(ConfigError::OutOfRange {
@@ -126,11 +129,11 @@ const RETRY: i64 = 1_000_000;
 ///
 /// Call [`deposit`](RetryBudget::deposit) once per request (not per
 /// attempt) and [`try_withdraw`](RetryBudget::try_withdraw) before each
-/// retry or hedge; [`RetryPolicy::run`](super::RetryPolicy::run) and the
+/// retry or hedge; [`RetryPolicy::run`](crate::RetryPolicy::run) and the
 /// tower adapter do both. See the [module docs](self) for the design.
 ///
 /// ```
-/// use stormpool::retry::{BudgetConfig, RetryBudget};
+/// use stormpool_retry::{BudgetConfig, RetryBudget};
 ///
 /// let mut config = BudgetConfig::default();
 /// config.min_retries_per_sec = 0;
@@ -140,7 +143,7 @@ const RETRY: i64 = 1_000_000;
 /// }
 /// assert!(budget.try_withdraw(), "ten requests earn one retry");
 /// assert!(!budget.try_withdraw());
-/// # Ok::<(), stormpool::ConfigError>(())
+/// # Ok::<(), stormpool_retry::ConfigError>(())
 /// ```
 #[derive(Debug)]
 pub struct RetryBudget {
@@ -231,7 +234,7 @@ impl RetryBudget {
                 deposits: [0; SLOTS],
                 withdrawals: [0; SLOTS],
                 current: 0,
-                current_start: clock::now(),
+                current_start: Instant::now(),
                 deposited: 0,
                 withdrawn: 0,
             }),
@@ -248,7 +251,7 @@ impl RetryBudget {
 
     /// Records one request: it earns `retry_ratio` of a retry, for `ttl`.
     pub fn deposit(&self) {
-        let mut window = self.lock_at(clock::now());
+        let mut window = self.lock_at(Instant::now());
         let slot = window.current;
         window.deposits[slot] = window.deposits[slot].saturating_add(self.deposit);
         window.deposited = window.deposited.saturating_add(self.deposit);
@@ -261,7 +264,7 @@ impl RetryBudget {
     /// taken, when it is empty. Whoever gets `false` must not retry.
     #[must_use = "a retry must not be made when the budget refuses it"]
     pub fn try_withdraw(&self) -> bool {
-        let mut window = self.lock_at(clock::now());
+        let mut window = self.lock_at(Instant::now());
         let granted = window.withdrawn + RETRY <= window.allowance(self.reserve);
         if granted {
             let slot = window.current;
@@ -280,7 +283,7 @@ impl RetryBudget {
 
     /// The whole retries the budget would grant now.
     pub fn available(&self) -> u64 {
-        let window = self.lock_at(clock::now());
+        let window = self.lock_at(Instant::now());
         let balance = window.allowance(self.reserve) - window.withdrawn;
         u64::try_from(balance / RETRY).unwrap_or(0)
     }
@@ -315,13 +318,13 @@ impl RetryBudget {
 /// for good.
 ///
 /// ```
-/// use stormpool::retry::{BudgetConfig, Budgets};
+/// use stormpool_retry::{BudgetConfig, Budgets};
 ///
 /// let budgets: Budgets<String> = Budgets::new(BudgetConfig::default())?;
 /// let a = budgets.get("10.0.0.1:8080");
 /// let again = budgets.get("10.0.0.1:8080");
 /// assert!(std::sync::Arc::ptr_eq(&a, &again));
-/// # Ok::<(), stormpool::ConfigError>(())
+/// # Ok::<(), stormpool_retry::ConfigError>(())
 /// ```
 #[derive(Debug)]
 pub struct Budgets<K> {

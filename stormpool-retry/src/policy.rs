@@ -6,15 +6,15 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::clock::{self, Instant, Rng};
 use crate::ConfigError;
+use stormpool::clock::{Instant, Rng};
 
-use super::backoff::Backoff;
-use super::budget::RetryBudget;
-use super::classify::{Classification, Classify};
-use super::config::RetryConfig;
-use super::error::RetryError;
-use super::sequence::{Next, Sequence};
+use crate::backoff::Backoff;
+use crate::budget::RetryBudget;
+use crate::classify::{Classification, Classify};
+use crate::config::RetryConfig;
+use crate::error::RetryError;
+use crate::sequence::{Next, Sequence};
 
 /// Builds a [`RetryPolicy`]: `RetryPolicy::builder(classifier).max_attempts(3).build()?`.
 ///
@@ -116,7 +116,7 @@ impl<'a> CallOptions<'a> {
     /// at once with [`RetryError::TimedOut`] and no attempt.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         // An overflowing deadline is no deadline.
-        self.deadline = clock::now().checked_add(timeout);
+        self.deadline = Instant::now().checked_add(timeout);
         self
     }
 
@@ -163,7 +163,7 @@ impl Attempt {
 /// ```
 /// use std::io::{Error, ErrorKind};
 /// use std::time::Duration;
-/// use stormpool::retry::{CallOptions, Classification, RetryBudget, RetryPolicy};
+/// use stormpool_retry::{CallOptions, Classification, RetryBudget, RetryPolicy};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -305,11 +305,11 @@ impl<C> RetryPolicy<C> {
         loop {
             let attempts = sequence.attempts();
             let Some(deadline) =
-                sequence.attempt_deadline(clock::now(), self.config.attempt_timeout)
+                sequence.attempt_deadline(Instant::now(), self.config.attempt_timeout)
             else {
                 return Err(RetryError::TimedOut {
                     attempts,
-                    stop: super::Stop::Deadline,
+                    stop: crate::Stop::Deadline,
                 });
             };
             let attempt = Attempt {
@@ -321,7 +321,7 @@ impl<C> RetryPolicy<C> {
                 Ok(Err(error)) => (self.classifier.classify(&error), Some(error)),
                 Err(_elapsed) => (Classification::Transient, None),
             };
-            match self.after_failure(&mut sequence, class, clock::now(), options.budget) {
+            match self.after_failure(&mut sequence, class, Instant::now(), options.budget) {
                 Next::Retry(delay) => tokio::time::sleep(delay).await,
                 Next::Stop(stop) => {
                     let attempts = sequence.attempts();

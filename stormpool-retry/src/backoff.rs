@@ -5,14 +5,14 @@
 //! architecture blog's comparison of jitter schemes). The jitter is taken
 //! *inside* the ceiling, never added on top of it: a schedule whose jitter can
 //! push a delay past its cap has no worst case one can reason about, and the
-//! worst case is what [`RetryPolicy`](super::RetryPolicy) checks against the
+//! worst case is what [`RetryPolicy`](crate::RetryPolicy) checks against the
 //! per-attempt timeout. Full jitter (rather than "equal" or "decorrelated"
 //! jitter) spreads a herd of clients that failed together over the whole
 //! window, which is what breaks the synchronised retry waves.
 
 use std::time::Duration;
 
-use crate::clock::Rng;
+use stormpool::clock::Rng;
 
 use crate::ConfigError;
 
@@ -21,8 +21,7 @@ use crate::ConfigError;
 ///
 /// ```
 /// use std::time::Duration;
-/// use stormpool::clock::Rng;
-/// use stormpool::retry::Backoff;
+/// use stormpool_retry::{Backoff, Rng};
 ///
 /// let backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(50), 2.0)?;
 /// assert_eq!(backoff.ceiling(1), Duration::from_millis(10));
@@ -33,7 +32,7 @@ use crate::ConfigError;
 ///
 /// let mut rng = Rng::with_seed(1);
 /// assert!(backoff.delay(5, &mut rng) <= Duration::from_millis(50));
-/// # Ok::<(), stormpool::ConfigError>(())
+/// # Ok::<(), stormpool_retry::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
@@ -48,14 +47,14 @@ impl Backoff {
     ///
     /// # Errors
     ///
-    /// `base` zero ([`ZeroDuration`](ConfigError::ZeroDuration),
-    /// `backoff_base`), `cap` below `base` or `factor` below 1 or not finite
-    /// ([`OutOfRange`](ConfigError::OutOfRange), `backoff_cap` or
-    /// `backoff_factor`).
+    /// [`OutOfRange`](ConfigError::OutOfRange), naming the field:
+    /// `backoff_base` when `base` is zero, `backoff_cap` when `cap` is below
+    /// `base`, `backoff_factor` when `factor` is below 1 or not finite.
     pub fn new(base: Duration, cap: Duration, factor: f64) -> Result<Self, ConfigError> {
         if base.is_zero() {
-            return Err(ConfigError::ZeroDuration {
+            return Err(ConfigError::OutOfRange {
                 field: "backoff_base",
+                expected: "a positive duration",
             });
         }
         if cap < base {

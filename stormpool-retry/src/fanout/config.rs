@@ -66,8 +66,9 @@ impl FanOutConfig {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_in_flight == 0 {
-            return Err(ConfigError::Zero {
+            return Err(ConfigError::OutOfRange {
                 field: "max_in_flight",
+                expected: "at least 1",
             });
         }
         if self.max_in_flight > Semaphore::MAX_PERMITS {
@@ -77,8 +78,9 @@ impl FanOutConfig {
             });
         }
         if self.per_target_timeout.is_zero() {
-            return Err(ConfigError::ZeroDuration {
+            return Err(ConfigError::OutOfRange {
                 field: "per_target_timeout",
+                expected: "a positive duration",
             });
         }
         if self.per_target_timeout > Duration::from_secs(24 * 3600) {
@@ -88,8 +90,9 @@ impl FanOutConfig {
             });
         }
         if self.completion == Completion::Quorum(0) {
-            return Err(ConfigError::Zero {
+            return Err(ConfigError::OutOfRange {
                 field: "completion",
+                expected: "a quorum of at least 1",
             });
         }
         Ok(())
