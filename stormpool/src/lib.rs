@@ -3,12 +3,14 @@
 //!
 //! A [`Pool`] hands out connections made by a [`Manager`] (the
 //! `stormpool-postgres` and `stormpool-mysql` crates provide managers for
-//! tokio-postgres and mysql_async; [`sim`] provides a simulated database).
+//! tokio-postgres and mysql_async; `sim`, with the feature of that name,
+//! provides a simulated database).
 //! Beyond pooling, the pool is an admission controller: it decides, under
 //! overload, which requests to serve and which to reject early.
 //!
 //! ```
 //! use std::time::Duration;
+//! // The simulated database (feature `sim`): any `Manager` will do.
 //! use stormpool::sim::{SimConfig, SimManager};
 //! use stormpool::{AcquireError, AcquireOptions, Pool, Priority};
 //!
@@ -84,7 +86,7 @@
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `sim` | yes | [`sim`], the simulated database |
+//! | `sim` | no | `sim`, the simulated database (for tests, examples and the lab) |
 //! | `tower` | no | `gate::GateLayer` |
 //! | `metrics` | no | series through the `metrics` facade (names in `pool::observe`'s docs) |
 //! | `tracing` | no | events and spans through `tracing` |
