@@ -5,7 +5,9 @@
 //! generator that records what each request saw ([`load`]); and the
 //! scenarios the adapters share: faults ([`scenarios`]), outages with the
 //! pool's defaults ([`outages`]) and statement hygiene, checked against the
-//! server's view of its sessions ([`statements`]).
+//! server's view of its sessions ([`statements`]). Beside them, a check
+//! that a crate's modules import each other without cycles
+//! ([`module_graph`]).
 //!
 //! Everything here talks to loopback addresses only, and every fault a test
 //! injects into a server is undone by a drop guard, so a failing test still
@@ -13,6 +15,7 @@
 
 pub mod db;
 pub mod load;
+pub mod module_graph;
 pub mod outages;
 pub mod proxy;
 pub mod scenarios;
