@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use stormpool::clock::Rng;
 
-use crate::ConfigError;
+use crate::error::{ensure, ConfigError};
 
 /// An exponential backoff schedule with full jitter: every delay lies in
 /// `[0, cap]`.
@@ -51,25 +51,14 @@ impl Backoff {
     /// `backoff_base` when `base` is zero, `backoff_cap` when `cap` is below
     /// `base`, `backoff_factor` when `factor` is below 1 or not finite.
     pub fn new(base: Duration, cap: Duration, factor: f64) -> Result<Self, ConfigError> {
-        if base.is_zero() {
-            return Err(ConfigError::OutOfRange {
-                field: "backoff_base",
-                expected: "a positive duration",
-            });
-        }
-        if cap < base {
-            return Err(ConfigError::OutOfRange {
-                field: "backoff_cap",
-                expected: "at least `backoff_base`",
-            });
-        }
+        ensure(!base.is_zero(), "backoff_base", "a positive duration")?;
+        ensure(cap >= base, "backoff_cap", "at least `backoff_base`")?;
         // `is_finite` also rejects NaN.
-        if !(factor.is_finite() && factor >= 1.0) {
-            return Err(ConfigError::OutOfRange {
-                field: "backoff_factor",
-                expected: "a finite number of at least 1",
-            });
-        }
+        ensure(
+            factor.is_finite() && factor >= 1.0,
+            "backoff_factor",
+            "a finite number of at least 1",
+        )?;
         Ok(Backoff { base, cap, factor })
     }
 

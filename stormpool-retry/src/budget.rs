@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use stormpool::clock::Instant;
 
-use crate::ConfigError;
+use crate::error::{ensure, ConfigError};
 
 /// The configuration of a [`RetryBudget`]. Plain data; checked by
 /// [`validate`](BudgetConfig::validate) and by [`RetryBudget::new`].
@@ -84,25 +84,17 @@ impl BudgetConfig {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let ratio = self.retry_ratio;
-        if !(ratio.is_finite() && ratio > 0.0 && ratio <= 1.0) {
-            return Err(ConfigError::OutOfRange {
-                field: "retry_ratio",
-                expected: "in (0, 1]",
-            });
-        }
-        if self.ttl.is_zero() {
-            return Err(ConfigError::OutOfRange {
-                field: "ttl",
-                expected: "a positive duration",
-            });
-        }
-        if self.ttl < Duration::from_secs(1) || self.ttl > Duration::from_secs(60) {
-            return Err(ConfigError::OutOfRange {
-                field: "ttl",
-                expected: "between 1 s and 60 s",
-            });
-        }
-        Ok(())
+        ensure(
+            ratio.is_finite() && ratio > 0.0 && ratio <= 1.0,
+            "retry_ratio",
+            "in (0, 1]",
+        )?;
+        ensure(!self.ttl.is_zero(), "ttl", "a positive duration")?;
+        ensure(
+            (Duration::from_secs(1)..=Duration::from_secs(60)).contains(&self.ttl),
+            "ttl",
+            "between 1 s and 60 s",
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::ConfigError;
+use crate::error::{ensure, ConfigError};
 
 use crate::backoff::Backoff;
 
@@ -71,30 +71,19 @@ impl RetryConfig {
     /// The backoff schedule of a valid configuration; the error names the
     /// first bad field.
     pub(super) fn checked_backoff(&self) -> Result<Backoff, ConfigError> {
-        if self.max_attempts == 0 {
-            return Err(ConfigError::OutOfRange {
-                field: "max_attempts",
-                expected: "at least 1",
-            });
-        }
-        if self.max_attempts > MAX_ATTEMPTS {
-            return Err(ConfigError::OutOfRange {
-                field: "max_attempts",
-                expected: "at most 100",
-            });
-        }
-        if self.attempt_timeout.is_zero() {
-            return Err(ConfigError::OutOfRange {
-                field: "attempt_timeout",
-                expected: "a positive duration",
-            });
-        }
-        if self.attempt_timeout > MAX_ATTEMPT_TIMEOUT {
-            return Err(ConfigError::OutOfRange {
-                field: "attempt_timeout",
-                expected: "at most 24 h",
-            });
-        }
+        ensure(self.max_attempts >= 1, "max_attempts", "at least 1")?;
+        ensure(
+            self.max_attempts <= MAX_ATTEMPTS,
+            "max_attempts",
+            "at most 100",
+        )?;
+        let timeout = self.attempt_timeout;
+        ensure(!timeout.is_zero(), "attempt_timeout", "a positive duration")?;
+        ensure(
+            timeout <= MAX_ATTEMPT_TIMEOUT,
+            "attempt_timeout",
+            "at most 24 h",
+        )?;
         let backoff = Backoff::new(self.backoff_base, self.backoff_cap, self.backoff_factor)?;
         let worst_case_sleep = backoff.worst_case_total(self.max_attempts - 1);
         if worst_case_sleep >= self.attempt_timeout {

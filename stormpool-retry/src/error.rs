@@ -61,6 +61,20 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// `Ok` when `holds`, else [`ConfigError::OutOfRange`] for `field`: one
+/// line per rule in the validations.
+pub(crate) fn ensure(
+    holds: bool,
+    field: &'static str,
+    expected: &'static str,
+) -> Result<(), ConfigError> {
+    if holds {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange { field, expected })
+    }
+}
+
 /// Why a call made no further attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
