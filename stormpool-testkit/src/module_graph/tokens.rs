@@ -102,22 +102,11 @@ pub(super) fn tokenize(text: &str) -> Vec<Token> {
                     i += 1;
                 }
             }
-        } else if c == 'r'
-            && next == Some('#')
-            && chars.get(i + 2).is_some_and(|&c| is_ident_start(c))
-        {
-            let start = i + 2;
-            i = start;
-            while i < chars.len() && is_ident_char(chars[i]) {
-                i += 1;
-            }
-            let ident: String = chars[start..i].iter().collect();
-            tokens.push(Token {
-                tok: Tok::Ident(ident),
-                line,
-            });
         } else if is_ident_start(c) {
-            let start = i;
+            // A raw identifier (`r#type`) is the identifier after `r#`.
+            let raw = c == 'r' && next == Some('#');
+            let start = if raw { i + 2 } else { i };
+            i = start;
             while i < chars.len() && is_ident_char(chars[i]) {
                 i += 1;
             }
