@@ -32,7 +32,8 @@
 //! than trying, and, worse, its worst case is dominated by a number nobody
 //! looks at. [`RetryPolicyBuilder::build`] therefore refuses a policy whose
 //! backoff could sleep, in total, as long as one attempt's timeout
-//! ([`ConfigError::SleepBudget`]); [`RetryPolicy::run`] holds every sequence to it at run time too, including delays a server asks for with
+//! ([`ConfigError::SleepBudget`]); [`RetryPolicy::run`] holds every
+//! sequence to it at run time too, including delays a server asks for with
 //! [`Classification::RetryAfter`].
 //!
 //! # Why full jitter, clamped to the cap
