@@ -16,9 +16,9 @@
 use std::error::Error;
 use std::time::Instant;
 
-use stormpool::fanout::Outcome;
 use stormpool_examples::peer_server::{Behaviour, PeerServer};
 use stormpool_examples::peer_sync::{PeerSync, RouteTable, SyncConfig};
+use stormpool_retry::fanout::Outcome;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {

@@ -2,8 +2,8 @@
 //! drive the same code the examples run.
 //!
 //! - [`peer_sync`]: push a route table to many peers over one shared pooled
-//!   HTTP client, with a bounded [`FanOut`](stormpool::fanout::FanOut), a
-//!   budgeted [`RetryPolicy`](stormpool::retry::RetryPolicy) and a deadline
+//!   HTTP client, with a bounded [`FanOut`](stormpool_retry::fanout::FanOut), a
+//!   budgeted [`RetryPolicy`](stormpool_retry::RetryPolicy) and a deadline
 //!   over each peer's whole attempt sequence (`cargo run -p
 //!   stormpool-examples --example peer-sync`).
 //! - [`peer_server`]: the loopback peers it pushes to, which count the

@@ -1,7 +1,10 @@
 //! Push a route table to every peer, so that one slow replica costs at most
 //! its deadline.
 //!
-//! This is the route sync of seed 002, rebuilt from stormpool's parts:
+//! This is a route sync that once made one slow replica cost every
+//! lifecycle operation of a fleet about a second (a task and a fresh
+//! connection per peer per change, and retry sleeps longer than the request
+//! timeout), rebuilt from stormpool's parts:
 //!
 //! - **One shared pooled HTTP client** (hyper-util's legacy `Client`): every
 //!   push to a peer reuses that peer's kept-alive connection instead of
@@ -34,11 +37,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use stormpool::clock::Instant;
-use stormpool::fanout::{FanOut, FanOutError, FanOutReport, Outcome as FanOutOutcome};
-use stormpool::retry::{
-    classify, Attempt, BudgetConfig, Budgets, CallOptions, Classification, RetryError, RetryPolicy,
+use stormpool_retry::fanout::{FanOut, FanOutError, FanOutReport, Outcome as FanOutOutcome};
+use stormpool_retry::{
+    classify, Attempt, BudgetConfig, Budgets, CallOptions, Classification, ConfigError, RetryError,
+    RetryPolicy,
 };
-use stormpool::ConfigError;
 
 use crate::peer_server::VERSION_HEADER;
 

@@ -12,11 +12,10 @@
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use stormpool::fanout::Outcome;
-use stormpool::retry::{RetryError, Stop};
-use stormpool::ConfigError;
 use stormpool_examples::peer_server::{Behaviour, PeerServer};
 use stormpool_examples::peer_sync::{PeerSync, RouteTable, SetupError, SyncConfig};
+use stormpool_retry::fanout::Outcome;
+use stormpool_retry::{ConfigError, RetryError, Stop};
 
 const SLACK: Duration = Duration::from_millis(300);
 const SLOW: usize = 3;

@@ -6,7 +6,8 @@
 //! scenarios the adapters share: faults ([`scenarios`]), outages with the
 //! pool's defaults ([`outages`]), statement hygiene, checked against the
 //! server's view of its sessions ([`statements`]), and transaction hygiene
-//! ([`transactions`]).
+//! ([`transactions`]). Beside them, a check that a crate's modules import
+//! each other without cycles ([`module_graph`]).
 //!
 //! Everything here talks to loopback addresses only, and every fault a test
 //! injects into a server is undone by a drop guard, so a failing test still
@@ -14,6 +15,7 @@
 
 pub mod db;
 pub mod load;
+pub mod module_graph;
 pub mod outages;
 pub mod proxy;
 pub mod scenarios;

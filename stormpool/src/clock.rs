@@ -20,8 +20,12 @@ pub(crate) fn now() -> Instant {
 
 /// A small, fast, non-cryptographic generator (SplitMix64) for jitter.
 ///
-/// Jitter only has to decorrelate pools and connections; it needs no quality
-/// beyond that, so the crate carries these ten lines instead of a dependency.
+/// Jitter only has to decorrelate pools, connections and clients; it needs
+/// no quality beyond that, so the crate carries these ten lines instead of a
+/// dependency. The pool draws its jitter from one (seeded by
+/// [`Config::jitter_seed`](crate::Config::jitter_seed)), and so do the
+/// `stormpool-retry` crate's backoff and retry policy, which take one so
+/// that a caller can seed a reproducible schedule.
 #[derive(Debug, Clone)]
 pub struct Rng {
     state: u64,

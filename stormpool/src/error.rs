@@ -115,8 +115,8 @@ impl<E: std::error::Error + 'static> std::error::Error for AcquireError<E> {
 }
 
 /// A configuration value that a builder ([`Builder`](crate::Builder), the
-/// gate's, the retry policy's, the fan-out's) or
-/// [`Pool::resize`](crate::Pool::resize) refused. Names the field.
+/// gate's) or [`Pool::resize`](crate::Pool::resize) refused. Names the
+/// field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -144,14 +144,6 @@ pub enum ConfigError {
         /// What the field accepts.
         expected: &'static str,
     },
-    /// A retry policy's backoff could sleep, over `max_attempts - 1`
-    /// retries, as long as one attempt's timeout or longer.
-    SleepBudget {
-        /// The sum of the backoff's ceilings over all retries.
-        worst_case_sleep: Duration,
-        /// The per-attempt timeout the sleeps must stay below.
-        attempt_timeout: Duration,
-    },
 }
 
 impl ConfigError {
@@ -162,7 +154,6 @@ impl ConfigError {
             | ConfigError::ZeroDuration { field }
             | ConfigError::OutOfRange { field, .. } => field,
             ConfigError::MinIdleAboveMaxSize { .. } => "min_idle",
-            ConfigError::SleepBudget { .. } => "backoff_cap",
         }
     }
 }
@@ -183,15 +174,6 @@ impl fmt::Display for ConfigError {
             ConfigError::OutOfRange { field, expected } => {
                 write!(f, "`{field}` must be {expected}")
             }
-            ConfigError::SleepBudget {
-                worst_case_sleep,
-                attempt_timeout,
-            } => write!(
-                f,
-                "the backoff may sleep {worst_case_sleep:?} in total, which must be below \
-                 `attempt_timeout` ({attempt_timeout:?}): lower `backoff_cap`, \
-                 `backoff_base` or `max_attempts`"
-            ),
         }
     }
 }

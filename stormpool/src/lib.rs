@@ -3,12 +3,14 @@
 //!
 //! A [`Pool`] hands out connections made by a [`Manager`] (the
 //! `stormpool-postgres` and `stormpool-mysql` crates provide managers for
-//! tokio-postgres and mysql_async; [`sim`] provides a simulated database).
+//! tokio-postgres and mysql_async; `sim`, with the feature of that name,
+//! provides a simulated database).
 //! Beyond pooling, the pool is an admission controller: it decides, under
 //! overload, which requests to serve and which to reject early.
 //!
 //! ```
 //! use std::time::Duration;
+//! // The simulated database (feature `sim`): any `Manager` will do.
 //! use stormpool::sim::{SimConfig, SimManager};
 //! use stormpool::{AcquireError, AcquireOptions, Pool, Priority};
 //!
@@ -91,8 +93,8 @@
 //!
 //! | feature | default | adds |
 //! |---|---|---|
-//! | `sim` | yes | [`sim`], the simulated database |
-//! | `tower` | no | `gate::GateLayer`, `retry::tower::BudgetedRetry` |
+//! | `sim` | no | `sim`, the simulated database (for tests, examples and the lab) |
+//! | `tower` | no | `gate::GateLayer` |
 //! | `metrics` | no | series through the `metrics` facade (names in `pool::observe`'s docs) |
 //! | `tracing` | no | events and spans through `tracing` |
 //!
@@ -100,21 +102,20 @@
 //!
 //! [`pool`] (the pool, its waitlist, idle store, connector, lease watchdog),
 //! [`admission`] (the detector and the serving rules), [`gate`] (the
-//! same admission control for any critical section), [`health`],
-//! [`retry`] and [`fanout`] (backoff, budgets, bounded fan-out), [`clock`]
-//! (tokio's clock and the jitter generator), [`sim`].
+//! same admission control for any critical section), [`health`], [`clock`]
+//! (tokio's clock and the jitter generator), [`statements`] (for managers
+//! that track statements), `sim` (feature `sim`). Retries, retry budgets
+//! and bounded fan-out are in the `stormpool-retry` crate, built on this one.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod admission;
 pub mod clock;
 mod error;
-pub mod fanout;
 pub mod gate;
 pub mod health;
 mod manager;
 pub mod pool;
-pub mod retry;
 mod settings;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -1,5 +1,6 @@
-//! A simulated database and its [`Manager`], for tests, benchmarks and the
-//! storm lab (feature `sim`, on by default).
+//! A simulated database and its [`Manager`], for tests, examples and the
+//! storm lab (feature `sim`, off by default: the workspace's own crates
+//! that need it turn it on, and a production build does not compile it).
 //!
 //! The simulation keeps what matters to a pool and nothing else:
 //!

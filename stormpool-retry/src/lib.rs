@@ -1,7 +1,14 @@
-//! Retries that cannot become a storm: a backoff whose sleeps stay below one
-//! attempt's timeout, a classifier that retries only what may go
-//! differently, a budget per destination, and a deadline over the whole
-//! attempt sequence.
+//! Outbound calls that cannot become a storm: retries whose sleeps stay
+//! below one attempt's timeout, that retry only what may go differently,
+//! within a budget per destination and a deadline over the whole attempt
+//! sequence; and a bounded fan-out of such calls over many targets.
+//!
+//! The `stormpool` pool decides which requests a service admits under
+//! overload; this crate keeps the service's own calls, to its peers or to
+//! a pool, from multiplying the load when they fail. It builds on the
+//! `stormpool` core (tokio's clock and the jitter generator of
+//! `stormpool::clock`, and [`PoolErrors`] to classify the pool's
+//! `AcquireError`); the core does not depend on it.
 //!
 //! # The failure this answers
 //!
@@ -9,12 +16,13 @@
 //! task per peer, a fresh connection per request, and a retry schedule whose
 //! sleeps alone were longer than its own request timeout, while the caller
 //! waited for all of it. One slow replica added about a second to every
-//! lifecycle operation of the fleet. Each piece of this module removes one
+//! lifecycle operation of the fleet. Each piece of this crate removes one
 //! cause: [`RetryPolicy`] bounds each attempt and the sleeps, [`Classify`]
 //! keeps permanent and overload failures from being retried, [`RetryBudget`]
-//! keeps retries at a fraction of the traffic, and a deadline
+//! keeps retries at a fraction of the traffic, a deadline
 //! ([`CallOptions::deadline`], or the per-target deadline of
-//! [`FanOut`](crate::fanout::FanOut)) caps the whole sequence.
+//! [`FanOut`](fanout::FanOut)) caps the whole sequence, and
+//! [`fanout`] bounds how many calls are in flight at once.
 //!
 //! # Why the sleep budget must stay below the attempt timeout
 //!
@@ -24,7 +32,7 @@
 //! than trying, and, worse, its worst case is dominated by a number nobody
 //! looks at. [`RetryPolicyBuilder::build`] therefore refuses a policy whose
 //! backoff could sleep, in total, as long as one attempt's timeout
-//! ([`ConfigError::SleepBudget`](crate::ConfigError::SleepBudget)); [`RetryPolicy::run`] holds every
+//! ([`ConfigError::SleepBudget`]); [`RetryPolicy::run`] holds every
 //! sequence to it at run time too, including delays a server asks for with
 //! [`Classification::RetryAfter`].
 //!
@@ -54,18 +62,11 @@
 //! deadline: an attempt that can only be cut short is work done for nobody.
 //! Each [`Attempt`] carries its deadline, to be passed on to the destination.
 //!
-//! # With tower
-//!
-//! With the `tower` feature, `retry::tower::BudgetedRetry` is a
-//! `tower::retry::Policy` that makes the same decisions from the same
-//! [`RetryPolicy`] and spends the same [`RetryBudget`], for services built
-//! from tower layers.
-//!
 //! # Example
 //!
 //! ```
 //! use std::time::Duration;
-//! use stormpool::retry::{BudgetConfig, Budgets, CallOptions, PoolErrors, RetryPolicy};
+//! use stormpool_retry::{BudgetConfig, Budgets, CallOptions, PoolErrors, RetryPolicy};
 //! use stormpool::AcquireError;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -92,10 +93,43 @@
 //! # }
 //! ```
 
+//! # Fan-out
+//!
+//! [`fanout::FanOut`] runs one operation over many targets: at most
+//! `max_in_flight` at once (a permit before a spawn, so the bound is on the
+//! tasks that exist), each under a deadline over its whole attempt sequence,
+//! until `All`, `Quorum(k)` or `First` is reached; dropping the run cancels
+//! it. See the [`fanout`] module docs.
+//!
+//! # With tower
+//!
+//! With the `tower` feature, `tower::BudgetedRetry` is a
+//! `tower::retry::Policy` that makes the same decisions from the same
+//! [`RetryPolicy`] and spends the same [`RetryBudget`], for services built
+//! from tower layers.
+//!
+//! # Features
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `tower` | no | `tower::BudgetedRetry`, a `tower::retry::Policy` spending a retry budget |
+//!
+//! # Map
+//!
+//! [`RetryPolicy`] and its [`RetryConfig`] (the builder validates the sleep
+//! budget), [`Backoff`] (full jitter inside the cap), [`classify`]
+//! ([`Classification`], [`Classify`], [`PoolErrors`], HTTP statuses),
+//! [`budget`] ([`RetryBudget`], [`Budgets`]), [`RetryError`] and [`Stop`],
+//! [`ConfigError`], [`fanout`], and `tower` (feature `tower`).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 mod backoff;
 pub mod budget;
 pub mod classify;
+mod config;
 mod error;
+pub mod fanout;
 mod policy;
 mod sequence;
 #[cfg(feature = "tower")]
@@ -104,5 +138,14 @@ pub mod tower;
 pub use backoff::Backoff;
 pub use budget::{BudgetConfig, BudgetStats, Budgets, RetryBudget};
 pub use classify::{Classification, Classify, PoolErrors};
-pub use error::{RetryError, Stop};
-pub use policy::{Attempt, CallOptions, RetryConfig, RetryPolicy, RetryPolicyBuilder};
+pub use config::RetryConfig;
+pub use error::{ConfigError, RetryError, Stop};
+pub use policy::{Attempt, CallOptions, RetryPolicy, RetryPolicyBuilder};
+/// The jitter generator, shared with the pool: seed it
+/// ([`RetryPolicyBuilder::rng`]) for a reproducible schedule.
+pub use stormpool::clock::Rng;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -35,8 +35,8 @@
 //! (100 by default), and the floor exact for any quieter one.
 //!
 //! This is the design of Finagle's `RetryBudget` and tower's
-//! `retry::budget::TpsBudget`, with a validated configuration, the clock
-//! from [`crate::clock`] (so it runs under paused time), and a registry,
+//! `retry::budget::TpsBudget`, with a validated configuration, tokio's clock
+//! (so it runs under paused time, as the pool does), and a registry,
 //! [`Budgets`], that keeps one budget per destination: one failing replica
 //! must not spend the budget of the healthy ones.
 
@@ -47,9 +47,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::clock::{self, Instant};
+use stormpool::clock::Instant;
 
-use crate::ConfigError;
+use crate::error::{ensure, ConfigError};
 
 /// The configuration of a [`RetryBudget`]. Plain data; checked by
 /// [`validate`](BudgetConfig::validate) and by [`RetryBudget::new`].
@@ -84,22 +84,17 @@ impl BudgetConfig {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let ratio = self.retry_ratio;
-        if !(ratio.is_finite() && ratio > 0.0 && ratio <= 1.0) {
-            return Err(ConfigError::OutOfRange {
-                field: "retry_ratio",
-                expected: "in (0, 1]",
-            });
-        }
-        if self.ttl.is_zero() {
-            return Err(ConfigError::ZeroDuration { field: "ttl" });
-        }
-        if self.ttl < Duration::from_secs(1) || self.ttl > Duration::from_secs(60) {
-            return Err(ConfigError::OutOfRange {
-                field: "ttl",
-                expected: "between 1 s and 60 s",
-            });
-        }
-        Ok(())
+        ensure(
+            ratio.is_finite() && ratio > 0.0 && ratio <= 1.0,
+            "retry_ratio",
+            "in (0, 1]",
+        )?;
+        ensure(!self.ttl.is_zero(), "ttl", "a positive duration")?;
+        ensure(
+            (Duration::from_secs(1)..=Duration::from_secs(60)).contains(&self.ttl),
+            "ttl",
+            "between 1 s and 60 s",
+        )
     }
 }
 
@@ -126,11 +121,11 @@ const RETRY: i64 = 1_000_000;
 ///
 /// Call [`deposit`](RetryBudget::deposit) once per request (not per
 /// attempt) and [`try_withdraw`](RetryBudget::try_withdraw) before each
-/// retry or hedge; [`RetryPolicy::run`](super::RetryPolicy::run) and the
+/// retry or hedge; [`RetryPolicy::run`](crate::RetryPolicy::run) and the
 /// tower adapter do both. See the [module docs](self) for the design.
 ///
 /// ```
-/// use stormpool::retry::{BudgetConfig, RetryBudget};
+/// use stormpool_retry::{BudgetConfig, RetryBudget};
 ///
 /// let mut config = BudgetConfig::default();
 /// config.min_retries_per_sec = 0;
@@ -140,7 +135,7 @@ const RETRY: i64 = 1_000_000;
 /// }
 /// assert!(budget.try_withdraw(), "ten requests earn one retry");
 /// assert!(!budget.try_withdraw());
-/// # Ok::<(), stormpool::ConfigError>(())
+/// # Ok::<(), stormpool_retry::ConfigError>(())
 /// ```
 #[derive(Debug)]
 pub struct RetryBudget {
@@ -231,7 +226,7 @@ impl RetryBudget {
                 deposits: [0; SLOTS],
                 withdrawals: [0; SLOTS],
                 current: 0,
-                current_start: clock::now(),
+                current_start: Instant::now(),
                 deposited: 0,
                 withdrawn: 0,
             }),
@@ -248,7 +243,7 @@ impl RetryBudget {
 
     /// Records one request: it earns `retry_ratio` of a retry, for `ttl`.
     pub fn deposit(&self) {
-        let mut window = self.lock_at(clock::now());
+        let mut window = self.lock_at(Instant::now());
         let slot = window.current;
         window.deposits[slot] = window.deposits[slot].saturating_add(self.deposit);
         window.deposited = window.deposited.saturating_add(self.deposit);
@@ -261,7 +256,7 @@ impl RetryBudget {
     /// taken, when it is empty. Whoever gets `false` must not retry.
     #[must_use = "a retry must not be made when the budget refuses it"]
     pub fn try_withdraw(&self) -> bool {
-        let mut window = self.lock_at(clock::now());
+        let mut window = self.lock_at(Instant::now());
         let granted = window.withdrawn + RETRY <= window.allowance(self.reserve);
         if granted {
             let slot = window.current;
@@ -280,7 +275,7 @@ impl RetryBudget {
 
     /// The whole retries the budget would grant now.
     pub fn available(&self) -> u64 {
-        let window = self.lock_at(clock::now());
+        let window = self.lock_at(Instant::now());
         let balance = window.allowance(self.reserve) - window.withdrawn;
         u64::try_from(balance / RETRY).unwrap_or(0)
     }
@@ -315,13 +310,13 @@ impl RetryBudget {
 /// for good.
 ///
 /// ```
-/// use stormpool::retry::{BudgetConfig, Budgets};
+/// use stormpool_retry::{BudgetConfig, Budgets};
 ///
 /// let budgets: Budgets<String> = Budgets::new(BudgetConfig::default())?;
 /// let a = budgets.get("10.0.0.1:8080");
 /// let again = budgets.get("10.0.0.1:8080");
 /// assert!(std::sync::Arc::ptr_eq(&a, &again));
-/// # Ok::<(), stormpool::ConfigError>(())
+/// # Ok::<(), stormpool_retry::ConfigError>(())
 /// ```
 #[derive(Debug)]
 pub struct Budgets<K> {

@@ -1,5 +1,7 @@
 //! The decision after a failed attempt, shared by [`RetryPolicy::run`] and
-//! the tower adapter so that both follow the same rules.
+//! the tower adapter so that both follow the same rules. It takes the
+//! configuration and a source of backoff delays, not the policy: the policy
+//! is built on it.
 //!
 //! The rules, in order: never retry what is permanent or overloaded; stop at
 //! `max_attempts`; never let the total sleep reach the per-attempt timeout;
@@ -7,16 +9,16 @@
 //! the deadline; and only then ask the budget, so that a retry that will not
 //! be made spends nothing.
 //!
-//! [`RetryPolicy::run`]: super::RetryPolicy::run
+//! [`RetryPolicy::run`]: crate::RetryPolicy::run
 
 use std::time::Duration;
 
-use crate::clock::Instant;
+use stormpool::clock::Instant;
 
-use super::budget::RetryBudget;
-use super::classify::Classification;
-use super::error::Stop;
-use super::policy::RetryPolicy;
+use crate::budget::RetryBudget;
+use crate::classify::Classification;
+use crate::config::RetryConfig;
+use crate::error::Stop;
 
 /// The state of one request's attempt sequence. Plain data: the tower
 /// adapter keeps it in the per-request clone of its policy.
@@ -68,23 +70,25 @@ impl Sequence {
     }
 
     /// Records a failed attempt of class `class`, finished at `now`, and
-    /// decides whether and when to make the next one. A `Retry` has already
-    /// taken its retry from `budget`.
-    pub(crate) fn after_failure<C>(
+    /// decides whether and when to make the next one under `config`.
+    /// `backoff` draws the delay before a given retry of a transient
+    /// failure; it is called only for those. A `Retry` has already taken
+    /// its retry from `budget`.
+    pub(crate) fn after_failure(
         &mut self,
         class: Classification,
         now: Instant,
-        policy: &RetryPolicy<C>,
+        config: &RetryConfig,
+        backoff: impl FnOnce(u32) -> Duration,
         budget: Option<&RetryBudget>,
     ) -> Next {
         self.attempts = self.attempts.saturating_add(1);
         let delay = match class {
             Classification::Permanent => return Next::Stop(Stop::Permanent),
             Classification::Overloaded => return Next::Stop(Stop::Overloaded),
-            Classification::Transient => policy.jittered_delay(self.attempts),
+            Classification::Transient => backoff(self.attempts),
             Classification::RetryAfter(delay) => delay,
         };
-        let config = policy.config();
         if self.attempts >= config.max_attempts {
             return Next::Stop(Stop::AttemptsExhausted);
         }
@@ -115,16 +119,26 @@ impl Sequence {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Rng;
-    use crate::retry::RetryConfig;
     use crate::ConfigError;
+    use crate::RetryPolicy;
     use proptest::prelude::{any, prop_assert, prop_assert_eq, proptest};
+    use stormpool::clock::Rng;
 
     fn policy(config: RetryConfig, seed: u64) -> Result<RetryPolicy<()>, ConfigError> {
         RetryPolicy::builder(())
             .config(config)
             .rng(Rng::with_seed(seed))
             .build()
+    }
+
+    /// One step of `policy`'s decision, as `RetryPolicy::run` takes it.
+    fn after_failure(
+        sequence: &mut Sequence,
+        class: Classification,
+        now: Instant,
+        policy: &RetryPolicy<()>,
+    ) -> Next {
+        policy.after_failure(sequence, class, now, None)
     }
 
     proptest! {
@@ -165,7 +179,7 @@ mod tests {
             let mut sequence = Sequence::new(None);
             let mut slept = Duration::ZERO;
             let stop = loop {
-                match sequence.after_failure(Classification::Transient, now, &policy, None) {
+                match after_failure(&mut sequence, Classification::Transient, now, &policy) {
                     Next::Retry(delay) => {
                         prop_assert!(delay <= config.backoff_cap);
                         slept += delay;
@@ -185,7 +199,7 @@ mod tests {
                     Some(ms) => Classification::RetryAfter(Duration::from_millis(*ms)),
                     None => Classification::Transient,
                 };
-                match sequence.after_failure(class, now, &policy, None) {
+                match after_failure(&mut sequence, class, now, &policy) {
                     Next::Retry(delay) => slept += delay,
                     Next::Stop(_) => break,
                 }
@@ -204,7 +218,7 @@ mod tests {
         ] {
             let mut sequence = Sequence::new(None);
             assert_eq!(
-                sequence.after_failure(class, now, &policy, None),
+                after_failure(&mut sequence, class, now, &policy),
                 Next::Stop(stop)
             );
         }
@@ -217,21 +231,21 @@ mod tests {
         let now = Instant::now();
         let mut sequence = Sequence::new(Some(now + Duration::from_millis(999)));
         assert_eq!(
-            sequence.after_failure(
+            after_failure(
+                &mut sequence,
                 Classification::RetryAfter(Duration::ZERO),
                 now,
-                &policy,
-                None
+                &policy
             ),
             Next::Stop(Stop::Deadline)
         );
         let mut sequence = Sequence::new(Some(now + Duration::from_millis(1_100)));
         assert_eq!(
-            sequence.after_failure(
+            after_failure(
+                &mut sequence,
                 Classification::RetryAfter(Duration::from_millis(50)),
                 now,
-                &policy,
-                None
+                &policy
             ),
             Next::Retry(Duration::from_millis(50))
         );

@@ -10,7 +10,7 @@
 //! - **The per-attempt timeout.** tower's `Retry` does not bound attempts;
 //!   put a timeout layer (`tower::timeout::TimeoutLayer` with the policy's
 //!   `attempt_timeout`) *beneath* the retry layer, and classify its elapsed
-//!   error as [`Transient`](super::Classification::Transient).
+//!   error as [`Transient`](crate::Classification::Transient).
 //! - **Responses that are failures.** Only `Err` results are classified; an
 //!   `Ok` response ends the call. Turn failed responses (an HTTP 503) into
 //!   errors beneath the retry layer.
@@ -24,12 +24,12 @@ use std::time::Duration;
 
 use tokio::time::Sleep;
 
-use crate::clock;
+use stormpool::clock::Instant;
 
-use super::budget::RetryBudget;
-use super::classify::Classify;
-use super::policy::RetryPolicy;
-use super::sequence::{Next, Sequence};
+use crate::budget::RetryBudget;
+use crate::classify::Classify;
+use crate::policy::RetryPolicy;
+use crate::sequence::{Next, Sequence};
 
 /// A [`tower::retry::Policy`] driven by a shared [`RetryPolicy`] and the
 /// destination's [`RetryBudget`].
@@ -37,8 +37,8 @@ use super::sequence::{Next, Sequence};
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use stormpool::retry::tower::BudgetedRetry;
-/// use stormpool::retry::{Classification, RetryBudget, RetryPolicy};
+/// use stormpool_retry::tower::BudgetedRetry;
+/// use stormpool_retry::{Classification, RetryBudget, RetryPolicy};
 /// use tower::{service_fn, Layer, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -132,10 +132,12 @@ where
             Err(error) => error,
         };
         let class = self.policy.classifier().classify(error);
-        match self
-            .sequence
-            .after_failure(class, clock::now(), &self.policy, Some(&self.budget))
-        {
+        match self.policy.after_failure(
+            &mut self.sequence,
+            class,
+            Instant::now(),
+            Some(&self.budget),
+        ) {
             Next::Retry(delay) => Some(tokio::time::sleep(delay)),
             Next::Stop(_) => None,
         }
@@ -148,7 +150,7 @@ where
         if self.sequence.attempts() == 0 {
             let deadline = self
                 .overall_timeout
-                .and_then(|timeout| clock::now().checked_add(timeout));
+                .and_then(|timeout| Instant::now().checked_add(timeout));
             self.sequence = Sequence::new(deadline);
         }
         Some(request.clone())

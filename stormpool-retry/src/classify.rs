@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use crate::error::AcquireError;
+use stormpool::AcquireError;
 
 /// What one failed attempt says about the next one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,7 +48,7 @@ impl Classification {
 /// classifier:
 ///
 /// ```
-/// use stormpool::retry::{Classification, Classify};
+/// use stormpool_retry::{Classification, Classify};
 ///
 /// #[derive(Debug)]
 /// enum PushError {
@@ -132,7 +132,7 @@ impl<E> From<&AcquireError<E>> for Classification {
 ///   same answer. Other 5xx: transient.
 ///
 /// ```
-/// use stormpool::retry::{classify, Classification};
+/// use stormpool_retry::{classify, Classification};
 ///
 /// assert_eq!(classify::http_status(409, None), Some(Classification::Permanent));
 /// assert_eq!(classify::http_status(502, None), Some(Classification::Transient));

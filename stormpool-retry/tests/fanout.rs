@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stormpool::clock::Instant;
-use stormpool::fanout::{Completion, FanOut, FanOutError, Outcome};
-use stormpool::retry::{CallOptions, Classification, RetryError, RetryPolicy, Stop};
+use stormpool_retry::fanout::{Completion, FanOut, FanOutBuilder, FanOutError, Outcome};
+use stormpool_retry::{CallOptions, Classification, RetryError, RetryPolicy, Stop};
 
 /// Counts the operation futures alive at once: one is created when the
 /// fan-out calls the operation (after taking a permit) and dies when it
@@ -350,7 +350,7 @@ async fn fanout_deadline_bounds_each_targets_whole_retry_sequence() {
 
 #[tokio::test(start_paused = true)]
 async fn fanout_rejects_bad_input_with_typed_errors() {
-    let field = |builder: stormpool::fanout::FanOutBuilder| builder.build().unwrap_err().field();
+    let field = |builder: FanOutBuilder| builder.build().unwrap_err().field();
     assert_eq!(field(FanOut::builder().max_in_flight(0)), "max_in_flight");
     assert_eq!(
         field(FanOut::builder().per_target_timeout(Duration::ZERO)),

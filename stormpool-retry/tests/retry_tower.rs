@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use stormpool::clock::{Instant, Rng};
-use stormpool::retry::tower::BudgetedRetry;
-use stormpool::retry::{BudgetConfig, Classification, RetryBudget, RetryPolicy};
+use stormpool::clock::Instant;
+use stormpool_retry::tower::BudgetedRetry;
+use stormpool_retry::{BudgetConfig, Classification, RetryBudget, RetryPolicy, Rng};
 use tower::{service_fn, Layer, Service, ServiceExt};
 
 #[derive(Debug, Clone, Copy, PartialEq)]

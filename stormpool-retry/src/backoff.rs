@@ -5,24 +5,23 @@
 //! architecture blog's comparison of jitter schemes). The jitter is taken
 //! *inside* the ceiling, never added on top of it: a schedule whose jitter can
 //! push a delay past its cap has no worst case one can reason about, and the
-//! worst case is what [`RetryPolicy`](super::RetryPolicy) checks against the
+//! worst case is what [`RetryPolicy`](crate::RetryPolicy) checks against the
 //! per-attempt timeout. Full jitter (rather than "equal" or "decorrelated"
 //! jitter) spreads a herd of clients that failed together over the whole
 //! window, which is what breaks the synchronised retry waves.
 
 use std::time::Duration;
 
-use crate::clock::Rng;
+use stormpool::clock::Rng;
 
-use crate::ConfigError;
+use crate::error::{ensure, ConfigError};
 
 /// An exponential backoff schedule with full jitter: every delay lies in
 /// `[0, cap]`.
 ///
 /// ```
 /// use std::time::Duration;
-/// use stormpool::clock::Rng;
-/// use stormpool::retry::Backoff;
+/// use stormpool_retry::{Backoff, Rng};
 ///
 /// let backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(50), 2.0)?;
 /// assert_eq!(backoff.ceiling(1), Duration::from_millis(10));
@@ -33,7 +32,7 @@ use crate::ConfigError;
 ///
 /// let mut rng = Rng::with_seed(1);
 /// assert!(backoff.delay(5, &mut rng) <= Duration::from_millis(50));
-/// # Ok::<(), stormpool::ConfigError>(())
+/// # Ok::<(), stormpool_retry::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
@@ -48,29 +47,18 @@ impl Backoff {
     ///
     /// # Errors
     ///
-    /// `base` zero ([`ZeroDuration`](ConfigError::ZeroDuration),
-    /// `backoff_base`), `cap` below `base` or `factor` below 1 or not finite
-    /// ([`OutOfRange`](ConfigError::OutOfRange), `backoff_cap` or
-    /// `backoff_factor`).
+    /// [`OutOfRange`](ConfigError::OutOfRange), naming the field:
+    /// `backoff_base` when `base` is zero, `backoff_cap` when `cap` is below
+    /// `base`, `backoff_factor` when `factor` is below 1 or not finite.
     pub fn new(base: Duration, cap: Duration, factor: f64) -> Result<Self, ConfigError> {
-        if base.is_zero() {
-            return Err(ConfigError::ZeroDuration {
-                field: "backoff_base",
-            });
-        }
-        if cap < base {
-            return Err(ConfigError::OutOfRange {
-                field: "backoff_cap",
-                expected: "at least `backoff_base`",
-            });
-        }
+        ensure(!base.is_zero(), "backoff_base", "a positive duration")?;
+        ensure(cap >= base, "backoff_cap", "at least `backoff_base`")?;
         // `is_finite` also rejects NaN.
-        if !(factor.is_finite() && factor >= 1.0) {
-            return Err(ConfigError::OutOfRange {
-                field: "backoff_factor",
-                expected: "a finite number of at least 1",
-            });
-        }
+        ensure(
+            factor.is_finite() && factor >= 1.0,
+            "backoff_factor",
+            "a finite number of at least 1",
+        )?;
         Ok(Backoff { base, cap, factor })
     }
 

@@ -1,25 +1,97 @@
-//! How a retried call ends without a value: [`RetryError`] and the [`Stop`]
-//! that says why no further attempt was made.
+//! The errors: [`ConfigError`] for a configuration a builder refused, and
+//! [`RetryError`], with the [`Stop`] that says why no further attempt was
+//! made, for a call that ends without a value.
 
 use std::fmt;
+use std::time::Duration;
+
+/// A configuration value that a builder (the retry policy's, the
+/// fan-out's) or a [`RetryBudget`](crate::RetryBudget) refused. Names the
+/// field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value is outside the range the field accepts (a zero count or
+    /// duration included).
+    OutOfRange {
+        /// The configuration field.
+        field: &'static str,
+        /// What the field accepts.
+        expected: &'static str,
+    },
+    /// The backoff could sleep, over `max_attempts - 1` retries, as long as
+    /// one attempt's timeout or longer.
+    SleepBudget {
+        /// The sum of the backoff's ceilings over all retries.
+        worst_case_sleep: Duration,
+        /// The per-attempt timeout the sleeps must stay below.
+        attempt_timeout: Duration,
+    },
+}
+
+impl ConfigError {
+    /// The configuration field at fault (`backoff_cap` for a sleep budget
+    /// the backoff exceeds).
+    pub fn field(&self) -> &'static str {
+        match self {
+            ConfigError::OutOfRange { field, .. } => field,
+            ConfigError::SleepBudget { .. } => "backoff_cap",
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::OutOfRange { field, expected } => {
+                write!(f, "`{field}` must be {expected}")
+            }
+            ConfigError::SleepBudget {
+                worst_case_sleep,
+                attempt_timeout,
+            } => write!(
+                f,
+                "the backoff may sleep {worst_case_sleep:?} in total, which must be below \
+                 `attempt_timeout` ({attempt_timeout:?}): lower `backoff_cap`, \
+                 `backoff_base` or `max_attempts`"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// `Ok` when `holds`, else [`ConfigError::OutOfRange`] for `field`: one
+/// line per rule in the validations.
+pub(crate) fn ensure(
+    holds: bool,
+    field: &'static str,
+    expected: &'static str,
+) -> Result<(), ConfigError> {
+    if holds {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange { field, expected })
+    }
+}
 
 /// Why a call made no further attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Stop {
-    /// The last failure was [`Permanent`](super::Classification::Permanent).
+    /// The last failure was [`Permanent`](crate::Classification::Permanent).
     Permanent,
     /// The destination said it was overloaded
-    /// ([`Overloaded`](super::Classification::Overloaded)).
+    /// ([`Overloaded`](crate::Classification::Overloaded)).
     Overloaded,
     /// `max_attempts` attempts were made.
     AttemptsExhausted,
-    /// The destination's [`RetryBudget`](super::RetryBudget) had no retry left.
+    /// The destination's [`RetryBudget`](crate::RetryBudget) had no retry left.
     BudgetExhausted,
     /// The overall deadline would pass before another attempt could run for
     /// its whole per-attempt timeout (or had passed before the first one).
     Deadline,
-    /// The delay asked for by a [`RetryAfter`](super::Classification::RetryAfter)
+    /// The delay asked for by a [`RetryAfter`](crate::Classification::RetryAfter)
     /// would take the total sleep to the per-attempt timeout or beyond.
     SleepBudget,
 }
@@ -37,7 +109,7 @@ impl fmt::Display for Stop {
     }
 }
 
-/// A call that [`RetryPolicy::run`](super::RetryPolicy::run) gave up on.
+/// A call that [`RetryPolicy::run`](crate::RetryPolicy::run) gave up on.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RetryError<E> {

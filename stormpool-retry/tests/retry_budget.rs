@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use stormpool::clock::Rng;
-use stormpool::retry::{
-    BudgetConfig, CallOptions, Classification, RetryBudget, RetryError, RetryPolicy,
+use stormpool_retry::{
+    BudgetConfig, CallOptions, Classification, RetryBudget, RetryError, RetryPolicy, Rng,
 };
 
 const REQUESTS_PER_SEC: u64 = 1_000;

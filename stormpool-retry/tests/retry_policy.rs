@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use stormpool::clock::{Instant, Rng};
-use stormpool::retry::{
-    BudgetConfig, CallOptions, Classification, PoolErrors, RetryBudget, RetryError, RetryPolicy,
-    Stop,
+use stormpool::clock::Instant;
+use stormpool::AcquireError;
+use stormpool_retry::{
+    BudgetConfig, CallOptions, Classification, ConfigError, PoolErrors, RetryBudget, RetryError,
+    RetryPolicy, Rng, Stop,
 };
-use stormpool::{AcquireError, ConfigError};
 
 const ATTEMPT: Duration = Duration::from_millis(200);
 

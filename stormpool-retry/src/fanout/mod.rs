@@ -38,8 +38,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use stormpool::fanout::{Completion, FanOut};
-//! use stormpool::retry::{CallOptions, Classification, RetryPolicy};
+//! use stormpool_retry::fanout::{Completion, FanOut};
+//! use stormpool_retry::{CallOptions, Classification, RetryPolicy};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -74,7 +74,7 @@
 //! # }
 //! ```
 //!
-//! [`CallOptions::deadline`]: crate::retry::CallOptions::deadline
+//! [`CallOptions::deadline`]: crate::CallOptions::deadline
 
 mod config;
 mod report;
@@ -86,7 +86,7 @@ use std::sync::Arc;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
 
-use crate::clock::{self, Instant};
+use stormpool::clock::Instant;
 
 pub use config::{Completion, FanOutBuilder, FanOutConfig};
 pub use report::{FanOutError, FanOutReport, Outcome};
@@ -208,7 +208,7 @@ impl FanOut {
     /// `op` is called with each target and its deadline, when the target
     /// has its permit; the future it returns is spawned and dropped at the
     /// deadline. Pass the deadline on (to
-    /// [`CallOptions::deadline`](crate::retry::CallOptions::deadline)) so that
+    /// [`CallOptions::deadline`](crate::CallOptions::deadline)) so that
     /// the attempts are planned to finish before it.
     ///
     /// When the completion is reached, the targets still running are
@@ -282,7 +282,7 @@ impl FanOut {
                         permit = None;
                         continue;
                     };
-                    let deadline = clock::now() + self.config.per_target_timeout;
+                    let deadline = Instant::now() + self.config.per_target_timeout;
                     let work = op(target, deadline);
                     tasks.spawn(async move {
                         let _permit = granted;

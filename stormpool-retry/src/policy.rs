@@ -1,4 +1,4 @@
-//! The retry policy: its configuration, the builder that validates it, and
+//! The retry policy: the builder that validates its configuration, and
 //! [`RetryPolicy::run`], which drives one call's attempt sequence.
 
 use std::fmt;
@@ -6,110 +6,15 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::clock::{self, Instant, Rng};
 use crate::ConfigError;
+use stormpool::clock::{Instant, Rng};
 
-use super::backoff::Backoff;
-use super::budget::RetryBudget;
-use super::classify::{Classification, Classify};
-use super::error::RetryError;
-use super::sequence::{Next, Sequence};
-
-/// The most attempts a policy may make. Far more than a budgeted policy
-/// needs; it keeps the worst-case computation small.
-const MAX_ATTEMPTS: u32 = 100;
-/// The longest per-attempt timeout; keeps deadline arithmetic in range.
-const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
-
-/// Everything a [`RetryPolicy`] is configured with. Plain data; checked by
-/// [`validate`](RetryConfig::validate) and by
-/// [`RetryPolicyBuilder::build`].
-///
-/// The defaults make at most 3 attempts of at most 1 s each, sleeping at
-/// most 50 ms + 100 ms between them.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub struct RetryConfig {
-    /// The most attempts per call, the first included. Default: 3. Between
-    /// 1 and 100.
-    pub max_attempts: u32,
-    /// The longest one attempt may take; it is also the sleep budget: the
-    /// backoff's worst-case total sleep must stay strictly below it.
-    /// Default: 1 s. Positive, at most 24 h.
-    pub attempt_timeout: Duration,
-    /// The ceiling of the first retry's delay. Default: 50 ms. Positive.
-    pub backoff_base: Duration,
-    /// The largest delay between two attempts. Default: 500 ms. At least
-    /// `backoff_base`.
-    pub backoff_cap: Duration,
-    /// The growth of the delay's ceiling per retry. Default: 2. Finite, at
-    /// least 1.
-    pub backoff_factor: f64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig {
-            max_attempts: 3,
-            attempt_timeout: Duration::from_secs(1),
-            backoff_base: Duration::from_millis(50),
-            backoff_cap: Duration::from_millis(500),
-            backoff_factor: 2.0,
-        }
-    }
-}
-
-impl RetryConfig {
-    /// Checks every field; the error names the first bad one.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.checked_backoff().map(drop)
-    }
-
-    /// The worst-case total sleep of a call: the sum of the backoff's
-    /// ceilings over `max_attempts - 1` retries.
-    ///
-    /// # Errors
-    ///
-    /// The backoff fields are invalid.
-    pub fn worst_case_sleep(&self) -> Result<Duration, ConfigError> {
-        let backoff = Backoff::new(self.backoff_base, self.backoff_cap, self.backoff_factor)?;
-        Ok(backoff.worst_case_total(self.max_attempts.saturating_sub(1)))
-    }
-
-    fn checked_backoff(&self) -> Result<Backoff, ConfigError> {
-        if self.max_attempts == 0 {
-            return Err(ConfigError::Zero {
-                field: "max_attempts",
-            });
-        }
-        if self.max_attempts > MAX_ATTEMPTS {
-            return Err(ConfigError::OutOfRange {
-                field: "max_attempts",
-                expected: "at most 100",
-            });
-        }
-        if self.attempt_timeout.is_zero() {
-            return Err(ConfigError::ZeroDuration {
-                field: "attempt_timeout",
-            });
-        }
-        if self.attempt_timeout > MAX_ATTEMPT_TIMEOUT {
-            return Err(ConfigError::OutOfRange {
-                field: "attempt_timeout",
-                expected: "at most 24 h",
-            });
-        }
-        let backoff = Backoff::new(self.backoff_base, self.backoff_cap, self.backoff_factor)?;
-        let worst_case_sleep = backoff.worst_case_total(self.max_attempts - 1);
-        if worst_case_sleep >= self.attempt_timeout {
-            return Err(ConfigError::SleepBudget {
-                worst_case_sleep,
-                attempt_timeout: self.attempt_timeout,
-            });
-        }
-        Ok(backoff)
-    }
-}
+use crate::backoff::Backoff;
+use crate::budget::RetryBudget;
+use crate::classify::{Classification, Classify};
+use crate::config::RetryConfig;
+use crate::error::RetryError;
+use crate::sequence::{Next, Sequence};
 
 /// Builds a [`RetryPolicy`]: `RetryPolicy::builder(classifier).max_attempts(3).build()?`.
 ///
@@ -211,7 +116,7 @@ impl<'a> CallOptions<'a> {
     /// at once with [`RetryError::TimedOut`] and no attempt.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         // An overflowing deadline is no deadline.
-        self.deadline = clock::now().checked_add(timeout);
+        self.deadline = Instant::now().checked_add(timeout);
         self
     }
 
@@ -258,7 +163,7 @@ impl Attempt {
 /// ```
 /// use std::io::{Error, ErrorKind};
 /// use std::time::Duration;
-/// use stormpool::retry::{CallOptions, Classification, RetryBudget, RetryPolicy};
+/// use stormpool_retry::{CallOptions, Classification, RetryBudget, RetryPolicy};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -335,13 +240,31 @@ impl<C> RetryPolicy<C> {
     }
 
     /// A delay for retry `retry` drawn from the backoff.
-    pub(crate) fn jittered_delay(&self, retry: u32) -> Duration {
+    fn jittered_delay(&self, retry: u32) -> Duration {
         // The generator's state is always valid, even after a panic elsewhere.
         let mut rng = match self.rng.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         self.backoff.delay(retry, &mut rng)
+    }
+
+    /// Records a failed attempt of `sequence` and decides on the next one
+    /// under this policy (see [`Sequence::after_failure`]).
+    pub(crate) fn after_failure(
+        &self,
+        sequence: &mut Sequence,
+        class: Classification,
+        now: Instant,
+        budget: Option<&RetryBudget>,
+    ) -> Next {
+        sequence.after_failure(
+            class,
+            now,
+            &self.config,
+            |retry| self.jittered_delay(retry),
+            budget,
+        )
     }
 
     /// Runs `op` until it succeeds or the policy gives up.
@@ -382,11 +305,11 @@ impl<C> RetryPolicy<C> {
         loop {
             let attempts = sequence.attempts();
             let Some(deadline) =
-                sequence.attempt_deadline(clock::now(), self.config.attempt_timeout)
+                sequence.attempt_deadline(Instant::now(), self.config.attempt_timeout)
             else {
                 return Err(RetryError::TimedOut {
                     attempts,
-                    stop: super::Stop::Deadline,
+                    stop: crate::Stop::Deadline,
                 });
             };
             let attempt = Attempt {
@@ -398,7 +321,7 @@ impl<C> RetryPolicy<C> {
                 Ok(Err(error)) => (self.classifier.classify(&error), Some(error)),
                 Err(_elapsed) => (Classification::Transient, None),
             };
-            match sequence.after_failure(class, clock::now(), self, options.budget) {
+            match self.after_failure(&mut sequence, class, Instant::now(), options.budget) {
                 Next::Retry(delay) => tokio::time::sleep(delay).await,
                 Next::Stop(stop) => {
                     let attempts = sequence.attempts();

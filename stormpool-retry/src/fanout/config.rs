@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::ConfigError;
+use crate::error::{ensure, ConfigError};
 
 use tokio::sync::Semaphore;
 
@@ -65,34 +65,28 @@ impl Default for FanOutConfig {
 impl FanOutConfig {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_in_flight == 0 {
-            return Err(ConfigError::Zero {
-                field: "max_in_flight",
-            });
-        }
-        if self.max_in_flight > Semaphore::MAX_PERMITS {
-            return Err(ConfigError::OutOfRange {
-                field: "max_in_flight",
-                expected: "at most `tokio::sync::Semaphore::MAX_PERMITS`",
-            });
-        }
-        if self.per_target_timeout.is_zero() {
-            return Err(ConfigError::ZeroDuration {
-                field: "per_target_timeout",
-            });
-        }
-        if self.per_target_timeout > Duration::from_secs(24 * 3600) {
-            return Err(ConfigError::OutOfRange {
-                field: "per_target_timeout",
-                expected: "at most 24 h",
-            });
-        }
-        if self.completion == Completion::Quorum(0) {
-            return Err(ConfigError::Zero {
-                field: "completion",
-            });
-        }
-        Ok(())
+        let (in_flight, timeout) = (self.max_in_flight, self.per_target_timeout);
+        ensure(in_flight >= 1, "max_in_flight", "at least 1")?;
+        ensure(
+            in_flight <= Semaphore::MAX_PERMITS,
+            "max_in_flight",
+            "at most `tokio::sync::Semaphore::MAX_PERMITS`",
+        )?;
+        ensure(
+            !timeout.is_zero(),
+            "per_target_timeout",
+            "a positive duration",
+        )?;
+        ensure(
+            timeout <= Duration::from_secs(24 * 3600),
+            "per_target_timeout",
+            "at most 24 h",
+        )?;
+        ensure(
+            self.completion != Completion::Quorum(0),
+            "completion",
+            "a quorum of at least 1",
+        )
     }
 }
 
