@@ -83,7 +83,10 @@ fn main() {
         }
         let medians: Vec<f64> = results.into_iter().map(median).collect();
         println!("{workers} worker(s):");
-        for (name, m) in ["stormpool", "deadpool", "bb8", "semaphore"].iter().zip(&medians) {
+        for (name, m) in ["stormpool", "deadpool", "bb8", "semaphore"]
+            .iter()
+            .zip(&medians)
+        {
             println!(
                 "  {name:<10} {:>9.0} ops/s  {:.2}x deadpool",
                 m,

@@ -321,6 +321,7 @@ pub async fn sessions_stay_within_bound<H: StatementHarness>(url: &str) {
         .build()
         .expect("pool config");
     let mut observer = H::observer(url).await;
+    H::hold_for(&mut observer).await;
     let detached = Arc::new(std::sync::Mutex::new(Vec::new()));
     let detached_count = Arc::new(AtomicUsize::new(0));
     let end = Instant::now() + Duration::from_secs(3);
@@ -346,7 +347,7 @@ pub async fn sessions_stay_within_bound<H: StatementHarness>(url: &str) {
                         actions[0] += 1;
                     }
                     40..=74 => {
-                        let sleeping = H::sleep(&mut conn, 1.0, marker);
+                        let sleeping = H::block(&mut conn, 1.0, marker);
                         let _ = tokio::time::timeout(Duration::from_millis(5), sleeping).await;
                         if action >= 60 {
                             Conn::taint(conn);
@@ -365,7 +366,7 @@ pub async fn sessions_stay_within_bound<H: StatementHarness>(url: &str) {
                     _ => {
                         // Stuck past max_hold: revoked, its statement
                         // cancelled, an orphan until this lets go.
-                        let _ = H::sleep(&mut conn, 1.0, marker).await;
+                        let _ = H::block(&mut conn, 1.0, marker).await;
                         actions[4] += 1;
                     }
                 }

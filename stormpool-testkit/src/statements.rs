@@ -68,6 +68,25 @@ pub trait StatementHarness: Harness {
     /// The manager's statement counters.
     fn stats(manager: &Self::M) -> StatementStats;
 
+    /// Blocks on the server for up to `seconds` in one statement tagged
+    /// `marker` that a cancel stops at once, for as long as `observer`
+    /// holds what it waits for (see [`hold_for`](Self::hold_for)). The
+    /// default sleeps ([`sleep`](Self::sleep)).
+    fn block(
+        conn: &mut Conn<Self::M>,
+        seconds: f64,
+        marker: &str,
+    ) -> impl Future<Output = Result<(), StatementError>> + Send {
+        Self::sleep(conn, seconds, marker)
+    }
+
+    /// Makes `observer` hold what [`block`](Self::block) waits for, until it
+    /// is dropped. The default holds nothing.
+    fn hold_for(observer: &mut Self::Observer) -> impl Future<Output = ()> + Send {
+        let _ = observer;
+        async {}
+    }
+
     /// The most sessions the adapter opens beside the pool's own, at once
     /// (side connections of cancels, when they are sessions on the server).
     const SIDE_SESSIONS: usize;

@@ -134,6 +134,30 @@ impl StatementHarness for MariaDb {
     /// `max_concurrent_cancels` (2 by default) at once.
     const SIDE_SESSIONS: usize = 2;
 
+    /// `GET_LOCK` on a lock the observer holds: `KILL QUERY` stops it at
+    /// once, where it can take seconds to reach many `SLEEP()`s.
+    async fn block(
+        conn: &mut Conn<MySqlManager>,
+        seconds: f64,
+        marker: &str,
+    ) -> Result<(), StatementError> {
+        conn.query_drop(format!(
+            "SELECT GET_LOCK('stormpool_block', {seconds}) /* {marker} */"
+        ))
+        .await
+        .map_err(|e| StatementError {
+            message: stormpool_testkit::load::chain(&e),
+            timed_out: e.server_code() == Some(1969),
+        })
+    }
+
+    async fn hold_for(observer: &mut mysql_async::Conn) {
+        let _: Option<i64> = observer
+            .query_first("SELECT GET_LOCK('stormpool_block', 10)")
+            .await
+            .expect("GET_LOCK");
+    }
+
     async fn sessions(observer: &mut mysql_async::Conn, tag: &str) -> usize {
         let n: Option<i64> = observer
             .exec_first(

@@ -142,6 +142,12 @@ impl<E> From<ConnectFailure<E>> for AcquireError<E> {
 /// tick sheds the rest. Keeps the hand-off's work bounded.
 const HANDOFF_SHED_BUDGET: usize = 8;
 
+/// How often hand-offs sample the queue for the admission state, at most.
+/// Its decisions take a detector's target (5 ms) or an interval (100 ms) to
+/// form, so a sample per millisecond loses nothing, and a pool handing off
+/// a million connections a second does not pay for a million samples.
+const SAMPLE_EVERY: Duration = Duration::from_millis(1);
+
 /// What a request asks for.
 pub(crate) struct Ask<'a> {
     pub(crate) deadline: When,
@@ -202,6 +208,8 @@ pub(crate) struct State<M: Manager> {
     connect_patience: Duration,
     /// The latest time any transition read from the clock.
     latest_now: Instant,
+    /// When a hand-off may sample the queue for the admission state again.
+    next_sample: Instant,
     next_conn_id: u64,
     rng: Rng,
 }
@@ -227,6 +235,7 @@ impl<M: Manager> State<M> {
             last_starved: crate::clock::now(),
             connect_patience: config.maintenance_tick,
             latest_now: crate::clock::now(),
+            next_sample: crate::clock::now(),
             next_conn_id: 1,
             rng: config.jitter_seed.map_or_else(Rng::new, Rng::with_seed),
         }
@@ -393,12 +402,22 @@ impl<M: Manager> State<M> {
                 self.counters.handoffs += 1;
                 self.admission.handed_off(now);
                 self.waitlist.grant(id, entry, fx.wakes());
-                self.admission_tick(now, HANDOFF_SHED_BUDGET, fx);
+                self.admission_sample(now, fx);
                 return;
             }
         }
         self.ledger.moved(&mut entry.seat, Place::Idle);
         self.idle.push(entry);
+        self.admission_sample(now, fx);
+    }
+
+    /// A hand-off's sample of the queue for the admission state, at most
+    /// every [`SAMPLE_EVERY`].
+    fn admission_sample(&mut self, now: Instant, fx: &mut Effects<M>) {
+        if now < self.next_sample {
+            return;
+        }
+        self.next_sample = now + SAMPLE_EVERY;
         self.admission_tick(now, HANDOFF_SHED_BUDGET, fx);
     }
 
