@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{html, json, Report};
+use crate::base::LabError;
 use crate::config::Outputs;
-use crate::error::LabError;
 
 impl Report {
     /// Writes the HTML and JSON files `outputs` asks for, creating their

@@ -11,10 +11,8 @@ pub mod table;
 
 use serde::Serialize;
 
-use crate::backend::Backend;
-use crate::config::LabParams;
+use crate::base::{Backend, LabParams, PoolKind};
 use crate::metrics::{RecoveryRule, RunResult};
-use crate::pools::PoolKind;
 use crate::scenario::Scenario;
 
 /// Everything one invocation of the lab found.
@@ -52,7 +50,7 @@ impl PoolInfo {
     pub fn new(kind: PoolKind, backend: &Backend) -> PoolInfo {
         PoolInfo {
             name: kind,
-            description: kind.description(backend),
+            description: backend.describe(kind),
         }
     }
 }
