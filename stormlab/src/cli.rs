@@ -10,11 +10,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::backend::{Backend, DbUrl};
-use crate::config::{Clock, LabConfig, LabParams, Outputs};
-use crate::error::LabError;
-use crate::pools::PoolKind;
-use crate::scenario::ScenarioKind;
+use crate::base::{Backend, Clock, DbUrl, LabError, LabParams, PoolKind, ScenarioKind};
+use crate::config::{LabConfig, Outputs};
 
 /// The largest pool the lab accepts.
 const MAX_CONNECTIONS: u64 = 4096;
@@ -275,7 +272,7 @@ pub fn listing(params: &LabParams) -> String {
         out += &format!(
             "  {:<16} {star} {}\n",
             pool.name(),
-            pool.description(&Backend::Sim)
+            Backend::Sim.describe(pool)
         );
     }
     let pg = Backend::Postgres(DbUrl {
@@ -294,7 +291,7 @@ pub fn listing(params: &LabParams) -> String {
             backend.name()
         );
         for pool in backend.pools() {
-            out += &format!("  {:<16}   {}\n", pool.name(), pool.description(backend));
+            out += &format!("  {:<16}   {}\n", pool.name(), backend.describe(*pool));
         }
     }
     out += "scenarios:\n";

@@ -1,45 +1,48 @@
-//! Runs one pool through one scenario and records every attempt.
+//! Runs one pool through one scenario on one database and records every
+//! attempt.
 //!
-//! Each run gets its own runtime and its own database: a simulated one
-//! here, or a live server's sessions (see [`crate::live`]). Under the
-//! virtual clock the runtime is a current-thread runtime with tokio's clock
-//! paused: time jumps to the next timer whenever every task waits, so a run
-//! is deterministic for a seed and costs only CPU. (Timers fire on whole
-//! milliseconds, tokio's timer resolution; service times and deadlines are
-//! whole milliseconds for that reason.)
+//! Each run gets its own runtime and opens its own database, the simulated
+//! one or a live server's sessions, through the [`Database`] trait: the
+//! driver builds the pool over it, readies it, offers the load, lets it
+//! settle and reads what its server saw. Under the virtual clock the runtime
+//! is a current-thread runtime with tokio's clock paused: time jumps to the
+//! next timer whenever every task waits, so a run is deterministic for a
+//! seed and costs only CPU. (Timers fire on whole milliseconds, tokio's
+//! timer resolution; service times and deadlines are whole milliseconds for
+//! that reason.)
 //!
-//! A request is a task: it starts an attempt with a fresh deadline, hands it
-//! to the pool wrapped in `timeout_at(deadline)` (the client gives up then,
-//! whatever the pool does: a query dropped half-way keeps running on the
-//! simulated server, as on a real one), and retries a failed attempt at once
-//! as often as the scenario says, while the load lasts.
+//! The load is the test kit's open-loop generator, one arrival process per
+//! stream of the scenario: a request is a task that starts an attempt with a
+//! fresh deadline and hands it to the pool wrapped in `timeout_at(deadline)`
+//! (the client gives up then, whatever the pool does: a query dropped
+//! half-way keeps running on the server, simulated or real), and retries a
+//! failed attempt at once as often as the scenario says, while the load
+//! lasts.
 //!
 //! A scenario's holders (jobs without a deadline, see
 //! [`Scenario::holders`]) are tasks too, started as its wedge starts; they
 //! are counted apart from the requests.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stormpool::clock::Rng;
-use stormpool::sim::{SimConfig, SimManager};
 use stormpool::Priority;
-use tokio::time::{sleep_until, timeout_at, Instant};
+use stormpool_testkit::open_loop::{self, Arrivals, Ended, Grant, OpenLoop, Plan, Record};
+use tokio::time::{sleep_until, Instant};
 
-use crate::backend::Backend;
-use crate::config::{Clock, LabParams};
-use crate::error::LabError;
-use crate::metrics::{Attempt, AttemptResult, Holders, RawRun, ServerStats};
-use crate::pools::Probe;
-use crate::pools::{
-    Bb8Lab, DeadpoolLab, LabPool, PoolKind, PoolSetup, PrefixLab, Request, StormpoolLab,
-};
+use crate::base::{Backend, Clock, LabError, LabParams, PoolError, PoolKind};
+use crate::database::live::mysql::MySql;
+use crate::database::live::postgres::Postgres;
+use crate::database::live::{self, Live};
+use crate::database::sim::Simulated;
+use crate::database::{Database, Hang};
+use crate::metrics::{Attempt, AttemptResult, Holders, RawRun, RecoveryRule, ServerStats, SAMPLE};
+use crate::pools::{PoolSetup, Request, SharedPool};
 use crate::progress::Progress;
 use crate::scenario::{Keys, Scenario, Stream};
-
-/// How often the driver samples the pool's waiting count.
-pub const SAMPLE: Duration = Duration::from_millis(10);
 
 /// How long a holder the pool turned away waits before it asks again: a
 /// tick, so that a pool that refuses at once does not spin the clock still.
@@ -56,143 +59,101 @@ pub fn run_length(scenario: &Scenario, params: &LabParams) -> Duration {
     scenario.duration() + params.deadline + SAMPLE
 }
 
-/// Runs `pool` through `scenario` on `backend`.
+/// Checks that the lab can run against `backend`, and says how recovery is
+/// judged there: on the simulation, against the service time; on a live
+/// server, once it answers, against a statement's latency on it, measured
+/// now while it is idle.
+pub fn prepare(backend: &Backend, params: &LabParams) -> Result<RecoveryRule, LabError> {
+    match backend {
+        Backend::Sim => Ok(RecoveryRule::simulated(params.service)),
+        Backend::Postgres(url) => {
+            live::ensure_reachable(url, backend.name())?;
+            live::unloaded_latency::<Postgres>(url, params.service).map(RecoveryRule::live)
+        }
+        Backend::Mysql(url) => {
+            live::ensure_reachable(url, backend.name())?;
+            live::unloaded_latency::<MySql>(url, params.service).map(RecoveryRule::live)
+        }
+    }
+}
+
+/// Runs `kind` through `scenario` on `backend`.
 pub fn run(
-    pool: PoolKind,
+    kind: PoolKind,
     scenario: &Scenario,
     params: &LabParams,
     backend: &Backend,
     progress: &Progress,
 ) -> Result<RawRun, LabError> {
     let run = Run {
+        kind,
         scenario,
         params,
         progress,
     };
-    if scenario.cancels_ignored && *backend != Backend::Sim {
-        // A live server acts on cancels; the lab cannot make it ignore them.
-        return Err(LabError::ScenarioUnsupported {
-            scenario: scenario.name(),
-            database: backend.name(),
-        });
-    }
     match backend {
-        Backend::Sim => run.simulated(pool),
-        Backend::Postgres(url) => crate::live::postgres::run(&run, pool, url),
-        Backend::Mysql(url) => crate::live::mysql::run(&run, pool, url),
+        Backend::Sim => run.on(params.clock, async {
+            Ok(Simulated::open(params, scenario))
+        }),
+        // A live server runs in real time.
+        Backend::Postgres(url) => {
+            run.on(Clock::Real, Live::<Postgres>::open(url, scenario, params))
+        }
+        Backend::Mysql(url) => run.on(Clock::Real, Live::<MySql>::open(url, scenario, params)),
     }
 }
 
-/// The runtime of one run: a paused current-thread one under the virtual
-/// clock, a multi-thread one in real time.
-pub(crate) fn runtime(clock: Clock) -> Result<tokio::runtime::Runtime, LabError> {
-    match clock {
-        Clock::Virtual => tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build(),
-        Clock::Real => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-    }
-    .map_err(LabError::Runtime)
-}
-
-/// The simulated database of a run: the lab's service time and seed.
-// `SimConfig` is non-exhaustive: no struct update syntax outside stormpool.
-#[allow(clippy::field_reassign_with_default)]
-fn sim_config(params: &LabParams) -> SimConfig {
-    let mut config = SimConfig::default();
-    config.service_time = params.service;
-    config.seed = params.seed;
-    config
-}
-
-/// What every task of one run shares.
-struct Shared {
-    t0: Instant,
-    load_end: Instant,
-    deadline: Duration,
-    retries: u32,
-    /// Attempts waiting for a connection, as the driver counts them.
-    waiting: Arc<AtomicUsize>,
-    next_request: AtomicU64,
-    next_attempt: AtomicU64,
-    /// # Invariant
-    /// Held only to push or take; never across an `.await`.
-    attempts: Mutex<Vec<Finished>>,
-}
-
-/// An attempt that ended, before its grant (which may come later) is read.
-struct Finished {
-    attempt: u64,
-    request: u64,
-    retry: u32,
+/// What a request of the lab carries to the pool.
+#[derive(Clone, Copy, Debug)]
+struct Client {
     priority: Priority,
     key: Option<u32>,
-    start: Instant,
-    deadline: Instant,
-    end: Instant,
-    result: AttemptResult,
-    probe: Arc<Probe>,
 }
 
-/// Sets whether every query started from now on hangs on the server.
-pub(crate) type Hang = Arc<dyn Fn(bool) + Send + Sync>;
-
-/// One scenario, ready to drive pools through.
-pub(crate) struct Run<'a> {
-    pub(crate) scenario: &'a Scenario,
-    pub(crate) params: &'a LabParams,
-    pub(crate) progress: &'a Progress,
+/// One pool through one scenario.
+struct Run<'a> {
+    kind: PoolKind,
+    scenario: &'a Scenario,
+    params: &'a LabParams,
+    progress: &'a Progress,
 }
 
 impl Run<'_> {
-    /// The run on the simulated database, with its own runtime.
-    fn simulated(&self, pool: PoolKind) -> Result<RawRun, LabError> {
-        let runtime = runtime(self.params.clock)?;
-        let sim = SimManager::new(sim_config(self.params));
-        let setup = self.setup();
-        let db = sim.db().clone();
-        db.set_cancellable(!self.scenario.cancels_ignored);
-        let hang: Hang = Arc::new(move |on| db.set_hang(on));
-        let mut raw = runtime.block_on(async {
-            // Built inside the runtime: bb8 spawns its reaper at once.
-            let t0 = Instant::now();
-            Ok::<_, LabError>(match pool {
-                PoolKind::Stormpool | PoolKind::StormpoolNoPropagation => {
-                    let propagate = pool == PoolKind::Stormpool;
-                    let lab = StormpoolLab::new(sim.clone(), &setup, propagate)?;
-                    self.drive(pool, Arc::new(lab), t0, &hang).await
-                }
-                PoolKind::Deadpool => {
-                    let lab = DeadpoolLab::new(sim.clone(), &setup)?;
-                    self.drive(pool, Arc::new(lab), t0, &hang).await
-                }
-                PoolKind::Bb8 => {
-                    let lab = Bb8Lab::new(sim.clone(), &setup)?;
-                    self.drive(pool, Arc::new(lab), t0, &hang).await
-                }
-                PoolKind::Prefix => {
-                    let lab = PrefixLab::new(sim.clone(), &setup);
-                    self.drive(pool, Arc::new(lab), t0, &hang).await
-                }
-                PoolKind::MysqlAsync => {
-                    return Err(LabError::PoolUnsupported {
-                        pool: pool.name(),
-                        database: "simulated",
-                    })
-                }
-            })
-        })?;
-        let own = raw.server.abandoned_ms;
-        raw.server = ServerStats::read(sim.db().stats());
+    /// The run on the database `open` opens, in its own runtime on `clock`.
+    fn on<D: Database>(
+        &self,
+        clock: Clock,
+        open: impl Future<Output = Result<D, LabError>>,
+    ) -> Result<RawRun, LabError> {
+        let runtime = clock.runtime()?;
+        runtime.block_on(async {
+            let mut db = open.await?;
+            let result = self.through(&mut db).await;
+            // Whatever happened, leave nothing of the run behind.
+            db.close().await?;
+            result
+        })
+    }
+
+    /// Builds the pool over `db`, offers it the load, and reads what the
+    /// pool and the server saw.
+    async fn through<D: Database>(&self, db: &mut D) -> Result<RawRun, LabError> {
+        let pool = db.build(self.kind, &self.setup())?;
+        db.ready(&pool).await;
+        let t0 = Instant::now();
+        let mut raw = self.drive(pool.clone(), t0, &db.hang()).await;
+        db.settle().await;
+        raw.notes = pool.notes();
+        // The pool's own count of dead work, where the server cannot tell.
+        let own = pool.dead_work().map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        drop(pool);
+        raw.server = db.server_stats(t0, &raw.attempts);
         raw.server.abandoned_ms += own;
         Ok(raw)
     }
 
     /// How every pool of this run is configured.
-    pub(crate) fn setup(&self) -> PoolSetup {
+    fn setup(&self) -> PoolSetup {
         PoolSetup {
             max_size: self.params.connections,
             deadline: self.params.deadline,
@@ -201,25 +162,36 @@ impl Run<'_> {
         }
     }
 
-    /// Offers the scenario's load to `pool` from `t0` on, and records every
-    /// attempt (the server's counters are left for the caller to fill in,
-    /// but for the dead work the pool counts itself).
-    pub(crate) async fn drive<P: LabPool>(
-        &self,
-        kind: PoolKind,
-        pool: Arc<P>,
-        t0: Instant,
-        hang: &Hang,
-    ) -> RawRun {
-        let shared = Arc::new(Shared {
-            t0,
-            load_end: t0 + self.scenario.duration(),
+    /// The scenario's load from `t0` on, as the generator takes it.
+    fn plan(&self, t0: Instant) -> Plan {
+        Plan {
+            start: t0,
+            phases: (self.scenario.phases.iter())
+                .map(|p| open_loop::Phase {
+                    load: p.load,
+                    duration: p.duration,
+                })
+                .collect(),
             deadline: self.params.deadline,
             retries: self.scenario.retries,
-            waiting: Arc::new(AtomicUsize::new(0)),
-            next_request: AtomicU64::new(0),
-            next_attempt: AtomicU64::new(0),
-            attempts: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Offers the scenario's load to `pool` from `t0` on and records every
+    /// attempt, the holders' fate and the waiting count (the pool's notes
+    /// and the server's counters are left for the caller to fill in).
+    async fn drive(&self, pool: SharedPool, t0: Instant, hang: &Hang) -> RawRun {
+        let load = OpenLoop::new(self.plan(t0), {
+            let pool = pool.clone();
+            move |attempt: open_loop::Attempt<Client>| {
+                let pool = pool.clone();
+                async move {
+                    let Client { priority, key } = attempt.client;
+                    let deadline = Some(attempt.deadline);
+                    let req = Request::new(attempt.id, priority, key, deadline, attempt.grant);
+                    pool.serve(&req).await
+                }
+            }
         });
         let holders = Arc::new(HolderLog::default());
         self.schedule_wedge(t0, hang, &pool, &holders);
@@ -227,24 +199,13 @@ impl Run<'_> {
         for (i, stream) in self.scenario.streams.iter().enumerate() {
             // Each stream its own sequence, all derived from the one seed.
             let seed = self.params.seed ^ (0x9E37_79B9_7F4A_7C15_u64.wrapping_mul(i as u64 + 1));
-            let phases = self
-                .scenario
-                .phases
-                .iter()
-                .map(|p| {
-                    (
-                        p.duration,
-                        p.load * capacity * stream.share / stream.burst as f64,
-                    )
-                })
-                .collect();
-            tokio::spawn(generate(
-                pool.clone(),
-                shared.clone(),
-                stream.clone(),
-                phases,
-                Rng::with_seed(seed),
-            ));
+            let arrivals = Arrivals {
+                capacity,
+                share: stream.share,
+                burst: stream.burst,
+            };
+            let client = client(stream.clone());
+            tokio::spawn(load.arrivals(arrivals, Rng::with_seed(seed), client));
         }
         let end = t0 + run_length(self.scenario, self.params);
         let mut waiting = Vec::new();
@@ -252,26 +213,20 @@ impl Run<'_> {
         while tick < end {
             tick += SAMPLE;
             sleep_until(tick).await;
-            let now = pool
-                .waiting()
-                .unwrap_or_else(|| shared.waiting.load(Ordering::Relaxed));
+            let now = pool.waiting().unwrap_or_else(|| load.waiting());
             waiting.push((micros(tick - t0), now));
             self.progress.advance(SAMPLE);
         }
-        let finished =
-            std::mem::take(&mut *shared.attempts.lock().unwrap_or_else(|p| p.into_inner()));
-        let attempts = finished.into_iter().map(|f| f.into_attempt(t0)).collect();
-        let server = ServerStats {
-            abandoned_ms: pool.dead_work().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
-            ..ServerStats::default()
-        };
+        let attempts = (load.take_records().into_iter())
+            .map(|record| attempt(record, t0))
+            .collect();
         RawRun {
-            pool: kind,
-            requests: shared.next_request.load(Ordering::Relaxed),
+            pool: self.kind,
+            requests: load.requests(),
             attempts,
             waiting,
-            server,
-            notes: pool.notes(),
+            server: ServerStats::default(),
+            notes: Vec::new(),
             holders: (self.scenario.holders > 0).then(|| holders.read(pool.revoked())),
         }
     }
@@ -279,13 +234,7 @@ impl Run<'_> {
     /// Makes every query started during a `hang` phase hang on the server,
     /// and starts the scenario's holders as the first one starts (once the
     /// hang is on, so that their queries hang).
-    fn schedule_wedge<P: LabPool>(
-        &self,
-        t0: Instant,
-        hang: &Hang,
-        pool: &Arc<P>,
-        log: &Arc<HolderLog>,
-    ) {
+    fn schedule_wedge(&self, t0: Instant, hang: &Hang, pool: &SharedPool, log: &Arc<HolderLog>) {
         let starts = self.scenario.phase_starts();
         let mut holders = self.scenario.holders as u64;
         for (phase, start) in self.scenario.phases.iter().zip(starts) {
@@ -316,7 +265,7 @@ struct HolderLog {
     ///
     /// # Invariant
     /// Held only to push or read; never across an `.await`.
-    probes: Mutex<Vec<Arc<Probe>>>,
+    grants: Mutex<Vec<Grant>>,
     /// Holders whose query failed (stopped on the server).
     stopped: AtomicU64,
     /// Holders whose query finished.
@@ -326,13 +275,13 @@ struct HolderLog {
 impl HolderLog {
     /// The holders' fate at the end of the run; `revoked`: the pool's count.
     fn read(&self, revoked: Option<u64>) -> Holders {
-        let probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
-        let granted = probes.iter().filter(|p| p.granted_at().is_some()).count() as u64;
+        let grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
+        let granted = grants.iter().filter(|g| g.granted_at().is_some()).count() as u64;
         // Relaxed: the tasks that counted are done or stuck for good.
         let stopped = self.stopped.load(Ordering::Relaxed);
         let finished = self.finished.load(Ordering::Relaxed);
         Holders {
-            started: probes.len() as u64,
+            started: grants.len() as u64,
             granted,
             stopped,
             finished,
@@ -345,19 +294,19 @@ impl HolderLog {
 /// One holder: a job without a deadline. It asks for a connection until it
 /// gets one (the pool may turn it away: shed, timed out on the pool's own
 /// wait), runs its query, and never gives up on it.
-async fn hold<P: LabPool>(pool: Arc<P>, log: Arc<HolderLog>, id: u64) {
-    // Its own gauge: a holder is not a request the driver counts waiting.
-    let gauge = Arc::new(AtomicUsize::new(0));
-    // One request for every try: the probe records the grant when one comes.
-    let req = Request::new(id, Priority::Normal, None, None, gauge);
-    let probe = req.probe();
-    log.probes
+async fn hold(pool: SharedPool, log: Arc<HolderLog>, id: u64) {
+    // One request for every try, its grant counted nowhere: a holder is not
+    // a request the driver counts waiting. The grant is recorded when one
+    // comes.
+    let req = Request::new(id, Priority::Normal, None, None, Grant::new());
+    let grant = req.grant().clone();
+    log.grants
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .push(probe.clone());
+        .push(grant.clone());
     loop {
         let result = pool.serve(&req).await;
-        if probe.granted_at().is_none() {
+        if grant.granted_at().is_none() {
             tokio::time::sleep(HOLDER_RETRY).await;
             continue;
         }
@@ -371,115 +320,50 @@ async fn hold<P: LabPool>(pool: Arc<P>, log: Arc<HolderLog>, id: u64) {
     }
 }
 
-impl Finished {
-    fn into_attempt(self, t0: Instant) -> Attempt {
-        let at = |t: Instant| micros(t.saturating_duration_since(t0));
-        Attempt {
-            id: self.attempt,
-            request: self.request,
-            retry: self.retry,
-            critical: self.priority == Priority::Critical,
-            key: self.key,
-            start_us: at(self.start),
-            deadline_us: at(self.deadline),
-            end_us: at(self.end),
-            granted_us: self.probe.granted_at().map(at),
-            result: self.result,
-        }
+/// What each request of `stream` carries, drawn from the stream's
+/// sequence: its key, then its priority.
+fn client(stream: Stream) -> impl FnMut(&mut Rng) -> Client + Send + 'static {
+    move |rng| {
+        let key = match stream.keys {
+            Keys::None => None,
+            Keys::Fixed(k) => Some(k),
+            Keys::Uniform { first, count } => {
+                Some(first + (rng.next_u64() % u64::from(count.max(1))) as u32)
+            }
+        };
+        let priority = if rng.next_f64() < stream.critical {
+            Priority::Critical
+        } else {
+            Priority::Normal
+        };
+        Client { priority, key }
+    }
+}
+
+/// An attempt as the generator recorded it, in the lab's terms; times
+/// from `t0`.
+fn attempt(record: Record<Client, PoolError>, t0: Instant) -> Attempt {
+    let at = |t: Instant| micros(t.saturating_duration_since(t0));
+    Attempt {
+        id: record.id,
+        request: record.request,
+        retry: record.retry,
+        critical: record.client.priority == Priority::Critical,
+        key: record.client.key,
+        start_us: at(record.start),
+        deadline_us: at(record.deadline),
+        end_us: at(record.end),
+        // Read now: the pre-fix model grants connections to requests
+        // long gone, after their attempt ended.
+        granted_us: record.granted_at().map(at),
+        result: match record.ended {
+            Ended::Completed => AttemptResult::Completed,
+            Ended::Abandoned => AttemptResult::Abandoned,
+            Ended::Failed(e) => AttemptResult::Failed(e),
+        },
     }
 }
 
 fn micros(d: Duration) -> u64 {
     d.as_micros().min(u64::MAX as u128) as u64
-}
-
-/// One open-loop Poisson arrival process: `phases` are (duration, arrivals
-/// per second); each arrival starts `stream.burst` requests at once.
-async fn generate<P: LabPool>(
-    pool: Arc<P>,
-    shared: Arc<Shared>,
-    stream: Stream,
-    phases: Vec<(Duration, f64)>,
-    mut rng: Rng,
-) {
-    let mut phase_start = 0.0;
-    for (duration, rate) in phases {
-        let phase_end = phase_start + duration.as_secs_f64();
-        let mut t = phase_start;
-        while rate > 0.0 && t < phase_end {
-            // Exponential inter-arrival time; a gap crossing the phase's end
-            // is drawn again from there at the next phase's rate, which is
-            // exact for a Poisson process (it has no memory).
-            t += -(1.0 - rng.next_f64()).ln() / rate;
-            if t >= phase_end {
-                continue;
-            }
-            sleep_until(shared.t0 + Duration::from_secs_f64(t)).await;
-            for _ in 0..stream.burst {
-                let key = match stream.keys {
-                    Keys::None => None,
-                    Keys::Fixed(k) => Some(k),
-                    Keys::Uniform { first, count } => {
-                        Some(first + (rng.next_u64() % u64::from(count.max(1))) as u32)
-                    }
-                };
-                let priority = if rng.next_f64() < stream.critical {
-                    Priority::Critical
-                } else {
-                    Priority::Normal
-                };
-                tokio::spawn(request(pool.clone(), shared.clone(), priority, key));
-            }
-        }
-        phase_start = phase_end;
-    }
-}
-
-/// One client request: its attempts, retried at once while the load lasts.
-async fn request<P: LabPool>(
-    pool: Arc<P>,
-    shared: Arc<Shared>,
-    priority: Priority,
-    key: Option<u32>,
-) {
-    let id = shared.next_request.fetch_add(1, Ordering::Relaxed);
-    for retry in 0..=shared.retries {
-        let start = Instant::now();
-        let deadline = start + shared.deadline;
-        let attempt = shared.next_attempt.fetch_add(1, Ordering::Relaxed);
-        let req = Request::new(
-            attempt,
-            priority,
-            key,
-            Some(deadline),
-            shared.waiting.clone(),
-        );
-        let probe = req.probe();
-        let result = match timeout_at(deadline, pool.serve(&req)).await {
-            Ok(Ok(())) => AttemptResult::Completed,
-            Ok(Err(e)) => AttemptResult::Failed(e),
-            Err(_) => AttemptResult::Abandoned,
-        };
-        probe.leave_queue();
-        let end = Instant::now();
-        shared
-            .attempts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Finished {
-                attempt,
-                request: id,
-                retry,
-                priority,
-                key,
-                start,
-                deadline,
-                end,
-                result,
-                probe,
-            });
-        if result == AttemptResult::Completed || end >= shared.load_end {
-            break;
-        }
-    }
 }

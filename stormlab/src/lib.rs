@@ -2,43 +2,49 @@
 //!
 //! `cargo run --release -p stormlab` offers the same open-loop load to
 //! stormpool, deadpool, bb8 and a model of the pre-fix Vitess smartconnpool
-//! waitlist (seeds 000/001), over the same simulated database, in a series
-//! of scenarios (steady, overload, retry storm, spike, wedged, priority mix,
-//! key fan-out), and shows side by side what each pool does with it: goodput
-//! as a percentage of the database's capacity, connections handed to
-//! requests that had already given up, latency, waiting requests and the
-//! time to recover. It prints a table per scenario and writes a
-//! self-contained HTML report with SVG charts and the results as JSON.
+//! waitlist (the one that stalled in production under a timeout storm), over
+//! the same simulated database, in a series of scenarios (steady, overload,
+//! retry storm, spike, wedged, priority mix, key fan-out), and shows side by
+//! side what each pool does with it: goodput as a percentage of the
+//! database's capacity, connections handed to requests that had already
+//! given up, latency, waiting requests and the time to recover. It prints a
+//! table per scenario and writes a self-contained HTML report with SVG
+//! charts and the results as JSON.
 //!
-//! # How a run works
+//! # Layers
 //!
-//! * [`scenario`]: the load shapes, as phases of Poisson arrivals.
+//! Imports go one way, from the top of this list to the bottom:
+//!
+//! * [`cli`], [`suite`], [`report`], [`config`]: the options, the whole
+//!   suite (several runs at once, with [`progress`]), the tables, charts,
+//!   HTML page and JSON.
+//! * [`driver`]: one pool through one scenario on one database, on its own
+//!   runtime (by default tokio's paused clock: deterministic and fast), the
+//!   load made by the test kit's open-loop generator, every request
+//!   abandoned by its client at its deadline whatever the pool does.
+//! * [`database`]: the databases behind the one trait the driver calls,
+//!   [`database::Database`]: the embedded simulation, and live PostgreSQL
+//!   and MariaDB servers with the database adapters as pools and the
+//!   server's dead work sampled.
 //! * [`pools`]: the pools behind one small trait, [`pools::LabPool`].
-//! * [`live`]: the same against a live PostgreSQL server (`--pg-url`), with
-//!   the database adapters as pools and the server's dead work measured.
-//! * [`driver`]: one pool through one scenario, on its own runtime (by
-//!   default tokio's paused clock: deterministic and fast), with every
-//!   request abandoned by its client at its deadline whatever the pool does.
 //! * [`metrics`]: attempts to results; the definitions of every measure.
-//! * [`report`]: tables, charts, the HTML page and the JSON.
-//! * [`suite`]: the whole suite, several runs at once, with progress.
-//! * [`cli`], [`config`], [`backend`], [`error`], [`units`]: options, their
-//!   checks and their units.
+//! * [`scenario`]: the load shapes, as phases of Poisson arrivals.
+//! * [`base`]: the vocabulary every layer shares: the pools and scenarios
+//!   by name, the database chosen, the parameters and clock, the errors,
+//!   the units.
 
-pub mod backend;
+pub mod base;
 pub mod cli;
 pub mod config;
+pub mod database;
 pub mod driver;
-pub mod error;
-pub mod live;
 pub mod metrics;
 pub mod pools;
 pub mod progress;
 pub mod report;
 pub mod scenario;
 pub mod suite;
-pub mod units;
 
-pub use config::{Clock, LabConfig, LabParams, Outputs};
-pub use error::LabError;
+pub use base::{Backend, Clock, LabError, LabParams, PoolKind, ScenarioKind};
+pub use config::{LabConfig, Outputs};
 pub use suite::run;

@@ -21,18 +21,19 @@
 //!   recovered" if the last window still fails. On a live server the rule
 //!   is adapted to a real machine ([`RecoveryRule::live`]).
 //! * **First success**: from the same start, the end of the first request
-//!   served in time (the yardstick of issue 8: with deadpool-postgres it
-//!   came about 4.7 s after the drop).
+//!   served in time (how long a pool serves nothing at all after a storm:
+//!   with deadpool-postgres on a live server, about 4.7 s).
 
 use std::time::Duration;
 
 use serde::Serialize;
-use stormpool::sim::SimStats;
 
-use crate::config::LabParams;
-use crate::driver::SAMPLE;
-use crate::pools::{PoolError, PoolKind};
-use crate::scenario::{Keys, Scenario, ScenarioKind};
+use crate::base::{LabParams, PoolError, PoolKind, ScenarioKind};
+use crate::scenario::{Keys, Scenario};
+
+/// How often a run samples the pool's waiting count: the step of the
+/// recovery windows and of the charts' buckets.
+pub const SAMPLE: Duration = Duration::from_millis(10);
 
 /// The window of the sliding p99 behind the recovery time.
 pub const RECOVERY_WINDOW: Duration = Duration::from_millis(100);
@@ -54,7 +55,8 @@ pub enum AttemptResult {
 /// One attempt of one request; times in microseconds from the run's start.
 #[derive(Clone, Debug)]
 pub struct Attempt {
-    /// The attempt's number in its run ([`Request::id`](crate::pools::Request::id)).
+    /// The attempt's number in its run, unique (live backends tag its
+    /// statement with it).
     pub id: u64,
     /// The client request it belongs to.
     pub request: u64,
@@ -112,7 +114,7 @@ impl Attempt {
     }
 }
 
-/// What the simulated server saw during a run.
+/// What the server saw during a run.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ServerStats {
     /// Connections opened.
@@ -125,20 +127,6 @@ pub struct ServerStats {
     pub cancelled: u64,
     /// Server time spent on queries whose client had gone, in milliseconds.
     pub abandoned_ms: f64,
-}
-
-impl ServerStats {
-    /// Reads the simulated server's counters.
-    pub fn read(stats: &SimStats) -> ServerStats {
-        use std::sync::atomic::Ordering::Relaxed;
-        ServerStats {
-            connects: stats.connects.load(Relaxed),
-            queries: stats.queries.load(Relaxed),
-            completed: stats.completed.load(Relaxed),
-            cancelled: stats.cancelled.load(Relaxed),
-            abandoned_ms: stats.abandoned_micros.load(Relaxed) as f64 / 1000.0,
-        }
-    }
 }
 
 /// What became of a scenario's holders, the jobs without a deadline of the
@@ -241,7 +229,7 @@ pub struct RecoveryRule {
     /// The quantile: 0.99 for the p99.
     pub quantile: f64,
     /// The bound.
-    #[serde(serialize_with = "crate::units::millis")]
+    #[serde(serialize_with = "crate::base::units::millis")]
     pub bound: Duration,
 }
 
@@ -333,7 +321,7 @@ pub struct RunResult {
     pub classes: Option<Shares>,
     /// Fan-out tenant vs the other tenants served %, for the fan-out.
     pub tenants: Option<Shares>,
-    /// The simulated server's counters.
+    /// The server's counters.
     pub server: ServerStats,
     /// What became of the holders, in scenarios that have them.
     pub holders: Option<Holders>,

@@ -1,6 +1,6 @@
 //! The scenarios: load shapes that reproduce the failures of the reference
 //! incidents, each a list of [`Phase`]s over one or more arrival
-//! [`Stream`]s.
+//! [`Stream`]s ([`ScenarioKind::build`]).
 //!
 //! Arrivals are open-loop: a Poisson process whose rate is the phase's load
 //! times the database's capacity (connections / service time). Open loop is
@@ -26,87 +26,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::LabParams;
+use crate::base::{LabParams, ScenarioKind};
 
 /// How long the wedge phase makes every new query hang.
 const WEDGE: Duration = Duration::from_millis(100);
 
-/// The scenarios the lab knows. Serialized as its [`name`](ScenarioKind::name).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ScenarioKind {
-    /// 0.8x capacity: every pool should serve everything, fast.
-    Steady,
-    /// 2x capacity: the timeout storm of seeds 000/001.
-    Overload,
-    /// 2x, then 0.5x: how long after a storm until requests are served at
-    /// normal latency again?
-    Storm,
-    /// 2x with up to 3 immediate client retries, then 0.5x: the retry storm
-    /// that keeps a stalled pool stalled after the load is gone.
-    RetryStorm,
-    /// 3x for a short while, then 0.5x: how fast does the pool recover?
-    Spike,
-    /// Jobs without a deadline take every connection and hang (a job stuck
-    /// behind a lock), no hold limit.
-    Wedged,
-    /// As `Wedged`, with the pool's hold limit (`max_hold`) where it has one.
-    WedgedMaxHold,
-    /// As `WedgedMaxHold`, on a server that ignores cancels: a revoked job
-    /// never lets go, so `max_orphans` bounds what comes back.
-    WedgedNoCancel,
-    /// 2x, half of the requests critical.
-    PriorityMix,
-    /// One tenant fans out bursts of requests over others' steady traffic.
-    FanOut,
-}
-
 impl ScenarioKind {
-    /// Every scenario, in the default run order.
-    pub const ALL: [ScenarioKind; 10] = [
-        ScenarioKind::Steady,
-        ScenarioKind::Overload,
-        ScenarioKind::Storm,
-        ScenarioKind::RetryStorm,
-        ScenarioKind::Spike,
-        ScenarioKind::Wedged,
-        ScenarioKind::WedgedMaxHold,
-        ScenarioKind::WedgedNoCancel,
-        ScenarioKind::PriorityMix,
-        ScenarioKind::FanOut,
-    ];
-
-    /// The scenario's name on the command line and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            ScenarioKind::Steady => "steady",
-            ScenarioKind::Overload => "overload",
-            ScenarioKind::Storm => "storm",
-            ScenarioKind::RetryStorm => "retry-storm",
-            ScenarioKind::Spike => "spike",
-            ScenarioKind::Wedged => "wedged",
-            ScenarioKind::WedgedMaxHold => "wedged-max-hold",
-            ScenarioKind::WedgedNoCancel => "wedged-no-cancel",
-            ScenarioKind::PriorityMix => "priority",
-            ScenarioKind::FanOut => "fanout",
-        }
-    }
-
-    /// Every scenario's name.
-    pub fn names() -> Vec<&'static str> {
-        ScenarioKind::ALL.iter().map(|s| s.name()).collect()
-    }
-
-    /// The scenario called `name`.
-    pub fn from_name(name: &str) -> Option<ScenarioKind> {
-        ScenarioKind::ALL.into_iter().find(|s| s.name() == name)
-    }
-
-    /// Whether the scenario runs on the simulated database only: a live
-    /// server acts on cancels, and the lab cannot make it ignore them.
-    pub fn simulated_only(self) -> bool {
-        self == ScenarioKind::WedgedNoCancel
-    }
-
     /// The scenario's phases and traffic for these parameters.
     pub fn build(self, params: &LabParams) -> Scenario {
         let phase = |name, load, secs: f64| Phase {
@@ -288,12 +213,6 @@ impl ScenarioKind {
     }
 }
 
-impl Serialize for ScenarioKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
 /// A phase's duration under the lab's scale, with a floor of two deadlines.
 fn scaled(secs: f64, params: &LabParams) -> Duration {
     let scaled = Duration::from_secs_f64(secs * params.scale);
@@ -310,7 +229,7 @@ pub struct Phase {
     /// Offered load, as a multiple of the database's capacity.
     pub load: f64,
     /// How long the phase lasts.
-    #[serde(serialize_with = "crate::units::millis")]
+    #[serde(serialize_with = "crate::base::units::millis")]
     pub duration: Duration,
     /// Every query started in this phase hangs on the server until cancelled.
     pub hang: bool,
@@ -374,13 +293,13 @@ pub struct Scenario {
     /// How many times a client retries a failed attempt, at once.
     pub retries: u32,
     /// The hold limit given to pools that support one.
-    #[serde(serialize_with = "crate::units::opt_millis")]
+    #[serde(serialize_with = "crate::base::units::opt_millis")]
     pub max_hold: Option<Duration>,
     /// Jobs without a deadline started as the first `hang` phase starts:
     /// each waits for a connection as long as it takes (asking again when
     /// the pool turns it away), runs a query that hangs, and never gives up.
-    /// They are not client requests: no goodput counts them; their fate is
-    /// in [`RunResult::holders`](crate::metrics::RunResult::holders).
+    /// They are not client requests: no goodput counts them; the results
+    /// report their fate apart (`holders` in the JSON).
     pub holders: usize,
     /// The server ignores cancels for the whole run (simulated database
     /// only).

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::config::{Clock, LabConfig};
+use crate::base::{Clock, LabError};
+use crate::config::LabConfig;
 use crate::driver;
-use crate::error::LabError;
 use crate::metrics::{self, RecoveryRule, RunResult};
 use crate::progress::Progress;
 use crate::report::table::{scenario_table, summary_table};
@@ -20,10 +20,9 @@ use crate::scenario::Scenario;
 /// Runs the suite `config` describes and writes its outputs; returns the
 /// report and the paths written.
 pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
-    config.backend.ensure_ready()?;
     let started = std::time::Instant::now();
     let params = &config.params;
-    let recovery_rule = config.backend.recovery_rule(params)?;
+    let recovery_rule = driver::prepare(&config.backend, params)?;
     let scenarios: Vec<Scenario> = config.scenarios.iter().map(|k| k.build(params)).collect();
     let jobs: Vec<(usize, usize)> = (0..scenarios.len())
         .flat_map(|s| (0..config.pools.len()).map(move |p| (s, p)))

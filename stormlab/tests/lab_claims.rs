@@ -4,10 +4,10 @@
 
 mod support;
 
-use stormlab::pools::PoolKind;
 use stormlab::report::Report;
-use stormlab::scenario::ScenarioKind;
 use stormlab::LabParams;
+use stormlab::PoolKind;
+use stormlab::ScenarioKind;
 
 fn run(pools: &[PoolKind], scenarios: &[ScenarioKind], scale: f64) -> Report {
     let params = LabParams {

@@ -4,8 +4,8 @@
 mod support;
 
 use serde_json::Value;
-use stormlab::backend::Backend;
-use stormlab::scenario::ScenarioKind;
+use stormlab::Backend;
+use stormlab::ScenarioKind;
 
 #[test]
 fn short_suite_writes_complete_json_and_html() {

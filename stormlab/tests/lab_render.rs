@@ -30,7 +30,7 @@ fn report_renders_in_headless_chromium() {
     ];
 
     let dom = chromium(&common, &["--dump-dom".to_string(), url.clone()]);
-    let charts = 1 + 2 * stormlab::scenario::ScenarioKind::ALL.len();
+    let charts = 1 + 2 * stormlab::ScenarioKind::ALL.len();
     assert_eq!(
         dom.matches("<svg").count(),
         charts,

@@ -10,10 +10,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use stormlab::metrics::{Holders, RunResult};
-use stormlab::pools::PoolKind;
 use stormlab::report::Report;
-use stormlab::scenario::ScenarioKind;
 use stormlab::LabParams;
+use stormlab::PoolKind;
+use stormlab::ScenarioKind;
 use stormpool::sim::{SimConfig, SimManager};
 use stormpool::Manager;
 

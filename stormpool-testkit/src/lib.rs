@@ -1,8 +1,10 @@
 //! Test support for stormpool's database adapters: a loopback TCP
 //! [`FaultProxy`] that resets, closes, freezes, slows or
 //! cuts connections on demand; helpers that find the live test databases
-//! ([`db`]) and control their servers ([`server`]); a small load
-//! generator that records what each request saw ([`load`]); and the
+//! ([`db`]) and control their servers ([`server`]); two load generators
+//! that record what each request saw: a closed loop of tasks ([`load`])
+//! and open-loop Poisson storms over phases of load ([`open_loop`], shared
+//! by the core's storm tests and the storm lab); and the
 //! scenarios the adapters share: faults ([`scenarios`]), outages with the
 //! pool's defaults ([`outages`]), statement hygiene, checked against the
 //! server's view of its sessions ([`statements`]), and transaction hygiene
@@ -16,6 +18,7 @@
 pub mod db;
 pub mod load;
 pub mod module_graph;
+pub mod open_loop;
 pub mod outages;
 pub mod proxy;
 pub mod scenarios;

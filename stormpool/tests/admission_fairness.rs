@@ -2,7 +2,6 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stormpool::{AcquireError, AcquireOptions, Priority};
@@ -25,34 +24,24 @@ async fn run(fan_out: bool, configure: fn(Builder) -> Builder) -> (Vec<Record>, 
         key: |rng| 1 + rng.next_u64() % 99,
         ..Shape::default()
     };
-    let burst_records: support::Records = Arc::new(Mutex::new(Vec::new()));
-    let bursts = {
-        let pool = pool.clone();
-        let records = burst_records.clone();
-        let shape = shape.clone();
+    let bursts = support::Load::new(&pool, &[], &shape);
+    let fanning_out = {
+        let bursts = bursts.clone();
         tokio::spawn(async move {
             if !fan_out {
                 return;
             }
-            let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..4 {
                 for _ in 0..100 {
-                    tasks.spawn(support::request(
-                        pool.clone(),
-                        Priority::Normal,
-                        1000,
-                        shape.clone(),
-                        records.clone(),
-                    ));
+                    bursts.spawn(Priority::Normal, 1000);
                 }
                 tokio::time::sleep(Duration::from_millis(2_500)).await;
             }
-            while tasks.join_next().await.is_some() {}
         })
     };
     let others = support::run(&pool, &[phase(0.8, 10_000)], shape).await;
-    bursts.await.unwrap();
-    let burst = std::mem::take(&mut *burst_records.lock().unwrap());
+    fanning_out.await.unwrap();
+    let burst = bursts.records().await;
     assert_eq!(pool.status().counters.dead_handoffs, 0);
     (others, burst)
 }

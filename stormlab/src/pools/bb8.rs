@@ -8,8 +8,8 @@
 use bb8::{ManageConnection, RunError};
 use stormpool::sim::{SimConnection, SimError, SimManager};
 
-use super::{LabPool, PoolError, PoolSetup, Request};
-use crate::error::LabError;
+use super::{LabPool, PoolSetup, Request, ServeFuture};
+use crate::base::{LabError, PoolError};
 
 /// bb8's manager for the simulated database.
 pub struct Bb8Manager(SimManager);
@@ -40,33 +40,49 @@ impl Bb8Lab {
     /// Builds the pool; call it inside the run's runtime (bb8 spawns its
     /// reaper at once).
     pub fn new(manager: SimManager, setup: &PoolSetup) -> Result<Self, LabError> {
-        let refuse = |reason: &str| LabError::PoolConfig {
-            pool: "bb8",
-            reason: reason.to_string(),
-        };
-        // bb8's builder asserts on these; refuse them here instead.
-        let max_size = u32::try_from(setup.max_size)
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| refuse("max_size must be between 1 and 2^32 - 1"))?;
-        if setup.deadline.is_zero() {
-            return Err(refuse("connection_timeout must be positive"));
-        }
-        let pool = bb8::Pool::builder()
-            .max_size(max_size)
-            .connection_timeout(setup.deadline)
-            .build_unchecked(Bb8Manager(manager));
+        let pool = builder(setup, "bb8")?.build_unchecked(Bb8Manager(manager));
         Ok(Bb8Lab { pool })
     }
 }
 
+/// A bb8 builder as the lab sets up every bb8 pool, here and over a live
+/// server: at most `max_size` connections, `connection_timeout` = the
+/// requests' deadline. `pool`: its name in errors.
+pub fn builder<M: ManageConnection>(
+    setup: &PoolSetup,
+    pool: &'static str,
+) -> Result<bb8::Builder<M>, LabError> {
+    let refuse = |reason: &str| LabError::PoolConfig {
+        pool,
+        reason: reason.to_string(),
+    };
+    // bb8's builder asserts on these; refuse them here instead.
+    let max_size = u32::try_from(setup.max_size)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| refuse("max_size must be between 1 and 2^32 - 1"))?;
+    if setup.deadline.is_zero() {
+        return Err(refuse("connection_timeout must be positive"));
+    }
+    Ok(bb8::Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(setup.deadline))
+}
+
+/// The lab's name for a bb8 checkout error.
+pub fn checkout_error<E>(e: RunError<E>) -> PoolError {
+    match e {
+        RunError::TimedOut => PoolError::Timeout,
+        RunError::User(_) => PoolError::Connect,
+    }
+}
+
 impl LabPool for Bb8Lab {
-    async fn serve(&self, req: &Request) -> Result<(), PoolError> {
-        let mut conn = self.pool.get().await.map_err(|e| match e {
-            RunError::TimedOut => PoolError::Timeout,
-            RunError::User(_) => PoolError::Connect,
-        })?;
-        req.granted();
-        conn.query().await.map_err(|_| PoolError::Query)
+    fn serve<'a>(&'a self, req: &'a Request) -> ServeFuture<'a> {
+        Box::pin(async move {
+            let mut conn = self.pool.get().await.map_err(checkout_error)?;
+            req.granted();
+            conn.query().await.map_err(|_| PoolError::Query)
+        })
     }
 }

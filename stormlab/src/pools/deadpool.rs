@@ -4,12 +4,14 @@
 //! remaining budget, as a careful user does. Recycling checks only
 //! `is_broken`, like deadpool-postgres' default `RecyclingMethod::Fast`.
 
+use std::time::Duration;
+
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult, Timeouts};
 use deadpool::Runtime;
 use stormpool::sim::{SimConnection, SimError, SimManager};
 
-use super::{LabPool, PoolError, PoolSetup, Request};
-use crate::error::LabError;
+use super::{LabPool, PoolSetup, Request, ServeFuture};
+use crate::base::{LabError, PoolError};
 
 /// deadpool's manager for the simulated database.
 pub struct DeadpoolManager(SimManager);
@@ -51,33 +53,45 @@ impl DeadpoolLab {
 }
 
 impl LabPool for DeadpoolLab {
-    async fn serve(&self, req: &Request) -> Result<(), PoolError> {
-        // No deadline: no wait timeout either.
-        let remaining = req.remaining();
-        if remaining.is_some_and(|r| r.is_zero()) {
-            // deadpool reads a zero wait as "do not wait"; the driver has
-            // given up by now anyway.
-            return Err(PoolError::Timeout);
-        }
-        let timeouts = Timeouts {
-            wait: remaining,
-            create: remaining,
-            recycle: remaining,
-        };
-        let mut conn = self
-            .pool
-            .timeout_get(&timeouts)
-            .await
-            .map_err(|e| match e {
-                managed::PoolError::Timeout(_) => PoolError::Timeout,
-                managed::PoolError::Closed => PoolError::Closed,
-                _ => PoolError::Connect,
-            })?;
-        req.granted();
-        conn.query().await.map_err(|_| PoolError::Query)
+    fn serve<'a>(&'a self, req: &'a Request) -> ServeFuture<'a> {
+        Box::pin(async move {
+            let wait = wait_timeout(req)?;
+            let timeouts = Timeouts {
+                wait,
+                create: wait,
+                recycle: wait,
+            };
+            let mut conn = self
+                .pool
+                .timeout_get(&timeouts)
+                .await
+                .map_err(checkout_error)?;
+            req.granted();
+            conn.query().await.map_err(|_| PoolError::Query)
+        })
     }
 
     fn waiting(&self) -> Option<usize> {
         Some(self.pool.status().waiting)
+    }
+}
+
+/// The request's remaining time, as deadpool's per-call timeouts: `None`
+/// without a deadline; a timeout once the deadline passed, since deadpool
+/// reads a zero wait as "do not wait" (the client has given up by then
+/// anyway). deadpool-postgres takes the same, from its own deadpool.
+pub fn wait_timeout(req: &Request) -> Result<Option<Duration>, PoolError> {
+    match req.remaining() {
+        Some(left) if left.is_zero() => Err(PoolError::Timeout),
+        remaining => Ok(remaining),
+    }
+}
+
+/// The lab's name for a deadpool checkout error.
+fn checkout_error<E>(e: managed::PoolError<E>) -> PoolError {
+    match e {
+        managed::PoolError::Timeout(_) => PoolError::Timeout,
+        managed::PoolError::Closed => PoolError::Closed,
+        _ => PoolError::Connect,
     }
 }

@@ -1,5 +1,5 @@
-//! A model of Vitess smartconnpool's waitlist before the fix of seed 000
-//! (the production stall of seed 001).
+//! A model of Vitess smartconnpool's waitlist before its fix for the
+//! timeout storm (the production stall the lab replays).
 //!
 //! What the model keeps from the pre-fix code:
 //!
@@ -32,7 +32,8 @@ use stormpool::sim::{SimConnection, SimManager};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{LabPool, PoolError, PoolSetup, Request};
+use super::{LabPool, PoolSetup, Request, ServeFuture};
+use crate::base::PoolError;
 
 /// The pre-fix waitlist model over the simulated database.
 pub struct PrefixLab {
@@ -78,14 +79,17 @@ impl PrefixLab {
 }
 
 impl LabPool for PrefixLab {
-    async fn serve(&self, req: &Request) -> Result<(), PoolError> {
+    fn serve<'a>(&'a self, req: &'a Request) -> ServeFuture<'a> {
         let inner = self.inner.clone();
         let req = req.clone();
-        // The request's work lives on after its client gives up: dropping
-        // the join handle detaches the task, it does not cancel it.
-        tokio::spawn(async move { inner.serve(&req).await })
-            .await
-            .unwrap_or(Err(PoolError::Closed))
+        Box::pin(async move {
+            // The request's work lives on after its client gives up:
+            // dropping the join handle detaches the task, it does not
+            // cancel it.
+            tokio::spawn(async move { inner.serve(&req).await })
+                .await
+                .unwrap_or(Err(PoolError::Closed))
+        })
     }
 
     fn waiting(&self) -> Option<usize> {

@@ -4,8 +4,8 @@
 use stormpool::sim::SimManager;
 use stormpool::{AcquireError, AcquireOptions, Conn, Pool};
 
-use super::{LabPool, PoolError, PoolSetup, Request};
-use crate::error::LabError;
+use super::{LabPool, PoolSetup, Request, ServeFuture};
+use crate::base::{LabError, PoolError};
 
 /// stormpool over the simulated database, with its defaults except
 /// `max_size`, the hold limit and its `max_orphans` and, for the variant,
@@ -23,8 +23,9 @@ impl StormpoolLab {
     }
 }
 
-/// A stormpool over `manager` as the lab sets every one up.
-pub(crate) fn build<M: stormpool::Manager>(
+/// A stormpool over `manager` as the lab sets every one up, on the
+/// simulated database and on a live server alike.
+pub fn build<M: stormpool::Manager>(
     manager: M,
     setup: &PoolSetup,
     propagate: bool,
@@ -57,7 +58,7 @@ fn options(req: &Request) -> AcquireOptions {
 
 /// Gets a connection for `req` as stormpool takes it (deadline, priority
 /// and key) and reports the grant.
-pub(crate) async fn checkout<M: stormpool::Manager>(
+pub async fn checkout<M: stormpool::Manager>(
     pool: &Pool<M>,
     req: &Request,
 ) -> Result<Conn<M>, PoolError> {
@@ -67,9 +68,11 @@ pub(crate) async fn checkout<M: stormpool::Manager>(
 }
 
 impl LabPool for StormpoolLab {
-    async fn serve(&self, req: &Request) -> Result<(), PoolError> {
-        let mut conn = checkout(&self.pool, req).await?;
-        conn.query().await.map_err(|_| PoolError::Query)
+    fn serve<'a>(&'a self, req: &'a Request) -> ServeFuture<'a> {
+        Box::pin(async move {
+            let mut conn = checkout(&self.pool, req).await?;
+            conn.query().await.map_err(|_| PoolError::Query)
+        })
     }
 
     fn waiting(&self) -> Option<usize> {

@@ -12,9 +12,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{Report, ScenarioReport};
-use crate::error::LabError;
+use crate::base::LabError;
+use crate::base::PoolKind;
 use crate::metrics::RunResult;
-use crate::pools::PoolKind;
 
 const WIDTH: u32 = 576;
 const HEIGHT: u32 = 320;

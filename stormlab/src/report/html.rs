@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::charts::{self, pool_css};
 use super::table::{scenario_table, summary_table, Table};
 use super::Report;
-use crate::error::LabError;
+use crate::base::LabError;
 use crate::metrics::RECOVERY_WINDOW;
 
 const STYLE: &str = "

@@ -1,8 +1,8 @@
 //! The machine-readable results: the whole [`Report`] as JSON, durations in
-//! milliseconds (see [`units`](crate::units)).
+//! milliseconds (see [`units`](crate::base::units)).
 
 use super::Report;
-use crate::error::LabError;
+use crate::base::LabError;
 
 /// The report as pretty-printed JSON.
 pub fn render(report: &Report) -> Result<String, LabError> {

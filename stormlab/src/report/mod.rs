@@ -1,21 +1,18 @@
 //! The lab's outputs: a [`Report`] holding every result, rendered as
 //! terminal tables ([`table`]), one self-contained HTML page with SVG
-//! charts ([`html`], [`charts`]) and JSON ([`json`]).
+//! charts ([`html`], [`charts`]) and JSON ([`json`]), and written to the
+//! files the options name ([`files`]).
 
 pub mod charts;
+pub mod files;
 pub mod html;
 pub mod json;
 pub mod table;
 
-use std::path::{Path, PathBuf};
-
 use serde::Serialize;
 
-use crate::backend::Backend;
-use crate::config::{LabParams, Outputs};
-use crate::error::LabError;
+use crate::base::{Backend, LabParams, PoolKind};
 use crate::metrics::{RecoveryRule, RunResult};
-use crate::pools::PoolKind;
 use crate::scenario::Scenario;
 
 /// Everything one invocation of the lab found.
@@ -53,7 +50,7 @@ impl PoolInfo {
     pub fn new(kind: PoolKind, backend: &Backend) -> PoolInfo {
         PoolInfo {
             name: kind,
-            description: kind.description(backend),
+            description: backend.describe(kind),
         }
     }
 }
@@ -66,32 +63,4 @@ pub struct ScenarioReport {
     pub scenario: Scenario,
     /// One result per pool, in report order.
     pub runs: Vec<RunResult>,
-}
-
-impl Report {
-    /// Writes the HTML and JSON files `outputs` asks for, creating their
-    /// folders; returns the paths written.
-    pub fn write(&self, outputs: &Outputs) -> Result<Vec<PathBuf>, LabError> {
-        let mut written = Vec::new();
-        if let Some(path) = &outputs.html {
-            write_file(path, &html::render(self)?)?;
-            written.push(path.clone());
-        }
-        if let Some(path) = &outputs.json {
-            write_file(path, &json::render(self)?)?;
-            written.push(path.clone());
-        }
-        Ok(written)
-    }
-}
-
-fn write_file(path: &Path, contents: &str) -> Result<(), LabError> {
-    let fail = |source| LabError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    std::fs::write(path, contents).map_err(fail)
 }

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use stormlab::pools::PoolKind;
 use stormlab::report::Report;
-use stormlab::scenario::ScenarioKind;
+use stormlab::PoolKind;
+use stormlab::ScenarioKind;
 use stormlab::{LabConfig, LabParams, Outputs};
 
 /// A fresh, empty folder for one test's outputs.

@@ -1,14 +1,15 @@
 //! Open-loop load against a pool of the simulated database, under paused
-//! time: Poisson arrivals, per-request deadlines, requests abandoned by the
-//! client at their deadline whatever the pool does.
+//! time: the test kit's generator (Poisson arrivals, per-request deadlines,
+//! requests abandoned by the client at their deadline whatever the pool
+//! does) driving this file's pool.
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stormpool::clock::{Instant, Rng};
 use stormpool::sim::{SimConfig, SimManager};
 use stormpool::{AcquireError, AcquireOptions, Conn, Pool, Priority};
+use stormpool_testkit::open_loop::{Arrivals, Ended, OpenLoop, Plan};
 
 pub const CONNECTIONS: usize = 16;
 pub const SERVICE: Duration = Duration::from_millis(2);
@@ -22,8 +23,6 @@ pub fn capacity() -> f64 {
 pub fn capacity_for(service: Duration) -> f64 {
     CONNECTIONS as f64 / service.as_secs_f64()
 }
-
-pub type Records = Arc<Mutex<Vec<Record>>>;
 
 pub fn pool(
     configure: impl FnOnce(stormpool::Builder<SimManager>) -> stormpool::Builder<SimManager>,
@@ -49,13 +48,7 @@ pub fn pool_with(
     .expect("valid test configuration")
 }
 
-/// One stretch of constant arrival rate.
-#[derive(Clone, Copy, Debug)]
-pub struct Phase {
-    /// Arrival rate as a multiple of capacity.
-    pub load: f64,
-    pub duration: Duration,
-}
+pub use stormpool_testkit::open_loop::Phase;
 
 pub fn phase(load: f64, millis: u64) -> Phase {
     Phase {
@@ -100,7 +93,7 @@ pub struct Shape {
     /// The pool's service time, to turn load multiples into rates.
     pub service: Duration,
     pub deadline: Duration,
-    /// Immediate client retries after a failed attempt.
+    /// Immediate client retries after a failed attempt, while the load lasts.
     pub retries: u32,
     pub priority: fn(&mut Rng) -> Priority,
     pub key: fn(&mut Rng) -> u64,
@@ -120,88 +113,85 @@ impl Default for Shape {
     }
 }
 
-/// Runs the phases back to back and returns every attempt's record, once
-/// every request has ended.
+/// Runs the phases back to back from now and returns every attempt's
+/// record, once every request has ended.
 pub async fn run(pool: &Pool<SimManager>, phases: &[Phase], shape: Shape) -> Vec<Record> {
-    let records = Arc::new(Mutex::new(Vec::new()));
-    let mut rng = Rng::with_seed(shape.seed);
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut next = Instant::now();
-    for phase in phases {
-        let end = next + phase.duration;
-        let rate = phase.load * capacity_for(shape.service);
-        loop {
-            // Exponential inter-arrival times: a Poisson process.
-            let gap = -(1.0 - rng.next_f64()).ln() / rate;
-            next += Duration::from_secs_f64(gap);
-            if next >= end {
-                next = end;
-                break;
-            }
-            tokio::time::sleep_until(next).await;
-            let priority = (shape.priority)(&mut rng);
-            let key = (shape.key)(&mut rng);
-            tasks.spawn(request(
-                pool.clone(),
-                priority,
-                key,
-                shape.clone(),
-                records.clone(),
-            ));
-        }
-    }
-    while tasks.join_next().await.is_some() {}
-    let mut records = std::mem::take(&mut *records.lock().unwrap());
-    records.sort_by_key(|r| r.start);
-    records
+    let load = Load::new(pool, phases, &shape);
+    let arrivals = Arrivals::of_capacity(capacity_for(shape.service));
+    let (priority, key) = (shape.priority, shape.key);
+    // The priority is drawn first, then the key.
+    let client = move |rng: &mut Rng| (priority(rng), key(rng));
+    load.0
+        .arrivals(arrivals, Rng::with_seed(shape.seed), client)
+        .await;
+    load.records().await
 }
 
-pub async fn request(
-    pool: Pool<SimManager>,
-    priority: Priority,
-    key: u64,
-    shape: Shape,
-    records: Arc<Mutex<Vec<Record>>>,
-) {
-    for attempt in 0..=shape.retries {
-        let start = Instant::now();
-        let deadline = start + shape.deadline;
-        let mut options = AcquireOptions::new().deadline(deadline).priority(priority);
-        if key != 0 {
-            options = options.key(key);
-        }
-        let got_conn = Arc::new(Mutex::new(None::<Instant>));
-        let seen = got_conn.clone();
-        let pool = pool.clone();
-        let attempt_result = tokio::time::timeout_at(deadline, async move {
-            let mut conn: Conn<SimManager> = pool_get(&pool, options).await?;
-            *seen.lock().unwrap() = Some(Instant::now());
-            conn.query().await.map_err(|_| End::Late)?;
-            Ok::<(), End>(())
-        })
-        .await;
-        let end = Instant::now();
-        let outcome = match attempt_result {
-            Ok(Ok(())) => End::Ok,
-            Ok(Err(e)) => e,
-            Err(_) => match *got_conn.lock().unwrap() {
-                Some(at) if at >= deadline => End::Dead,
-                Some(_) => End::Late,
-                None => End::Timeout,
-            },
+/// Open-loop requests against a pool of the simulated database: each
+/// attempt asks for a connection with its deadline, priority and key,
+/// and runs one query.
+#[derive(Clone)]
+pub struct Load(OpenLoop<(Priority, u64), End>);
+
+impl Load {
+    /// A load over `phases` from now (none: requests started one by one
+    /// with [`Load::spawn`], never retried).
+    pub fn new(pool: &Pool<SimManager>, phases: &[Phase], shape: &Shape) -> Load {
+        let plan = Plan {
+            start: Instant::now(),
+            phases: phases.to_vec(),
+            deadline: shape.deadline,
+            retries: shape.retries,
         };
-        let done = outcome == End::Ok;
-        records.lock().unwrap().push(Record {
-            start,
-            end,
-            priority,
-            key,
-            attempt,
-            outcome,
-        });
-        if done {
-            return;
-        }
+        let pool = pool.clone();
+        Load(OpenLoop::new(plan, move |attempt| {
+            let pool = pool.clone();
+            async move {
+                let (priority, key) = attempt.client;
+                let mut options = AcquireOptions::new()
+                    .deadline(attempt.deadline)
+                    .priority(priority);
+                if key != 0 {
+                    options = options.key(key);
+                }
+                let mut conn = pool_get(&pool, options).await?;
+                attempt.grant.granted();
+                conn.query().await.map_err(|_| End::Late)
+            }
+        }))
+    }
+
+    /// Starts one request now.
+    pub fn spawn(&self, priority: Priority, key: u64) {
+        self.0.spawn((priority, key));
+    }
+
+    /// Every attempt's record, by start, once every request has ended.
+    pub async fn records(&self) -> Vec<Record> {
+        self.0.ended().await;
+        let mut records: Vec<Record> = self
+            .0
+            .take_records()
+            .into_iter()
+            .map(|r| Record {
+                start: r.start,
+                end: r.end,
+                priority: r.client.0,
+                key: r.client.1,
+                attempt: r.retry,
+                outcome: match r.ended {
+                    Ended::Completed => End::Ok,
+                    Ended::Failed(e) => e,
+                    Ended::Abandoned => match r.granted_at() {
+                        Some(at) if at >= r.deadline => End::Dead,
+                        Some(_) => End::Late,
+                        None => End::Timeout,
+                    },
+                },
+            })
+            .collect();
+        records.sort_by_key(|r| r.start);
+        records
     }
 }
 

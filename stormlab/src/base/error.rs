@@ -1,10 +1,13 @@
-//! The lab's one error type: every failure a user can cause or meet.
+//! The lab's errors: [`LabError`], every failure a user can cause or meet,
+//! and [`PoolError`], why a pool did not serve a request.
 //!
 //! `Display` describes this layer only; `main` prints the error and its
 //! `source()` chain joined on a single line.
 
 use std::fmt;
 use std::path::PathBuf;
+
+use super::kinds::{PoolKind, ScenarioKind};
 
 /// Why the lab could not run, or could not write its report.
 #[derive(Debug)]
@@ -93,12 +96,12 @@ impl fmt::Display for LabError {
             LabError::UnknownPool(name) => write!(
                 f,
                 "unknown pool `{name}` (expected one of: {}, or all)",
-                crate::pools::PoolKind::names().join(", ")
+                PoolKind::names().join(", ")
             ),
             LabError::UnknownScenario(name) => write!(
                 f,
                 "unknown scenario `{name}` (expected one of: {}, or all)",
-                crate::scenario::ScenarioKind::names().join(", ")
+                ScenarioKind::names().join(", ")
             ),
             LabError::Unreachable {
                 database,
@@ -137,4 +140,26 @@ impl std::error::Error for LabError {
             _ => None,
         }
     }
+}
+
+/// Why a pool did not serve a request (the driver's own abandonment at the
+/// deadline is not one of these: it drops the future instead).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolError {
+    /// The pool's own wait timed out.
+    Timeout,
+    /// Rejected by load shedding.
+    Shed,
+    /// Rejected early: the pool was wedged (nothing served for an interval).
+    Wedged,
+    /// Rejected: too many requests already waiting.
+    TooManyWaiters,
+    /// Rejected: too many requests of this fairness key waiting.
+    KeyQueueFull,
+    /// The pool is closed.
+    Closed,
+    /// Connecting to the database failed.
+    Connect,
+    /// The query failed on the connection (broken, or cancelled on the server).
+    Query,
 }

@@ -1,24 +1,13 @@
-//! The database behind the pools: the embedded simulation, or a live server.
+//! Which database the pools run against, as the options name it: the
+//! embedded simulation, or a live server at a URL.
 //!
-//! The simulation is the default. A live backend (`--pg-url`, `--mysql-url`) runs the same
-//! scenarios against a real server, whose statements sleep for the service
-//! time (`SELECT pg_sleep(..)`), with the database adapters as pools (see
-//! [`crate::live`]). Its URL is checked first: a TCP connect to its host and
-//! port, so an unreachable server is reported as such; the live run then
-//! connects for real.
+//! The simulation is the default. A live backend (`--pg-url`,
+//! `--mysql-url`) runs the same scenarios against a real server, whose
+//! statements keep it busy for the service time, with the database adapters
+//! as pools. What each database does in a run is the `database` module's.
 
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
-
-use crate::config::LabParams;
-use crate::error::LabError;
-use crate::metrics::RecoveryRule;
-use crate::pools::PoolKind;
-use crate::scenario::ScenarioKind;
-
-/// How long the reachability check of a live database waits for its TCP
-/// handshake.
-const CONNECT_CHECK: Duration = Duration::from_secs(3);
+use super::error::LabError;
+use super::kinds::{PoolKind, ScenarioKind};
 
 /// The database the pools connect to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,25 +85,43 @@ impl Backend {
         *self == Backend::Sim || !scenario.simulated_only()
     }
 
-    /// Checks that the lab can run against this backend: the simulation
-    /// always can; a live server must be reachable.
-    pub fn ensure_ready(&self) -> Result<(), LabError> {
-        match self {
-            Backend::Sim => Ok(()),
-            Backend::Postgres(url) | Backend::Mysql(url) => url.check_reachable(self.name()),
-        }
-    }
-
-    /// How recovery is judged on this backend: on a live server, against
-    /// the statement's latency on the idle server, measured now.
-    pub fn recovery_rule(&self, params: &LabParams) -> Result<RecoveryRule, LabError> {
-        match self {
-            Backend::Sim => Ok(RecoveryRule::simulated(params.service)),
-            Backend::Postgres(url) => {
-                crate::live::postgres::unloaded_latency(url, params.service).map(RecoveryRule::live)
+    /// How `pool` is set up on this database, in one line for reports.
+    pub fn describe(&self, pool: PoolKind) -> &'static str {
+        let live = *self != Backend::Sim;
+        match (pool, live) {
+            (PoolKind::MysqlAsync, _) => {
+                "mysql_async 0.37's own pool: at most `connections`, its defaults \
+                 (a connection is reset when it comes back)"
             }
-            Backend::Mysql(url) => {
-                crate::live::mysql::unloaded_latency(url, params.service).map(RecoveryRule::live)
+            (PoolKind::Stormpool, false) => {
+                "stormpool: deadline, priority and key passed per request"
+            }
+            (PoolKind::Stormpool, true) => {
+                "stormpool (adapter): deadline, priority and key passed per request; \
+                 the deadline bounds the statement on the server; abandoned statements \
+                 cancelled and drained"
+            }
+            (PoolKind::StormpoolNoPropagation, _) => {
+                "stormpool as above, propagate_deadline off: the deadline bounds the \
+                 wait only"
+            }
+            (PoolKind::Deadpool, false) => {
+                "deadpool 0.12 (managed): per-call wait timeout = deadline"
+            }
+            (PoolKind::Deadpool, true) => {
+                "deadpool-postgres 0.14: per-call wait timeout = deadline, \
+                 RecyclingMethod::Fast (is_closed only, the default)"
+            }
+            (PoolKind::Bb8, false) => {
+                "bb8 0.9: connection_timeout = deadline, test_on_check_out (probe) on"
+            }
+            (PoolKind::Bb8, true) => {
+                "bb8-postgres 0.9: connection_timeout = deadline, test_on_check_out \
+                 (empty query) on"
+            }
+            (PoolKind::Prefix, _) => {
+                "pre-fix smartconnpool waitlist model: FIFO, hands off without a \
+                 deadline check, expired requests still run their query"
             }
         }
     }
@@ -163,28 +170,6 @@ impl DbUrl {
         } else {
             format!("{}:{}", self.host, self.port)
         }
-    }
-
-    /// Opens (and closes) a TCP connection to the server.
-    fn check_reachable(&self, database: &'static str) -> Result<(), LabError> {
-        let address = self.address();
-        let unreachable = |reason: String| LabError::Unreachable {
-            database,
-            address: address.clone(),
-            reason,
-        };
-        let addrs: Vec<_> = address
-            .to_socket_addrs()
-            .map_err(|e| unreachable(e.to_string()))?
-            .collect();
-        let mut last = String::from("the host name resolves to no address");
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, CONNECT_CHECK) {
-                Ok(_) => return Ok(()),
-                Err(e) => last = e.to_string(),
-            }
-        }
-        Err(unreachable(last))
     }
 }
 
