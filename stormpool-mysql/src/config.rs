@@ -20,7 +20,7 @@ pub struct ManagerConfig {
     /// its own for `KILL QUERY`, a session on the server beside the pool's:
     /// the server never sees more than `max_size + max_orphans +
     /// max_concurrent_cancels` sessions of a pool. Further cancels wait for
-    /// a turn, within `cancel_timeout`. Default: 2. At least 1.
+    /// a turn, within `cancel_timeout`. Default: 4. At least 1.
     pub max_concurrent_cancels: usize,
     /// How long past a request's deadline a tracked statement waits for
     /// the server before the client gives up on it (a frozen or cut-off
@@ -43,7 +43,7 @@ impl Default for ManagerConfig {
         ManagerConfig {
             close_grace: Duration::from_secs(1),
             cancel_timeout: Duration::from_secs(5),
-            max_concurrent_cancels: 2,
+            max_concurrent_cancels: 4,
             statement_grace: stormpool::statements::DEFAULT_STATEMENT_GRACE,
             statement_cache_capacity: 100,
         }

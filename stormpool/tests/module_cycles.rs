@@ -6,17 +6,8 @@
 
 use std::path::Path;
 
-use stormpool_testkit::module_graph;
-
 #[test]
 fn core_modules_have_no_import_cycle() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    module_graph::assert_no_cycles_except(
-        src,
-        // Being removed with the restructuring of the pool's state: the
-        // guard holds the shared pool state to give its connection back,
-        // and the shared state builds the guard. Delete this entry once
-        // the cycle is gone; the check is then strict.
-        &[("crate::pool", &["conn", "shared"])],
-    );
+    stormpool_testkit::module_graph::assert_no_cycles(src);
 }

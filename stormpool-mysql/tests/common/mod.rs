@@ -131,8 +131,8 @@ impl StatementHarness for MariaDb {
     }
 
     /// `KILL QUERY` runs on side connections of the pool's user, at most
-    /// `max_concurrent_cancels` (2 by default) at once.
-    const SIDE_SESSIONS: usize = 2;
+    /// `max_concurrent_cancels` (4 by default) at once.
+    const SIDE_SESSIONS: usize = 4;
 
     /// `GET_LOCK` on a lock the observer holds: `KILL QUERY` stops it at
     /// once, where it can take seconds to reach many `SLEEP()`s.

@@ -20,6 +20,7 @@
 //! the settings differ. A connection failing any of that is closed and the
 //! request tries the next one, within its deadline.
 
+mod acquire;
 mod config;
 mod conn;
 mod idle;
