@@ -44,8 +44,8 @@ impl<M: Manager> Shared<M> {
             let entry = match step {
                 Checkout::Ready(entry) => entry,
                 Checkout::Wait(id) => {
-                    let entry = self.wait(id, deadline.resolve(), site).await?;
-                    now = clock::now();
+                    let (entry, collected_at) = self.wait(id, deadline.resolve(), site).await?;
+                    now = collected_at;
                     entry
                 }
                 Checkout::Reject(e) => return Err(e),
@@ -96,12 +96,13 @@ impl<M: Manager> Shared<M> {
         id: WaiterId,
         deadline: Instant,
         site: &'static Location<'static>,
-    ) -> Result<Box<Entry<M>>, AcquireError<M::Error>> {
+    ) -> Result<(Box<Entry<M>>, Instant), AcquireError<M::Error>> {
         let mut waiter = Waiter {
             shared: self,
             id,
             site,
             done: false,
+            collected_at: deadline,
         };
         let timer = tokio::time::sleep_until(deadline);
         tokio::pin!(timer);
@@ -113,6 +114,7 @@ impl<M: Manager> Shared<M> {
         })
         .await
         .map_err(AcquireError::from)
+        .map(|entry| (entry, waiter.collected_at))
     }
 
     /// Gives the connection to the request, telling the manager its
@@ -221,19 +223,23 @@ struct Waiter<'a, M: Manager> {
     site: &'static Location<'static>,
     /// The record was collected; nothing to clean up on drop.
     done: bool,
+    /// When it was collected: the time the request goes on with.
+    collected_at: Instant,
 }
 
 impl<M: Manager> Waiter<'_, M> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Collected<M>> {
         let (id, site) = (self.id, self.site);
+        let now = clock::now();
         // A connection passed on past the deadline may wake another waiter.
-        let outcome = self
-            .shared
-            .transition(|state, now, fx| state.poll_waiter(id, now, cx.waker(), site, fx));
+        let outcome = self.shared.transition_at(now, |state, now, fx| {
+            state.poll_waiter(id, now, cx.waker(), site, fx)
+        });
         match outcome {
             None => Poll::Pending,
             Some(result) => {
                 self.done = true;
+                self.collected_at = now;
                 Poll::Ready(result)
             }
         }

@@ -78,7 +78,7 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Performs what a transition left to do outside the lock.
-    pub(crate) fn run(self: &Arc<Self>, fx: Effects<M>) {
+    pub(crate) fn run(self: &Arc<Self>, mut fx: Effects<M>) {
         fx.perform(self);
     }
 
@@ -337,7 +337,7 @@ impl<M: Manager> Shared<M> {
             state.check_ledger();
             r
         };
-        self.run(fx);
+        fx.perform(self);
         r
     }
 }

@@ -86,11 +86,12 @@ impl<M: Manager> Effects<M> {
         self.leaks.push((site, held));
     }
 
-    /// Does everything in the batch: wakes first, so a woken task never
-    /// waits on the rest.
-    pub(crate) fn perform(self, to: &impl Perform<M>) {
+    /// Does everything in the batch, leaving it empty: wakes first, so a
+    /// woken task never waits on the rest. Taken by reference so the batch
+    /// is not moved (it is a few cache lines) on the hot path.
+    pub(crate) fn perform(&mut self, to: &impl Perform<M>) {
         let Effects {
-            mut wakes,
+            wakes,
             close,
             connects,
             kick_maintenance,
@@ -98,19 +99,19 @@ impl<M: Manager> Effects<M> {
             leaks,
         } = self;
         wakes.wake_all();
-        for entry in close {
+        for entry in close.drain(..) {
             to.close(entry);
         }
-        for seat in connects {
+        for seat in connects.drain(..) {
             to.connect(seat);
         }
-        if kick_maintenance {
+        if std::mem::take(kick_maintenance) {
             to.kick_maintenance();
         }
         if !revoked.is_empty() {
-            to.cancel_revoked(revoked);
+            to.cancel_revoked(std::mem::take(revoked));
         }
-        for (site, held) in leaks {
+        for (site, held) in leaks.drain(..) {
             to.leak(site, held);
         }
     }
