@@ -39,8 +39,14 @@ impl<M: Manager> Shared<M> {
         };
         loop {
             let config = &self.config;
-            let step =
-                self.transition_at(now, |state, now, fx| state.checkout(now, &ask, config, fx));
+            // Polled once, to queue a request that must wait with its task's
+            // waker: one lock round trip fewer per wait.
+            let step = poll_fn(|cx| {
+                Poll::Ready(self.transition_at(now, |state, now, fx| {
+                    state.checkout(now, &ask, Some(cx.waker()), config, fx)
+                }))
+            })
+            .await;
             let entry = match step {
                 Checkout::Ready(entry) => entry,
                 Checkout::Wait(id) => {
@@ -101,16 +107,19 @@ impl<M: Manager> Shared<M> {
             shared: self,
             id,
             site,
+            fresh: true,
             done: false,
             collected_at: deadline,
         };
         let timer = tokio::time::sleep_until(deadline);
         tokio::pin!(timer);
-        poll_fn(|cx| {
-            // Arms the timer so the waiter wakes at its deadline; the state
-            // transition itself compares `now` with the deadline.
-            let _ = timer.as_mut().poll(cx);
-            waiter.poll(cx)
+        poll_fn(|cx| match waiter.poll(cx) {
+            Poll::Ready(collected) => Poll::Ready(collected),
+            // Arms the timer so the waiter wakes at its deadline (the
+            // transition itself compares `now` with the deadline); one that
+            // has already fired means the deadline passed: look again.
+            Poll::Pending if timer.as_mut().poll(cx).is_ready() => waiter.poll(cx),
+            Poll::Pending => Poll::Pending,
         })
         .await
         .map_err(AcquireError::from)
@@ -221,6 +230,9 @@ struct Waiter<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
     id: WaiterId,
     site: &'static Location<'static>,
+    /// Not polled yet: it was queued with this task's waker a moment ago,
+    /// so there is nothing to look at.
+    fresh: bool,
     /// The record was collected; nothing to clean up on drop.
     done: bool,
     /// When it was collected: the time the request goes on with.
@@ -229,6 +241,12 @@ struct Waiter<'a, M: Manager> {
 
 impl<M: Manager> Waiter<'_, M> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Collected<M>> {
+        if std::mem::take(&mut self.fresh) {
+            // Anything that happened since (a hand-off, a failure) woke
+            // the task with the waker the waiter was queued with, so it is
+            // polled again.
+            return Poll::Pending;
+        }
         let (id, site) = (self.id, self.site);
         let now = clock::now();
         // A connection passed on past the deadline may wake another waiter.

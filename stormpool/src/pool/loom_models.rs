@@ -120,7 +120,7 @@ fn setup() -> Setup {
     let state: Shared = Arc::new(Mutex::new(State::<Dummy>::new(&config)));
     // The first request waits for the connect its arrival starts...
     let (first, mut seats) = step(&state, &config, t0, |s, fx| {
-        s.checkout(t0, &ask(deadline), &config, fx)
+        s.checkout(t0, &ask(deadline), None, &config, fx)
     });
     let Checkout::Wait(first) = first else {
         panic!("the first request waits for a connect")
@@ -134,7 +134,7 @@ fn setup() -> Setup {
         .ok()
         .expect("the first request is served");
     let (second, _) = step(&state, &config, t0, |s, fx| {
-        s.checkout(t0, &ask(deadline), &config, fx)
+        s.checkout(t0, &ask(deadline), None, &config, fx)
     });
     let Checkout::Wait(waiter) = second else {
         panic!("the second request waits")
@@ -278,7 +278,7 @@ fn close_vs_acquire_nobody_is_left_waiting() {
         };
         let deadline = t0 + Duration::from_secs(1);
         let (step, seats) = step(&state, &config, t0, |s, fx| {
-            s.checkout(t0, &ask(deadline), &config, fx)
+            s.checkout(t0, &ask(deadline), None, &config, fx)
         });
         // A connect may have been started for the request: account it as
         // abandoned, as a spawn on a dead runtime would.

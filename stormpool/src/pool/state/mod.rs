@@ -297,10 +297,13 @@ impl<M: Manager> State<M> {
     }
 
     /// Takes an idle connection, or queues the request, or rejects it.
+    /// A request that must wait is queued with `waker` (its task's), so its
+    /// first poll need not take the lock again.
     pub(crate) fn checkout(
         &mut self,
         now: Instant,
         ask: &Ask<'_>,
+        waker: Option<&std::task::Waker>,
         config: &Config,
         fx: &mut Effects<M>,
     ) -> Checkout<M> {
@@ -363,7 +366,7 @@ impl<M: Manager> State<M> {
             ask.priority.index() as u8,
             ask.key,
             wanted,
-            None,
+            waker.cloned(),
         );
         self.start_connects(now, config, fx);
         Checkout::Wait(id)
