@@ -46,6 +46,39 @@ fn median(mut rates: Vec<f64>) -> f64 {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--uncontended POOL`: N acquire+release cycles of one pool on a
+    // current-thread runtime, for an instruction count (`valgrind
+    // --tool=callgrind`), which the machine's load does not change.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--uncontended") {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        const N: usize = 100_000;
+        match args.get(i + 1).map(String::as_str) {
+            Some("stormpool") => rt.block_on(async {
+                let pool = pools::stormpool(CONNECTIONS).await;
+                for _ in 0..N {
+                    drop(pool.get().await.unwrap());
+                }
+            }),
+            Some("deadpool") => rt.block_on(async {
+                let pool = pools::deadpool(CONNECTIONS).await;
+                for _ in 0..N {
+                    drop(pool.get().await.unwrap());
+                }
+            }),
+            Some("bb8") => rt.block_on(async {
+                let pool = pools::bb8(CONNECTIONS as u32).await;
+                for _ in 0..N {
+                    drop(pool.get().await.unwrap());
+                }
+            }),
+            _ => eprintln!("--uncontended stormpool|deadpool|bb8"),
+        }
+        return;
+    }
     // `--profile`: stormpool alone, on one worker, for a profiler.
     if std::env::args().any(|a| a == "--profile") {
         let rt = tokio::runtime::Builder::new_multi_thread()

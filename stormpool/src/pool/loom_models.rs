@@ -61,7 +61,7 @@ impl Perform<Dummy> for Performer<'_> {
         self.connects.lock().unwrap().push(seat);
     }
     fn kick_maintenance(&self) {}
-    fn cancel_revoked(&self, _: Vec<std::sync::Arc<()>>) {}
+    fn cancel_revoked(&self, _: std::sync::Arc<()>) {}
     fn leak(&self, _: &'static Location<'static>, _: Duration) {}
 }
 

@@ -101,16 +101,15 @@ impl std::fmt::Display for Chain<'_> {
     }
 }
 
-/// `count` leases were revoked.
-pub(crate) fn revoked(pool: &str, count: usize) {
+/// A lease was revoked: its statement is being cancelled, its slot replaced.
+pub(crate) fn revoked(pool: &str) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
         target: "stormpool",
         pool,
-        count,
-        "connections held past max_hold revoked: statements cancelled, slots replaced"
+        "connection held past max_hold revoked: statement cancelled, slot replaced"
     );
-    let _ = (pool, count);
+    let _ = pool;
 }
 
 /// A lease was held past `leak_threshold`.

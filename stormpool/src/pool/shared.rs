@@ -355,11 +355,9 @@ impl<M: Manager> Perform<M> for Arc<Shared<M>> {
         self.maintenance.notify_one();
     }
 
-    fn cancel_revoked(&self, statements: Vec<Arc<M::CancelToken>>) {
-        observe::revoked(&self.config.name, statements.len());
-        for token in statements {
-            self.spawn_cancel(token);
-        }
+    fn cancel_revoked(&self, statement: Arc<M::CancelToken>) {
+        observe::revoked(&self.config.name);
+        self.spawn_cancel(statement);
     }
 
     fn leak(&self, site: &'static Location<'static>, held: std::time::Duration) {

@@ -2,11 +2,13 @@
 //! to wake, connections to close, connects to start, statements to cancel,
 //! leaks to report.
 //!
-//! The fields are private: transitions add to a batch through its methods,
-//! and [`Effects::perform`] is the one place that takes a batch apart, field
-//! by field, without `..`. A new kind of effect therefore does not compile
-//! until `perform` hands it on, and no batch can be skipped or half-run
-//! because some emptiness test forgot a field.
+//! A batch is private data: transitions add to it through its methods, and
+//! [`Effects::perform`] is the one place that carries it out. Wakers, the
+//! hot path's only effect, sit inline; everything else is one list of
+//! [`Effect`]s that `perform` drains with an exhaustive `match`, so a new
+//! kind of effect does not compile until it is performed, and no batch can
+//! be skipped or half-run because some emptiness test forgot a kind. A
+//! batch with nothing in it costs a check of each of its two parts.
 
 use std::panic::Location;
 use std::sync::Arc;
@@ -27,32 +29,33 @@ pub(crate) trait Perform<M: Manager> {
     fn connect(&self, seat: Seat);
     /// Runs the maintenance task now.
     fn kick_maintenance(&self);
-    /// Cancels the statements of revoked leases on the server.
-    fn cancel_revoked(&self, statements: Vec<Arc<M::CancelToken>>);
+    /// Cancels the statement of a revoked lease on the server.
+    fn cancel_revoked(&self, statement: Arc<M::CancelToken>);
     /// Reports a lease held past the leak threshold.
     fn leak(&self, site: &'static Location<'static>, held: Duration);
+}
+
+/// One thing to do after the lock, other than a wake.
+enum Effect<M: Manager> {
+    Close(Box<Entry<M>>),
+    Connect(Seat),
+    KickMaintenance,
+    CancelRevoked(Arc<M::CancelToken>),
+    Leak(&'static Location<'static>, Duration),
 }
 
 /// A batch of work for after the lock; see the [module docs](self).
 #[must_use = "a batch of effects must be performed"]
 pub(crate) struct Effects<M: Manager> {
     wakes: WakeList,
-    close: Vec<Box<Entry<M>>>,
-    connects: Vec<Seat>,
-    kick_maintenance: bool,
-    revoked: Vec<Arc<M::CancelToken>>,
-    leaks: Vec<(&'static Location<'static>, Duration)>,
+    rest: Vec<Effect<M>>,
 }
 
 impl<M: Manager> Effects<M> {
     pub(crate) fn new() -> Self {
         Effects {
             wakes: WakeList::new(),
-            close: Vec::new(),
-            connects: Vec::new(),
-            kick_maintenance: false,
-            revoked: Vec::new(),
-            leaks: Vec::new(),
+            rest: Vec::new(),
         }
     }
 
@@ -63,56 +66,49 @@ impl<M: Manager> Effects<M> {
 
     /// Closes a connection whose seat is in `Closing` or `Orphan`.
     pub(crate) fn close(&mut self, entry: Box<Entry<M>>) {
-        self.close.push(entry);
+        self.rest.push(Effect::Close(entry));
     }
 
     /// Starts a connect for a reserved seat.
     pub(crate) fn connect(&mut self, seat: Seat) {
-        self.connects.push(seat);
+        self.rest.push(Effect::Connect(seat));
     }
 
     /// Wakes the maintenance task (first waiter queued, pool closed).
     pub(crate) fn kick_maintenance(&mut self) {
-        self.kick_maintenance = true;
+        self.rest.push(Effect::KickMaintenance);
     }
 
     /// Cancels the statement of a revoked lease.
     pub(crate) fn cancel_revoked(&mut self, statement: Arc<M::CancelToken>) {
-        self.revoked.push(statement);
+        self.rest.push(Effect::CancelRevoked(statement));
     }
 
     /// Reports a lease held past the leak threshold.
     pub(crate) fn leak(&mut self, site: &'static Location<'static>, held: Duration) {
-        self.leaks.push((site, held));
+        self.rest.push(Effect::Leak(site, held));
     }
 
     /// Does everything in the batch, leaving it empty: wakes first, so a
     /// woken task never waits on the rest. Taken by reference so the batch
-    /// is not moved (it is a few cache lines) on the hot path.
+    /// is not moved on the hot path.
+    #[inline]
     pub(crate) fn perform(&mut self, to: &impl Perform<M>) {
-        let Effects {
-            wakes,
-            close,
-            connects,
-            kick_maintenance,
-            revoked,
-            leaks,
-        } = self;
-        wakes.wake_all();
-        for entry in close.drain(..) {
-            to.close(entry);
+        self.wakes.wake_all();
+        if !self.rest.is_empty() {
+            self.perform_rest(to);
         }
-        for seat in connects.drain(..) {
-            to.connect(seat);
-        }
-        if std::mem::take(kick_maintenance) {
-            to.kick_maintenance();
-        }
-        if !revoked.is_empty() {
-            to.cancel_revoked(std::mem::take(revoked));
-        }
-        for (site, held) in leaks.drain(..) {
-            to.leak(site, held);
+    }
+
+    fn perform_rest(&mut self, to: &impl Perform<M>) {
+        for effect in self.rest.drain(..) {
+            match effect {
+                Effect::Close(entry) => to.close(entry),
+                Effect::Connect(seat) => to.connect(seat),
+                Effect::KickMaintenance => to.kick_maintenance(),
+                Effect::CancelRevoked(statement) => to.cancel_revoked(statement),
+                Effect::Leak(site, held) => to.leak(site, held),
+            }
         }
     }
 }
