@@ -105,9 +105,19 @@ pub struct Config {
     /// the connection closed when its holder lets go). `None`: no limit.
     /// Default: `None`.
     pub max_hold: Option<Duration>,
-    /// The most revoked connections whose holders have not let go yet
-    /// (orphans); beyond it, stuck leases are not revoked, only reported.
-    /// Default: 4.
+    /// The most revoked connections whose holders have not let go yet, or
+    /// whose close is not done yet (orphans); beyond it, stuck leases are
+    /// not revoked, only reported. Default: 4.
+    ///
+    /// It bounds what the server sees: the pool never holds more than
+    /// `max_size + max_orphans` sessions on it (connections being closed
+    /// count until [`Manager::close`](crate::Manager::close) has returned;
+    /// an adapter's side sessions for cancels, if it opens any, come on
+    /// top: stormpool-mysql's are bounded by its `max_concurrent_cancels`).
+    /// The default trades capacity for that bound: when cancels do not reach
+    /// the server (a hung network, a server that ignores them), revoking
+    /// frees at most four slots, and the rest stay stuck until their
+    /// statements end.
     pub max_orphans: usize,
     /// Connections held for longer are reported once, with the place they
     /// were acquired (a `tracing` warning with the `tracing` feature; always
