@@ -1,6 +1,6 @@
 //! [`Gate`]: the pool's waitlist and overload detector as a standalone
 //! admission controller for any async critical section or downstream call,
-//! and, with the `tower` feature, [`GateLayer`] in front of a tower service.
+//! and, with the `tower` feature, `GateLayer` in front of a tower service.
 //!
 //! A gate is a pool of `capacity` permits. It shares every mechanism of the
 //! connection pool (the same queue, priority classes, fairness keys and
