@@ -57,7 +57,8 @@ impl Default for CodelConfig {
     }
 }
 
-/// The detector's state machine. Pure: it is given `now` and the head's age.
+/// The standing-queue detector's state machine. Pure: it is given `now` and
+/// the head's age. The pool's admission state runs one per priority class.
 #[derive(Clone, Debug)]
 pub struct Codel {
     config: CodelConfig,
@@ -88,11 +89,13 @@ impl Codel {
     }
 
     /// Whether the queue is overloaded.
+    #[cfg(test)]
     pub fn is_overloaded(&self) -> bool {
         self.overloaded
     }
 
     /// When the current overload began.
+    #[cfg(test)]
     pub fn overloaded_since(&self) -> Option<Instant> {
         self.since.filter(|_| self.overloaded)
     }

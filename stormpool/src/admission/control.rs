@@ -1,4 +1,4 @@
-//! The admission state of a queue with priority classes: one [`Codel`]
+//! The admission state of a queue with priority classes: one CoDel
 //! detector per class, the order each class is served in, and when to shed.
 //!
 //! Pure like the detector: it reads no clock and owns no queue. The pool

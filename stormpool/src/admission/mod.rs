@@ -25,7 +25,7 @@
 //!   open-loop storm is cut as soon as FIFO would start serving requests too
 //!   late, and until then FIFO serves every one of them in time.
 //! * **The queue grows without bound, or nobody is served**: a standing
-//!   queue ([`Codel`]: the oldest waiter above `target`, 5 ms, for a whole
+//!   queue (CoDel: the oldest waiter above `target`, 5 ms, for a whole
 //!   `interval`, 100 ms) that has grown in two intervals in a row (a burst
 //!   is a step, not growth), or that has seen no hand-off for an interval
 //!   (every connection stuck: the timer keeps sampling when no connection
@@ -73,7 +73,8 @@ mod control;
 
 use std::time::Duration;
 
-pub use codel::{Codel, CodelConfig};
+pub use codel::CodelConfig;
+pub(crate) use codel::Codel;
 pub(crate) use control::{Admission, ClassQueue, Order, CLASSES};
 
 /// Whether the pool refuses to hand a connection to a waiter that has too
