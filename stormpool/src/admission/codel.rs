@@ -88,12 +88,6 @@ impl Codel {
         &self.config
     }
 
-    /// Whether the queue is overloaded.
-    #[cfg(test)]
-    pub fn is_overloaded(&self) -> bool {
-        self.overloaded
-    }
-
     /// When the current overload began.
     #[cfg(test)]
     pub fn overloaded_since(&self) -> Option<Instant> {
