@@ -97,6 +97,7 @@
 //! | `tower` | no | `gate::GateLayer` |
 //! | `metrics` | no | series through the `metrics` facade (names in `pool::observe`'s docs) |
 //! | `tracing` | no | events and spans through `tracing` |
+//! | `serde` | no | `Serialize` and `Deserialize` for [`Config`], to read it from a file |
 //!
 //! # Map
 //!
