@@ -190,6 +190,7 @@ mod config;
 mod connect;
 mod connection;
 mod deadline;
+mod env;
 mod error;
 mod manager;
 mod session;
@@ -201,6 +202,7 @@ mod transaction;
 
 pub use config::ManagerConfig;
 pub use connection::PgConnection;
+pub use env::config_from_env;
 pub use error::{Classify, Error, Operation};
 pub use manager::{HookError, HookFuture, PgManager};
 pub use statements::{CopyOutStream, RowStream, SimpleQueryStream};
@@ -208,4 +210,15 @@ pub use tracked::{CopyInSink, TrackedStream};
 pub use transaction::{PgTransaction, TransactionBuilder};
 /// What [`stats`](PgManager::stats) reports: the core's statement counters.
 pub type PgStats = stormpool::statements::StatementStats;
+/// A pool of PostgreSQL connections: `stormpool::Pool<PgManager<T>>`,
+/// without TLS unless `T` says otherwise.
+pub type Pool<T = tokio_postgres::NoTls> = stormpool::Pool<PgManager<T>>;
+/// A connection checked out of a [`Pool`]: `stormpool::Conn<PgManager<T>>`,
+/// which dereferences to a [`PgConnection`] and goes back to the pool when
+/// dropped.
+pub type Conn<T = tokio_postgres::NoTls> = stormpool::Conn<PgManager<T>>;
+/// What getting a connection from a [`Pool`] fails with
+/// (`stormpool::AcquireError<Error>`); it converts into [`Error`].
+pub type AcquireError = stormpool::AcquireError<Error>;
+pub use stormpool;
 pub use tokio_postgres;
