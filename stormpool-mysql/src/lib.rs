@@ -162,6 +162,7 @@
 mod config;
 mod connection;
 mod deadline;
+mod env;
 mod error;
 mod manager;
 mod session;
@@ -170,9 +171,20 @@ mod transaction;
 
 pub use config::ManagerConfig;
 pub use connection::MySqlConnection;
+pub use env::opts_from_env;
 pub use error::{Classify, Error, Operation};
 pub use manager::{HookError, HookFuture, MySqlCancelToken, MySqlManager};
 pub use mysql_async;
+pub use stormpool;
 pub use transaction::{MySqlTransaction, TransactionBuilder};
 /// What [`stats`](MySqlManager::stats) reports: the core's statement counters.
 pub type MySqlStats = stormpool::statements::StatementStats;
+/// A pool of MySQL or MariaDB connections: `stormpool::Pool<MySqlManager>`.
+pub type Pool = stormpool::Pool<MySqlManager>;
+/// A connection checked out of a [`Pool`]: `stormpool::Conn<MySqlManager>`,
+/// which dereferences to a [`MySqlConnection`] and goes back to the pool
+/// when dropped.
+pub type Conn = stormpool::Conn<MySqlManager>;
+/// What getting a connection from a [`Pool`] fails with
+/// (`stormpool::AcquireError<Error>`); it converts into [`Error`].
+pub type AcquireError = stormpool::AcquireError<Error>;
