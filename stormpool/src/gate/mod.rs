@@ -25,6 +25,7 @@ use crate::admission::{CodelConfig, DeadlineAware};
 #[cfg(feature = "tower")]
 mod layer;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{GateLayer, GateService, GateServiceError};
 
 /// The [`Manager`] of a gate's permits: they are made instantly and never

@@ -61,11 +61,6 @@ mod units;
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(
-    feature = "serde",
-    derive(serde::Serialize, serde::Deserialize),
-    serde(from = "repr::ConfigRepr", into = "repr::ConfigRepr")
-)]
 #[non_exhaustive]
 pub struct Config {
     /// The pool's name, the `pool` label of its metrics and the `pool` field

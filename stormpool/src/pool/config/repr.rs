@@ -1,21 +1,35 @@
 //! [`Config`] as a configuration file spells it (feature `serde`).
 //!
 //! `Config` stays plain data; its `Serialize` and `Deserialize` go through
-//! [`ConfigRepr`], which has the same fields with durations as
+//! `ConfigRepr`, which has the same fields with durations as
 //! [`HumanDuration`] and optional values as [`OrNone`]. The conversions
 //! destructure every field, so a field added to `Config` and not here does
 //! not compile. Nothing is validated here: [`Builder::build`](super::Builder::build)
 //! does that, and names the bad field.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::units::{HumanDuration, OrNone};
 use super::Config;
 use crate::admission::{CodelConfig, DeadlineAware};
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+impl Serialize for Config {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ConfigRepr::from(self.clone()).serialize(serializer)
+    }
+}
+
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+impl<'de> Deserialize<'de> for Config {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        ConfigRepr::deserialize(deserializer).map(Config::from)
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub(crate) struct ConfigRepr {
+struct ConfigRepr {
     name: String,
     max_size: usize,
     min_idle: usize,
