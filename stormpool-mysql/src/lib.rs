@@ -1,38 +1,4 @@
-//! A stormpool [`Manager`](stormpool::Manager) for
-//! [mysql_async] (MySQL and MariaDB): [`MySqlManager`].
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use stormpool::{AcquireOptions, Pool, Settings};
-//! use stormpool_mysql::{Classify, MySqlManager};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let manager = MySqlManager::from_url("mysql://app@127.0.0.1:3306/app")?;
-//! let pool = Pool::builder(manager)
-//!     .max_size(16)
-//!     .acquire_timeout(Duration::from_secs(1))
-//!     .build()?;
-//!
-//! // The guard dereferences to a `MySqlConnection`, whose statement methods
-//! // are those of mysql_async's `Queryable`, tracked (see below).
-//! let mut conn = pool.get().await?;
-//! let one: Option<i64> = conn.query_first("SELECT 1").await?;
-//! assert_eq!(one, Some(1));
-//! drop(conn);
-//!
-//! // A request may ask for session variables; the pool hands it a connection
-//! // carrying them, resetting another one's first if need be.
-//! let utc = Settings::new([("time_zone", "+00:00")]);
-//! let mut conn = pool.get_with(AcquireOptions::new().settings(utc)).await?;
-//! match conn.query_drop("UPDATE t SET n = n + 1").await {
-//!     Ok(()) => {}
-//!     Err(e) if e.is_retryable() => { /* try again, on another connection */ }
-//!     Err(e) => return Err(e.into()),
-//! }
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! # Behaviour under faults
 //!
