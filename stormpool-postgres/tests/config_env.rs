@@ -75,7 +75,7 @@ async fn the_environment_builds_a_working_pool() {
     // A bad variable is named, its value never shown.
     std::env::set_var("PGPORT", "54x32");
     std::env::remove_var("DATABASE_URL");
-    let error = PgManager::from_env().err().expect("refused");
+    let error = PgManager::from_env().expect_err("refused");
     assert_eq!(
         error.to_string(),
         "invalid PostgreSQL connection configuration: \
