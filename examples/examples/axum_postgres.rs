@@ -1,8 +1,10 @@
 //! A small HTTP service on stormpool-postgres and axum, in one file you can
-//! copy: configuration from `DATABASE_URL`, a request deadline that bounds
+//! copy: configuration from the environment (`DATABASE_URL`, or libpq's
+//! `PG*` variables), a request deadline that bounds
 //! everything the request does (waiting for a connection, and each
 //! statement, on the server and on the client), a transaction, a cached
-//! prepared statement, one error type for `?`, and a readiness probe.
+//! prepared statement, one error type for `?`, and a readiness probe. The
+//! MySQL twin is `axum_mysql.rs`.
 //!
 //! ```text
 //! DATABASE_URL=postgres://root@127.0.0.1:5432/test \
@@ -27,9 +29,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use stormpool::{AcquireError, AcquireOptions, Pool};
+use stormpool::AcquireOptions;
 use stormpool_postgres::tokio_postgres::error::SqlState;
-use stormpool_postgres::{Error, PgManager};
+use stormpool_postgres::{AcquireError, Error, PgManager, Pool};
 use tokio::time::Instant;
 
 /// The header a caller sets its budget with, in milliseconds.
@@ -38,8 +40,8 @@ pub const DEADLINE_HEADER: &str = "x-deadline-ms";
 const DEFAULT_BUDGET: Duration = Duration::from_secs(1);
 
 /// Builds the pool: 16 connections, each with the service's search path.
-pub fn pool(database_url: &str) -> Result<Pool<PgManager>, Box<dyn std::error::Error>> {
-    let manager = PgManager::from_url(database_url)?.on_connect(|conn| {
+pub fn pool(manager: PgManager) -> Result<Pool, Box<dyn std::error::Error>> {
+    let manager = manager.on_connect(|conn| {
         Box::pin(async move {
             conn.batch_execute("SET application_name = 'axum-postgres'")
                 .await?;
@@ -50,7 +52,7 @@ pub fn pool(database_url: &str) -> Result<Pool<PgManager>, Box<dyn std::error::E
 }
 
 /// Creates the accounts table and two accounts, if missing.
-pub async fn setup(pool: &Pool<PgManager>) -> Result<(), Error> {
+pub async fn setup(pool: &Pool) -> Result<(), Error> {
     let conn = pool.get().await?;
     conn.batch_execute(
         "CREATE TABLE IF NOT EXISTS accounts (id int PRIMARY KEY, balance bigint NOT NULL);
@@ -60,7 +62,7 @@ pub async fn setup(pool: &Pool<PgManager>) -> Result<(), Error> {
 }
 
 /// The service's routes.
-pub fn router(pool: Pool<PgManager>) -> Router {
+pub fn router(pool: Pool) -> Router {
     Router::new()
         .route("/accounts/{id}", get(account))
         .route("/transfer", post(transfer))
@@ -95,7 +97,7 @@ struct Account {
 }
 
 async fn account(
-    State(pool): State<Pool<PgManager>>,
+    State(pool): State<Pool>,
     Path(id): Path<i32>,
     headers: HeaderMap,
 ) -> Result<Json<Account>, AppError> {
@@ -131,7 +133,7 @@ struct Transfer {
 }
 
 async fn transfer(
-    State(pool): State<Pool<PgManager>>,
+    State(pool): State<Pool>,
     Query(t): Query<Transfer>,
     headers: HeaderMap,
 ) -> Result<StatusCode, AppError> {
@@ -161,7 +163,7 @@ async fn transfer(
     .await
 }
 
-async fn ready(State(pool): State<Pool<PgManager>>) -> Response {
+async fn ready(State(pool): State<Pool>) -> Response {
     let health = pool.health();
     let status = if health.is_ready() {
         StatusCode::OK
@@ -188,8 +190,8 @@ impl From<Error> for AppError {
     }
 }
 
-impl From<AcquireError<Error>> for AppError {
-    fn from(e: AcquireError<Error>) -> Self {
+impl From<AcquireError> for AppError {
+    fn from(e: AcquireError) -> Self {
         AppError::Db(e.into())
     }
 }
@@ -231,9 +233,8 @@ async fn main() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::var("DATABASE_URL")
-        .map_err(|_| "set DATABASE_URL, e.g. postgres://root@127.0.0.1:5432/test")?;
-    let pool = pool(&url)?;
+    // DATABASE_URL, completed by libpq's PGHOST, PGUSER, PGPASSWORD...
+    let pool = pool(PgManager::from_env()?)?;
     setup(&pool).await?;
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;

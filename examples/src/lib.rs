@@ -17,3 +17,14 @@
 pub mod peer_server;
 pub mod peer_sync;
 pub mod service;
+
+/// The repository's README, its examples compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
+/// The migration guide (`docs/migrating.md`), its examples compiled as
+/// doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/migrating.md")]
+pub struct MigratingDoctests;

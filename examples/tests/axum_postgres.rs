@@ -54,7 +54,8 @@ async fn timeouts_inside_a_transaction_do_not_poison_later_requests() {
     };
     // A pool of one: every request is served by the session the timeouts
     // dirtied.
-    let pool = app::pool(&url).expect("pool");
+    let manager = stormpool_postgres::PgManager::from_url(&url).expect("STORMPOOL_PG_URL");
+    let pool = app::pool(manager).expect("pool");
     pool.resize(1).expect("resize");
     app::setup(&pool).await.expect("setup");
     let before = {

@@ -1,6 +1,6 @@
 //! The `service` example on loopback, called over real HTTP: its probes,
-//! its metrics, and its readiness through a wedge of the pool (seed 003:
-//! deadlocked queries hold every connection) and the recovery after it.
+//! its metrics, and its readiness through a wedge of the pool (deadlocked
+//! queries hold every connection) and the recovery after it.
 //!
 //! Real sockets do not run under tokio's paused clock, so these tests use
 //! real time. Every wait is a bounded poll (a condition checked every
@@ -231,7 +231,7 @@ async fn readiness_follows_a_wedged_pool_and_its_recovery() {
     println!("probes, query and metrics: {:?}", test_start.elapsed());
 
     // The wedge: every query hangs until cancelled, and critical requests
-    // (never shed) keep arriving, as the deadlocked edits of seed 003 did.
+    // (never shed) keep arriving, as edits behind deadlocked queries do.
     db.set_hang(true);
     let wedge_start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));

@@ -86,7 +86,8 @@ pub struct Error {
 
 enum Kind {
     Driver(mysql_async::Error),
-    /// A URL the driver refused, told without the values it carried.
+    /// A URL the driver refused, or an environment variable this crate
+    /// refused, told without the values it carried.
     Url(String),
     InvalidSettingName(String),
     /// A manager operation (a cancel) took longer than its bound.
@@ -129,6 +130,12 @@ impl Error {
 
     pub(crate) fn url(e: UrlError) -> Error {
         Error::new(Operation::Config, Kind::Url(describe_url_error(&e)))
+    }
+
+    /// A configuration this crate refused: `problem` names what, never a
+    /// value.
+    pub(crate) fn config(problem: String) -> Error {
+        Error::new(Operation::Config, Kind::Url(problem))
     }
 
     pub(crate) fn invalid_setting_name(name: &str) -> Error {

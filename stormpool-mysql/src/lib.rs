@@ -1,38 +1,4 @@
-//! A stormpool [`Manager`](stormpool::Manager) for
-//! [mysql_async] (MySQL and MariaDB): [`MySqlManager`].
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use stormpool::{AcquireOptions, Pool, Settings};
-//! use stormpool_mysql::{Classify, MySqlManager};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let manager = MySqlManager::from_url("mysql://app@127.0.0.1:3306/app")?;
-//! let pool = Pool::builder(manager)
-//!     .max_size(16)
-//!     .acquire_timeout(Duration::from_secs(1))
-//!     .build()?;
-//!
-//! // The guard dereferences to a `MySqlConnection`, whose statement methods
-//! // are those of mysql_async's `Queryable`, tracked (see below).
-//! let mut conn = pool.get().await?;
-//! let one: Option<i64> = conn.query_first("SELECT 1").await?;
-//! assert_eq!(one, Some(1));
-//! drop(conn);
-//!
-//! // A request may ask for session variables; the pool hands it a connection
-//! // carrying them, resetting another one's first if need be.
-//! let utc = Settings::new([("time_zone", "+00:00")]);
-//! let mut conn = pool.get_with(AcquireOptions::new().settings(utc)).await?;
-//! match conn.query_drop("UPDATE t SET n = n + 1").await {
-//!     Ok(()) => {}
-//!     Err(e) if e.is_retryable() => { /* try again, on another connection */ }
-//!     Err(e) => return Err(e.into()),
-//! }
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! # Behaviour under faults
 //!
@@ -162,6 +128,7 @@
 mod config;
 mod connection;
 mod deadline;
+mod env;
 mod error;
 mod manager;
 mod session;
@@ -170,9 +137,20 @@ mod transaction;
 
 pub use config::ManagerConfig;
 pub use connection::MySqlConnection;
+pub use env::opts_from_env;
 pub use error::{Classify, Error, Operation};
 pub use manager::{HookError, HookFuture, MySqlCancelToken, MySqlManager};
 pub use mysql_async;
+pub use stormpool;
 pub use transaction::{MySqlTransaction, TransactionBuilder};
 /// What [`stats`](MySqlManager::stats) reports: the core's statement counters.
 pub type MySqlStats = stormpool::statements::StatementStats;
+/// A pool of MySQL or MariaDB connections: `stormpool::Pool<MySqlManager>`.
+pub type Pool = stormpool::Pool<MySqlManager>;
+/// A connection checked out of a [`Pool`]: `stormpool::Conn<MySqlManager>`,
+/// which dereferences to a [`MySqlConnection`] and goes back to the pool
+/// when dropped.
+pub type Conn = stormpool::Conn<MySqlManager>;
+/// What getting a connection from a [`Pool`] fails with
+/// (`stormpool::AcquireError<Error>`); it converts into [`Error`].
+pub type AcquireError = stormpool::AcquireError<Error>;

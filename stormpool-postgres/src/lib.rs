@@ -1,43 +1,4 @@
-//! A stormpool [`Manager`](stormpool::Manager) for
-//! [tokio-postgres](tokio_postgres): [`PgManager`].
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use stormpool::{AcquireOptions, Pool, Settings};
-//! use stormpool_postgres::{Classify, PgManager};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let manager = PgManager::from_url("postgres://app@127.0.0.1:5432/app")?;
-//! let pool = Pool::builder(manager)
-//!     .max_size(16)
-//!     .acquire_timeout(Duration::from_secs(1))
-//!     .build()?;
-//!
-//! // The guard dereferences to a `PgConnection`, whose statement methods
-//! // are those of a `tokio_postgres::Client`, tracked (see below).
-//! let mut conn = pool.get().await?;
-//! let row = conn.query_one("SELECT 1::int4", &[]).await?;
-//! assert_eq!(row.get::<_, i32>(0), 1);
-//!
-//! // A transaction; dropped without `commit`, it is rolled back.
-//! let tx = conn.transaction().await?;
-//! tx.execute("UPDATE counters SET n = n + 1 WHERE id = $1", &[&1i32]).await?;
-//! tx.commit().await?;
-//! drop(conn);
-//!
-//! // A request may ask for session settings; the pool hands it a connection
-//! // carrying them, resetting another one's first if need be.
-//! let utc = Settings::new([("TimeZone", "UTC")]);
-//! let conn = pool.get_with(AcquireOptions::new().settings(utc)).await?;
-//! match conn.simple_query("SELECT now()").await {
-//!     Ok(_) => {}
-//!     Err(e) if e.is_retryable() => { /* try again, on another connection */ }
-//!     Err(e) => return Err(e.into()),
-//! }
-//! # Ok(())
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! # Behaviour under faults
 //!
@@ -190,6 +151,7 @@ mod config;
 mod connect;
 mod connection;
 mod deadline;
+mod env;
 mod error;
 mod manager;
 mod session;
@@ -201,6 +163,7 @@ mod transaction;
 
 pub use config::ManagerConfig;
 pub use connection::PgConnection;
+pub use env::config_from_env;
 pub use error::{Classify, Error, Operation};
 pub use manager::{HookError, HookFuture, PgManager};
 pub use statements::{CopyOutStream, RowStream, SimpleQueryStream};
@@ -208,4 +171,15 @@ pub use tracked::{CopyInSink, TrackedStream};
 pub use transaction::{PgTransaction, TransactionBuilder};
 /// What [`stats`](PgManager::stats) reports: the core's statement counters.
 pub type PgStats = stormpool::statements::StatementStats;
+/// A pool of PostgreSQL connections: `stormpool::Pool<PgManager<T>>`,
+/// without TLS unless `T` says otherwise.
+pub type Pool<T = tokio_postgres::NoTls> = stormpool::Pool<PgManager<T>>;
+/// A connection checked out of a [`Pool`]: `stormpool::Conn<PgManager<T>>`,
+/// which dereferences to a [`PgConnection`] and goes back to the pool when
+/// dropped.
+pub type Conn<T = tokio_postgres::NoTls> = stormpool::Conn<PgManager<T>>;
+/// What getting a connection from a [`Pool`] fails with
+/// (`stormpool::AcquireError<Error>`); it converts into [`Error`].
+pub type AcquireError = stormpool::AcquireError<Error>;
+pub use stormpool;
 pub use tokio_postgres;

@@ -123,6 +123,7 @@
 //! [`ConfigError`], [`fanout`], and `tower` (feature `tower`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backoff;
 pub mod budget;
@@ -133,6 +134,7 @@ pub mod fanout;
 mod policy;
 mod sequence;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
 
 pub use backoff::Backoff;

@@ -1,40 +1,8 @@
-//! An async connection pool and admission-control toolkit that keeps doing
-//! useful work under overload.
+#![doc = include_str!("../README.md")]
 //!
-//! A [`Pool`] hands out connections made by a [`Manager`] (the
-//! `stormpool-postgres` and `stormpool-mysql` crates provide managers for
-//! tokio-postgres and mysql_async; `sim`, with the feature of that name,
-//! provides a simulated database).
-//! Beyond pooling, the pool is an admission controller: it decides, under
-//! overload, which requests to serve and which to reject early.
-//!
-//! ```
-//! use std::time::Duration;
-//! // The simulated database (feature `sim`): any `Manager` will do.
-//! use stormpool::sim::{SimConfig, SimManager};
-//! use stormpool::{AcquireError, AcquireOptions, Pool, Priority};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let pool = Pool::builder(SimManager::new(SimConfig::default()))
-//!     .max_size(16)
-//!     .max_hold(Some(Duration::from_secs(30)))
-//!     .build()?;
-//!
-//! let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
-//! let options = AcquireOptions::new()
-//!     .deadline(deadline)
-//!     .priority(Priority::Critical)
-//!     .key("tenant-7");
-//! match pool.get_with(options).await {
-//!     Ok(mut conn) => conn.query().await?,
-//!     Err(AcquireError::Shed { retry_after }) => println!("busy: retry after {retry_after:?}"),
-//!     Err(e) => return Err(e.into()),
-//! }
-//! assert!(pool.health().is_ready());
-//! # Ok(())
-//! # }
-//! ```
+//! A [`Pool`] hands out connections made by a [`Manager`]. Beyond pooling,
+//! the pool is an admission controller: it decides, under overload, which
+//! requests to serve and which to reject early.
 //!
 //! # Behaviour under overload
 //!
@@ -89,15 +57,6 @@
 //! the target) are RFC 8289's and folly's; [`admission`] argues the rule,
 //! and the tests measure the false-positive rate at 0.9x load (none shed).
 //!
-//! # Features
-//!
-//! | feature | default | adds |
-//! |---|---|---|
-//! | `sim` | no | `sim`, the simulated database (for tests, examples and the lab) |
-//! | `tower` | no | `gate::GateLayer` |
-//! | `metrics` | no | series through the `metrics` facade (names in `pool::observe`'s docs) |
-//! | `tracing` | no | events and spans through `tracing` |
-//!
 //! # Map
 //!
 //! [`pool`] (the pool, its waitlist, idle store, connector, lease watchdog),
@@ -108,6 +67,7 @@
 //! and bounded fan-out are in the `stormpool-retry` crate, built on this one.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod admission;
 pub mod clock;
@@ -118,6 +78,7 @@ mod manager;
 pub mod pool;
 mod settings;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 pub mod statements;
 mod sync;
@@ -127,8 +88,3 @@ pub use health::{Health, Reason};
 pub use manager::Manager;
 pub use pool::{AcquireOptions, Builder, Config, Conn, Counters, Pool, Priority, Status};
 pub use settings::{Settings, SettingsId};
-
-/// The README's examples, compiled as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

@@ -1,7 +1,7 @@
-//! The incident of seeds 000/001 as tests: a backlog of waiters whose
-//! deadlines pass while they are queued ahead of live ones must never be
-//! handed a connection, and must not stand between the live waiters and the
-//! returned connections.
+//! A pool stall as tests: when a timeout storm leaves a backlog of waiters
+//! whose deadlines pass while they are queued ahead of live ones, the
+//! expired waiters must never be handed a connection, and must not stand
+//! between the live waiters and the returned connections.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ fn pool(size: usize) -> Pool<SimManager> {
         .unwrap()
 }
 
-/// Seed 001's recipe, deterministically: capacity 4, all held; a backlog
+/// The stall's recipe, deterministically: capacity 4, all held; a backlog
 /// whose deadlines pass while queued ahead of 8 live waiters; time moves past
 /// the backlog's deadlines and the connections are returned *before* any
 /// expired waiter has run (as when they are stuck behind a contended mutex).
@@ -155,7 +155,8 @@ async fn racing_returners_never_hand_to_expired_waiters() {
 }
 
 /// A backlog of 10,000 expired waiters is cleared by the first returner in
-/// one pass, not re-scanned by every later one (seed 000's relocated convoy).
+/// one pass, not re-scanned by every later one (skipping expired waiters
+/// without removing them only moves the convoy onto every later returner).
 #[tokio::test(start_paused = true)]
 async fn an_expired_prefix_is_evicted_once() {
     let pool = pool(1);

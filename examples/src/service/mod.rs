@@ -1,10 +1,10 @@
 //! An HTTP service (axum) whose health check tells the truth about its
 //! connection pool, and which sheds load instead of queueing without bound.
 //!
-//! Seed 003's server ran out of database connections (deadlocked queries
-//! held them, with no timeout) while its health check, which never looked
-//! at the database, kept saying "fine", and requests stalled for hours.
-//! This service is built so that cannot happen quietly:
+//! A server can run out of database connections (deadlocked queries hold
+//! them, with no timeout) while its health check, which never looks at the
+//! database, keeps saying "fine", and requests stall for hours. This
+//! service is built so that cannot happen quietly:
 //!
 //! | endpoint | what it answers |
 //! |---|---|

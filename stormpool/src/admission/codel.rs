@@ -19,8 +19,9 @@
 //! up at the far end.
 //!
 //! Sampling on a timer as well as on hand-offs is what makes a wedged pool
-//! (every connection stuck, no hand-off at all) detectable: seed 004's lock
-//! had to add its drop timer for the same reason.
+//! (every connection stuck, no hand-off at all) detectable: a detector
+//! that samples only when a request is served never samples when nothing
+//! is served.
 //!
 //! # Leaving overload
 //!

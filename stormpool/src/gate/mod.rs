@@ -25,6 +25,7 @@ use crate::admission::{CodelConfig, DeadlineAware};
 #[cfg(feature = "tower")]
 mod layer;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use layer::{GateLayer, GateService, GateServiceError};
 
 /// The [`Manager`] of a gate's permits: they are made instantly and never
@@ -246,8 +247,8 @@ impl GateBuilder {
     }
 
     /// Revokes a permit held longer than `max_hold`: its place goes to the
-    /// next waiter and a late release does nothing (seed 004's max-age
-    /// release of a stuck holder). Defaults to no limit.
+    /// next waiter and a late release does nothing (a stuck holder cannot
+    /// keep the section forever). Defaults to no limit.
     pub fn max_hold(mut self, max_hold: Option<Duration>) -> Self {
         self.config.max_hold = max_hold;
         // Revoked permits cost nothing: never refuse to revoke one.

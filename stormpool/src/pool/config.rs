@@ -7,11 +7,59 @@ use crate::error::ConfigError;
 use crate::manager::Manager;
 use crate::pool::Pool;
 
+#[cfg(feature = "serde")]
+mod repr;
+#[cfg(feature = "serde")]
+mod units;
+
 /// Everything a [`Pool`] can be configured with. Plain data: start from
 /// [`Config::default`] and assign the fields to change, or use [`Builder`].
 ///
 /// Every field documents its default and unit. Nothing waits forever by
 /// default: acquires, connects, probes and the drain on close are all bounded.
+///
+/// # In a configuration file (feature `serde`)
+///
+/// With the `serde` feature, `Config` is `Serialize` and `Deserialize`, for
+/// any self-describing format (TOML, JSON, YAML). The keys are the field
+/// names; a missing key keeps its default, an unknown key is an error (a
+/// typo never passes silently). Nothing is checked while reading: hand the
+/// value to [`Builder::config`], and [`Builder::build`] validates it and
+/// names the bad field.
+///
+/// | field's type | written as |
+/// |---|---|
+/// | duration | a string of whole numbers with units: `"500ms"`, `"5s"`, `"10min"`, `"1h30min"` (`h`, `min` or `m`, `s`, `ms`, `us`, `ns`); or an integer, read as milliseconds. A string without a unit is refused. Written back in the largest exact unit. |
+/// | optional (`Option`) | the value, or `"none"` (or the format's null) |
+/// | `codel` | a table `{ target = "5ms", interval = "100ms" }` (a missing key keeps its default), or `"none"` to turn admission control off |
+/// | `deadline_aware` | `"off"`, `"learned_hold"`, or `{ min_remaining = "20ms" }` |
+///
+/// ```
+/// use stormpool::sim::{SimConfig, SimManager};
+/// use stormpool::{Config, Pool};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config: Config = toml::from_str(
+///     r#"
+///     name = "api"
+///     max_size = 16
+///     acquire_timeout = "1s"
+///     idle_timeout = "none"
+///     max_hold = "30s"
+///     deadline_aware = { min_remaining = "20ms" }
+///     codel = { target = "10ms" }
+///     "#,
+/// )?;
+/// assert_eq!(config.acquire_timeout, std::time::Duration::from_secs(1));
+/// assert_eq!(config.max_lifetime, Config::default().max_lifetime);
+///
+/// let pool = Pool::builder(SimManager::new(SimConfig::default()))
+///     .config(config)
+///     .build()?;
+/// # drop(pool);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Config {

@@ -3,7 +3,8 @@
 //! # Why
 //!
 //! A query that never returns (a deadlock, a hung server) pins its pool slot
-//! forever: seed 003's pool stayed exhausted for seven hours. With
+//! forever: a pool whose slots deadlocked queries hold stays exhausted until
+//! someone restarts the process, hours later. With
 //! `max_hold`, a connection held for longer is **revoked**: the manager's
 //! [`cancel`](crate::Manager::cancel) is sent to the server to stop the
 //! running statement, the holder's guard reports it

@@ -156,6 +156,7 @@ impl<M: Manager> Pool<M> {
     /// call it from a scrape handler for numbers that are fresh to the
     /// moment. See [`observe`] for the series.
     #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     pub fn publish_metrics(&self) {
         self.shared.publish_metrics();
     }

@@ -6,8 +6,10 @@
 //! Waiter records live in a slab (`Vec` plus free list) and are addressed by
 //! their index, a [`WaiterId`]. Each record is linked into three intrusive
 //! doubly-linked lists by index, so joining, leaving and being chosen are all
-//! O(1) and no operation ever scans the queue to find one waiter (seed 000:
-//! the O(n) self-removal convoy):
+//! O(1) and no operation ever scans the queue to find one waiter (a waiter
+//! that scans the list to remove itself holds the lock for O(n), and under a
+//! timeout storm thousands of them queue on it, a convoy that starves the
+//! returners):
 //!
 //! * its **key queue**: the FIFO of its `(class, fairness key)`;
 //! * its **class list**: every waiter of its class in arrival order, whose
@@ -23,8 +25,10 @@
 //!
 //! A record's [`Slot`] is the hand-off: a returner writes the connection (or
 //! a failure) into the slot of the waiter it removes from the lists and wakes
-//! it; it never waits for the waiter (seed 001: 152 returners stuck in an
-//! unbuffered send). Only the waiter frees its own record, after reading the
+//! it; it never waits for the waiter (with a rendezvous hand-off, returners
+//! block until their chosen waiter gets through the lock, and every
+//! connection ends up parked in the return path). Only the waiter frees its
+//! own record, after reading the
 //! slot, so an id is never reused while its waiter may still look at it.
 //!
 //! Nothing here reads the clock or touches a lock: the pool passes `now` in

@@ -1,0 +1,247 @@
+//! A small HTTP service on stormpool-mysql and axum, in one file you can
+//! copy: configuration from the environment (`DATABASE_URL`), a request
+//! deadline that bounds everything the request does (waiting for a
+//! connection, and each statement, on the server and on the client), a
+//! transaction, a cached prepared statement, one error type for `?`, and a
+//! readiness probe. The PostgreSQL twin is `axum_postgres.rs`.
+//!
+//! ```text
+//! DATABASE_URL=mysql://root@127.0.0.1:3306/test \
+//!     cargo run -p stormpool-examples --example axum-mysql
+//! curl localhost:3000/accounts/1
+//! curl -X POST 'localhost:3000/transfer?from=1&to=2&amount=5'
+//! curl -X POST -H 'x-deadline-ms: 100' 'localhost:3000/transfer?from=1&to=2&amount=5&think_ms=500'
+//! curl localhost:3000/readyz
+//! ```
+//!
+//! The last transfer gives up at its 100 ms deadline in the middle of its
+//! transaction: MariaDB stops its statement (`max_statement_time`, set from
+//! the time the request has left), or the request is dropped. Its
+//! connection goes back to the pool with the transaction open: the pool
+//! stops any statement still running (`KILL QUERY`) and rolls the
+//! transaction back before the connection serves anyone else.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use stormpool::AcquireOptions;
+use stormpool_mysql::{AcquireError, Classify, Error, MySqlManager, Pool};
+use tokio::time::Instant;
+
+/// The header a caller sets its budget with, in milliseconds.
+pub const DEADLINE_HEADER: &str = "x-deadline-ms";
+/// The budget of a request that sets none.
+const DEFAULT_BUDGET: Duration = Duration::from_secs(1);
+/// MariaDB's `ER_STATEMENT_TIMEOUT`: the server stopped the statement at
+/// the bound the request's deadline gave it.
+const STATEMENT_TIMEOUT: u16 = 1969;
+
+/// Builds the pool: 16 connections, each in strict SQL mode.
+pub fn pool(manager: MySqlManager) -> Result<Pool, Box<dyn std::error::Error>> {
+    let manager = manager.on_connect(|conn| {
+        Box::pin(async move {
+            conn.query_drop("SET SESSION sql_mode = 'STRICT_ALL_TABLES'")
+                .await?;
+            Ok(())
+        })
+    });
+    Ok(Pool::builder(manager).max_size(16).build()?)
+}
+
+/// Creates the accounts table and two accounts, if missing.
+pub async fn setup(pool: &Pool) -> Result<(), Error> {
+    let mut conn = pool.get().await?;
+    conn.query_drop(
+        "CREATE TABLE IF NOT EXISTS accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) \
+         ENGINE = InnoDB",
+    )
+    .await?;
+    conn.query_drop("INSERT IGNORE INTO accounts VALUES (1, 1000), (2, 1000)")
+        .await
+}
+
+/// The service's routes.
+pub fn router(pool: Pool) -> Router {
+    Router::new()
+        .route("/accounts/{id}", get(account))
+        .route("/transfer", post(transfer))
+        .route("/readyz", get(ready))
+        .with_state(pool)
+}
+
+/// The request's deadline, from its header or the default budget.
+fn deadline(headers: &HeaderMap) -> Instant {
+    let budget = headers
+        .get(DEADLINE_HEADER)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .map_or(DEFAULT_BUDGET, Duration::from_millis);
+    Instant::now() + budget
+}
+
+/// Runs `work` until `deadline`: past it the work is dropped wherever it
+/// is (the pool cleans up after it) and the caller gets 504.
+async fn within<T>(
+    deadline: Instant,
+    work: impl std::future::Future<Output = Result<T, AppError>>,
+) -> Result<T, AppError> {
+    tokio::time::timeout_at(deadline, work)
+        .await
+        .unwrap_or(Err(AppError::DeadlinePassed))
+}
+
+#[derive(Serialize)]
+struct Account {
+    id: i32,
+    balance: i64,
+}
+
+async fn account(
+    State(pool): State<Pool>,
+    Path(id): Path<i32>,
+    headers: HeaderMap,
+) -> Result<Json<Account>, AppError> {
+    let deadline = deadline(&headers);
+    within(deadline, async {
+        let mut conn = pool
+            .get_with(AcquireOptions::new().deadline(deadline))
+            .await?;
+        let statement = conn
+            .prepare_cached("SELECT balance FROM accounts WHERE id = ?")
+            .await?;
+        let balance: i64 = conn
+            .exec_first(statement, (id,))
+            .await?
+            .ok_or(AppError::NotFound)?;
+        Ok(Json(Account { id, balance }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct Transfer {
+    from: i32,
+    to: i32,
+    amount: i64,
+    /// Work between the two updates (to show a request giving up in the
+    /// middle of its transaction).
+    #[serde(default)]
+    think_ms: u64,
+}
+
+async fn transfer(
+    State(pool): State<Pool>,
+    Query(t): Query<Transfer>,
+    headers: HeaderMap,
+) -> Result<StatusCode, AppError> {
+    let deadline = deadline(&headers);
+    within(deadline, async {
+        let mut conn = pool
+            .get_with(AcquireOptions::new().deadline(deadline))
+            .await?;
+        let mut tx = conn.transaction().await?;
+        tx.exec_drop(
+            "UPDATE accounts SET balance = balance - ? WHERE id = ?",
+            (t.amount, t.from),
+        )
+        .await?;
+        if t.think_ms > 0 {
+            let seconds = t.think_ms as f64 / 1000.0;
+            // `SELECT`, not `DO`: `DO SLEEP` swallows the server stopping it.
+            tx.exec_drop("SELECT SLEEP(?)", (seconds,)).await?;
+        }
+        tx.exec_drop(
+            "UPDATE accounts SET balance = balance + ? WHERE id = ?",
+            (t.amount, t.to),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+async fn ready(State(pool): State<Pool>) -> Response {
+    let health = pool.health();
+    let status = if health.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, format!("{health:?}\n")).into_response()
+}
+
+/// What a handler can fail with.
+#[derive(Debug)]
+pub enum AppError {
+    /// The database or the pool: one type for every `?`.
+    Db(Error),
+    /// No such account.
+    NotFound,
+    /// The request's deadline passed.
+    DeadlinePassed,
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        AppError::Db(e)
+    }
+}
+
+impl From<AcquireError> for AppError {
+    fn from(e: AcquireError) -> Self {
+        AppError::Db(e.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            AppError::NotFound => (StatusCode::NOT_FOUND, "no such account".to_owned()),
+            AppError::DeadlinePassed => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "the request's deadline passed".to_owned(),
+            ),
+            AppError::Db(e) => {
+                let status = match e.acquire_error() {
+                    // Overloaded: the caller should back off, not retry now.
+                    Some(a) if a.is_overload() => StatusCode::SERVICE_UNAVAILABLE,
+                    // The client gave up on the server, or the server
+                    // stopped the statement at the request's deadline.
+                    _ if e.is_timeout() || e.server_code() == Some(STATEMENT_TIMEOUT) => {
+                        StatusCode::GATEWAY_TIMEOUT
+                    }
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                // Display carries the cause and never the password.
+                (status, e.to_string())
+            }
+        };
+        (status, message + "\n").into_response()
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    // Display, not Debug: the message says what failed and why.
+    if let Err(e) = run().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    // DATABASE_URL, or the `mysql` client's MYSQL_HOST, MYSQL_TCP_PORT and
+    // MYSQL_PWD with the login name as the user.
+    let pool = pool(MySqlManager::from_env()?)?;
+    setup(&pool).await?;
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, router(pool)).await?;
+    Ok(())
+}
