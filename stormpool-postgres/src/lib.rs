@@ -198,14 +198,16 @@ mod stats;
 mod status;
 mod tracked;
 mod transaction;
+mod unnamed;
 
-pub use config::ManagerConfig;
+pub use config::{ManagerConfig, Pooler};
 pub use connection::PgConnection;
 pub use error::{Classify, Error, Operation};
 pub use manager::{HookError, HookFuture, PgManager};
 pub use statements::{CopyOutStream, RowStream, SimpleQueryStream};
 pub use tracked::{CopyInSink, TrackedStream};
 pub use transaction::{PgTransaction, TransactionBuilder};
+pub use unnamed::ToPgStatement;
 /// What [`stats`](PgManager::stats) reports: the core's statement counters.
 pub type PgStats = stormpool::statements::StatementStats;
 pub use tokio_postgres;
