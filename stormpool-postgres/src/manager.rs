@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +68,8 @@ pub struct PgManager<T = NoTls> {
     counters: Arc<Counters>,
     /// Whether the server looks like a pooler: [`UNPROBED`] .. [`POOLER`].
     pooler_probe: AtomicU8,
+    /// Cancel requests that could not be sent.
+    cancel_failures: AtomicU64,
 }
 
 impl PgManager<NoTls> {
@@ -101,6 +103,7 @@ impl<T> PgManager<T> {
             on_connect: None,
             counters: Arc::default(),
             pooler_probe: AtomicU8::new(UNPROBED),
+            cancel_failures: AtomicU64::new(0),
         }
     }
 
@@ -190,6 +193,17 @@ impl<T> PgManager<T> {
             POOLER => Some(true),
             _ => None,
         }
+    }
+
+    /// How many cancel requests ([`cancel`](stormpool::Manager::cancel))
+    /// could not be sent (the server or pooler refused the connection, or
+    /// it failed). Whether a sent one stopped its statement, the pool's
+    /// drain tells: an empty query queued behind the statement answers
+    /// once it is over, and a connection whose statement outlasts
+    /// `abandon_timeout` is closed, counted in the pool's
+    /// `closed_drain_failed`.
+    pub fn cancel_failures(&self) -> u64 {
+        self.cancel_failures.load(Ordering::Relaxed)
     }
 
     /// Compares the new session's cancel key with its backend's process id,
@@ -467,17 +481,36 @@ where
 
     /// Returns once the server has signalled the session (it hangs up the
     /// cancel connection then), so a statement sent afterwards is never hit
-    /// by this cancel. With several hosts or `sslmode=require` the driver
-    /// sends the request, and returns as soon as it is written.
+    /// by this cancel; behind a pooler, once the pooler has forwarded it
+    /// (the drain's probe then waits for the statement to end). With
+    /// several hosts or `sslmode=require` the driver sends the request,
+    /// and returns as soon as it is written; behind a transaction pooler
+    /// that is refused (an error, counted in
+    /// [`cancel_failures`](PgManager::cancel_failures)), since the driver's
+    /// request is dropped there.
     async fn cancel(&self, token: &CancelToken) -> Result<(), Error> {
-        match &self.cancel_route {
+        let sent = match &self.cancel_route {
             Some(route) => cancel::cancel(token, route)
                 .await
                 .map_err(Error::io(Operation::Cancel)),
+            // The driver half-closes its socket once the request is
+            // written, which a pooler takes for the client giving up
+            // (PgBouncer 1.18 may even exit on it): not behind one.
+            None if self.options.pooler.is_transaction() => Err(Error::io(Operation::Cancel)(
+                std::io::Error::other(
+                    "behind a transaction pooler the cancel request needs one server \
+                     address and plaintext (sslmode disable or prefer)",
+                ),
+            )),
             None => token
                 .cancel_query(self.tls.clone())
                 .await
                 .map_err(Error::driver(Operation::Cancel)),
+        };
+        if sent.is_err() {
+            // Relaxed: a counter read for reporting only.
+            self.cancel_failures.fetch_add(1, Ordering::Relaxed);
         }
+        sent
     }
 }
