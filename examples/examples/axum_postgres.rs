@@ -13,6 +13,11 @@
 //! curl localhost:3000/readyz
 //! ```
 //!
+//! Behind a PgBouncer in transaction mode, say so:
+//! `DATABASE_POOLER=transaction DATABASE_URL=postgres://root@127.0.0.1:6432/test`
+//! (statements then run unnamed, and the deadline's bound is set per
+//! transaction: see stormpool-postgres's "Behind PgBouncer").
+//!
 //! The last transfer gives up at its 100 ms deadline in the middle of its
 //! transaction. Its connection goes back to the pool with the transaction
 //! open and a statement running: the pool cancels the statement and rolls
@@ -29,7 +34,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use stormpool::{AcquireError, AcquireOptions, Pool};
 use stormpool_postgres::tokio_postgres::error::SqlState;
-use stormpool_postgres::{Error, PgManager};
+use stormpool_postgres::{Error, ManagerConfig, PgManager, Pooler};
 use tokio::time::Instant;
 
 /// The header a caller sets its budget with, in milliseconds.
@@ -37,15 +42,30 @@ pub const DEADLINE_HEADER: &str = "x-deadline-ms";
 /// The budget of a request that sets none.
 const DEFAULT_BUDGET: Duration = Duration::from_secs(1);
 
-/// Builds the pool: 16 connections, each with the service's search path.
+/// Builds the pool: 16 connections, each named after the service.
 pub fn pool(database_url: &str) -> Result<Pool<PgManager>, Box<dyn std::error::Error>> {
-    let manager = PgManager::from_url(database_url)?.on_connect(|conn| {
-        Box::pin(async move {
-            conn.batch_execute("SET application_name = 'axum-postgres'")
-                .await?;
-            Ok(())
-        })
-    });
+    pool_behind(database_url, Pooler::None)
+}
+
+/// [`pool`], for a server behind `pooler` (a PgBouncer in transaction
+/// mode: [`Pooler::Transaction`]).
+pub fn pool_behind(
+    database_url: &str,
+    pooler: Pooler,
+) -> Result<Pool<PgManager>, Box<dyn std::error::Error>> {
+    let mut options = ManagerConfig::default();
+    options.pooler = pooler;
+    // PgBouncer keeps `application_name` per client, whichever server
+    // session serves it, so the hook's `SET` is safe behind it too.
+    let manager = PgManager::from_url(database_url)?
+        .options(options)
+        .on_connect(|conn| {
+            Box::pin(async move {
+                conn.batch_execute("SET application_name = 'axum-postgres'")
+                    .await?;
+                Ok(())
+            })
+        });
     Ok(Pool::builder(manager).max_size(16).build()?)
 }
 
@@ -233,7 +253,11 @@ async fn main() {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| "set DATABASE_URL, e.g. postgres://root@127.0.0.1:5432/test")?;
-    let pool = pool(&url)?;
+    let pooler = match std::env::var("DATABASE_POOLER").as_deref() {
+        Ok("transaction") => Pooler::Transaction,
+        _ => Pooler::None,
+    };
+    let pool = pool_behind(&url, pooler)?;
     setup(&pool).await?;
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
