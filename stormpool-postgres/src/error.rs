@@ -101,7 +101,10 @@ enum Kind {
     /// Behind a transaction pooler, what cannot run there.
     Pooler(PoolerMisuse),
     /// A statement given the wrong number of parameters.
-    ParameterCount { expected: usize, got: usize },
+    ParameterCount {
+        expected: usize,
+        got: usize,
+    },
 }
 
 /// What a connection behind a transaction pooler refuses.

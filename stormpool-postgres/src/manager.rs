@@ -496,12 +496,12 @@ where
             // The driver half-closes its socket once the request is
             // written, which a pooler takes for the client giving up
             // (PgBouncer 1.18 may even exit on it): not behind one.
-            None if self.options.pooler.is_transaction() => Err(Error::io(Operation::Cancel)(
-                std::io::Error::other(
+            None if self.options.pooler.is_transaction() => {
+                Err(Error::io(Operation::Cancel)(std::io::Error::other(
                     "behind a transaction pooler the cancel request needs one server \
                      address and plaintext (sslmode disable or prefer)",
-                ),
-            )),
+                )))
+            }
             None => token
                 .cancel_query(self.tls.clone())
                 .await

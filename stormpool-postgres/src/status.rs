@@ -226,9 +226,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Sniffed<S> {
                 this.status.status.store(status, Ordering::Release);
             }
             if let Some(pid) = this.parser.key_pid.take() {
-                this.status
-                    .key_pid
-                    .store(i64::from(pid), Ordering::Relaxed);
+                this.status.key_pid.store(i64::from(pid), Ordering::Relaxed);
             }
         }
         polled

@@ -113,8 +113,9 @@ impl Tracker {
     /// The bound for a statement of the request holding the connection,
     /// sent now.
     pub(crate) fn bound_now(&self) -> Bound {
-        self.deadline
-            .map_or(Bound::Default, |deadline| Bound::until(deadline, Instant::now()))
+        self.deadline.map_or(Bound::Default, |deadline| {
+            Bound::until(deadline, Instant::now())
+        })
     }
 
     /// Behind a transaction pooler: the `SELECT set_config(.., true), ..`
@@ -242,7 +243,14 @@ impl Tracker {
             };
             if self.pooler {
                 return self
-                    .run_local(client, in_transaction, bound, statement, stream, commit_after)
+                    .run_local(
+                        client,
+                        in_transaction,
+                        bound,
+                        statement,
+                        stream,
+                        commit_after,
+                    )
                     .await;
             }
             let tentative = in_transaction || self.in_transaction();
@@ -311,8 +319,7 @@ impl Tracker {
                 if matches!(bound, Bound::Millis(_)) {
                     self.counters.bound_changed();
                 }
-                let (set, result) =
-                    tokio::join!(biased; client.batch_execute(&prelude), statement);
+                let (set, result) = tokio::join!(biased; client.batch_execute(&prelude), statement);
                 if set.is_err() {
                     self.bound.forget();
                     // The transaction is failed now: its error says why.
@@ -482,7 +489,11 @@ where
             if let Some(flight) = this.flight.take() {
                 flight.finish();
             }
-            return Poll::Ready(committed.err().map(|e| Err(Error::driver(this.operation)(e))));
+            return Poll::Ready(
+                committed
+                    .err()
+                    .map(|e| Err(Error::driver(this.operation)(e))),
+            );
         }
         match this.inner.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,

@@ -35,7 +35,12 @@ async fn wait_running(side: &tokio_postgres::Client, tag: &str) {
 
 /// How long after `since` the statement tagged `tag` was gone from the
 /// server (polled every 2 ms), or `None` within `limit`.
-async fn stopped_after(side: &tokio_postgres::Client, tag: &str, since: Instant, limit: Duration) -> Option<Duration> {
+async fn stopped_after(
+    side: &tokio_postgres::Client,
+    tag: &str,
+    since: Instant,
+    limit: Duration,
+) -> Option<Duration> {
     while since.elapsed() < limit {
         if running(side, tag).await == 0 {
             return Some(since.elapsed());
@@ -47,16 +52,27 @@ async fn stopped_after(side: &tokio_postgres::Client, tag: &str, since: Instant,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_statement_stops_on_the_server_and_the_connection_is_reused() {
-    let Some((bouncer, direct)) = common::pgbouncer() else { return };
+    let Some((bouncer, direct)) = common::pgbouncer() else {
+        return;
+    };
     let side = common::side(&direct).await;
-    let pool = common::pooled(bouncer.url(), "stormpool_pooler_abandon", Pooler::Transaction, 1);
+    let pool = common::pooled(
+        bouncer.url(),
+        "stormpool_pooler_abandon",
+        Pooler::Transaction,
+        1,
+    );
     let mut stopped = Vec::new();
     for round in 0..5 {
         let tag = format!("stormpool_abandoned_{round}");
         let conn = pool.get().await.expect("acquire");
         let sql = format!("SELECT pg_sleep(5) /* {tag} */");
-        let abandoned = tokio::time::timeout(Duration::from_millis(150), conn.simple_query(&sql)).await;
-        assert!(abandoned.is_err(), "the sleep ended by itself: {abandoned:?}");
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(150), conn.simple_query(&sql)).await;
+        assert!(
+            abandoned.is_err(),
+            "the sleep ended by itself: {abandoned:?}"
+        );
         wait_running(&side, &tag).await;
         let returned = Instant::now();
         drop(conn);
@@ -65,7 +81,10 @@ async fn an_abandoned_statement_stops_on_the_server_and_the_connection_is_reused
         stopped.push(after);
         // The same connection serves the next request.
         let conn = pool.get().await.expect("acquire after the drain");
-        assert_eq!(common::tracked_scalar(&conn, "SELECT 1").await.as_deref(), Some("1"));
+        assert_eq!(
+            common::tracked_scalar(&conn, "SELECT 1").await.as_deref(),
+            Some("1")
+        );
     }
     let counters = pool.status().counters;
     println!(
@@ -79,14 +98,24 @@ async fn an_abandoned_statement_stops_on_the_server_and_the_connection_is_reused
     assert_eq!(counters.drained, 5);
     assert_eq!(pool.manager().cancel_failures(), 0);
     // Generous: the target is 200 ms on an idle machine.
-    assert!(stopped.iter().all(|d| *d < Duration::from_secs(2)), "{stopped:?}");
+    assert!(
+        stopped.iter().all(|d| *d < Duration::from_secs(2)),
+        "{stopped:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_managers_cancel_reaches_the_server_through_the_pooler() {
-    let Some((bouncer, direct)) = common::pgbouncer() else { return };
+    let Some((bouncer, direct)) = common::pgbouncer() else {
+        return;
+    };
     let side = common::side(&direct).await;
-    let pool = common::pooled(bouncer.url(), "stormpool_pooler_cancel", Pooler::Transaction, 1);
+    let pool = common::pooled(
+        bouncer.url(),
+        "stormpool_pooler_cancel",
+        Pooler::Transaction,
+        1,
+    );
 
     // The manager's cancel, a few times.
     let mut took = Vec::new();
@@ -108,7 +137,9 @@ async fn the_managers_cancel_reaches_the_server_through_the_pooler() {
             .expect("task");
         took.push(sent.elapsed());
         assert!(result.is_err(), "cancelled");
-        conn.simple_query("SELECT 1").await.expect("usable after the cancel");
+        conn.simple_query("SELECT 1")
+            .await
+            .expect("usable after the cancel");
     }
     println!("measured: the manager's cancel through pgbouncer stopped the statement in {took:?}");
 }

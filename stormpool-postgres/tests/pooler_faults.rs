@@ -22,9 +22,16 @@ struct Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_the_pooler_under_load_fails_fast_and_refills() {
-    let Some((bouncer, _)) = common::pgbouncer() else { return };
+    let Some((bouncer, _)) = common::pgbouncer() else {
+        return;
+    };
     let _serial = stormpool_testkit::serial().await;
-    let pool = Arc::new(common::pooled(bouncer.url(), "stormpool_pooler_restart", Pooler::Transaction, 8));
+    let pool = Arc::new(common::pooled(
+        bouncer.url(),
+        "stormpool_pooler_restart",
+        Pooler::Transaction,
+        8,
+    ));
     let budget = Duration::from_millis(100);
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -45,10 +52,15 @@ async fn restarting_the_pooler_under_load_fails_fast_and_refills() {
                     .await;
                     let ended = Instant::now();
                     let failed = result.is_err();
-                    let error = result.err().map(|e| {
-                        format!("{e} (connection error: {})", e.is_connection_error())
+                    let error = result
+                        .err()
+                        .map(|e| format!("{e} (connection error: {})", e.is_connection_error()));
+                    outcomes.lock().unwrap().push(Outcome {
+                        started,
+                        ended,
+                        deadline,
+                        error,
                     });
-                    outcomes.lock().unwrap().push(Outcome { started, ended, deadline, error });
                     if failed {
                         // A failing caller backs off a little, as a service would.
                         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -60,12 +72,10 @@ async fn restarting_the_pooler_under_load_fails_fast_and_refills() {
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let stopping = bouncer.clone();
-    let down = tokio::task::spawn_blocking(move || {
-        stopping.stop().map(|()| Instant::now())
-    })
-    .await
-    .expect("task")
-    .expect("stop pgbouncer");
+    let down = tokio::task::spawn_blocking(move || stopping.stop().map(|()| Instant::now()))
+        .await
+        .expect("task")
+        .expect("stop pgbouncer");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let starting = bouncer.clone();
     let restart = tokio::task::spawn_blocking(move || starting.restart())
@@ -84,7 +94,10 @@ async fn restarting_the_pooler_under_load_fails_fast_and_refills() {
         .iter()
         .map(|o| o.ended.saturating_duration_since(o.deadline))
         .collect();
-    let past_grace = late.iter().filter(|d| **d > Duration::from_millis(50)).count();
+    let past_grace = late
+        .iter()
+        .filter(|d| **d > Duration::from_millis(50))
+        .count();
     let worst = late.iter().max().copied().unwrap_or_default();
     let while_down: Vec<&Outcome> = outcomes
         .iter()
@@ -117,11 +130,23 @@ async fn restarting_the_pooler_under_load_fails_fast_and_refills() {
         pool.status().counters.connects_failed,
     );
     println!("measured: error while down: {first_error:?}");
-    assert!(!while_down.is_empty(), "no request ran while the pooler was down");
-    assert!(refused > 0, "no request saw the real error: {first_error:?}");
-    assert!(refilled.is_some(), "no request was served after the restart");
+    assert!(
+        !while_down.is_empty(),
+        "no request ran while the pooler was down"
+    );
+    assert!(
+        refused > 0,
+        "no request saw the real error: {first_error:?}"
+    );
+    assert!(
+        refilled.is_some(),
+        "no request was served after the restart"
+    );
     // Generous: 50 ms is the promise, on an idle machine.
-    assert!(worst < Duration::from_millis(500), "a request ran {worst:?} past its deadline");
+    assert!(
+        worst < Duration::from_millis(500),
+        "a request ran {worst:?} past its deadline"
+    );
     drop(outcomes);
     assert!(bouncer.is_ready());
 }

@@ -44,7 +44,8 @@ async fn rounds(pool: Arc<Pool<PgManager>>, url: &str, extended: bool) -> Seen {
                         .settings(settings);
                     let mut conn = pool.get_with(options).await.expect("acquire");
                     // Text, typed and simple statements, one in a transaction.
-                    let sql = "SELECT current_setting('work_mem'), current_setting('statement_timeout')";
+                    let sql =
+                        "SELECT current_setting('work_mem'), current_setting('statement_timeout')";
                     let (work_mem, timeout) = if !extended {
                         let work_mem = common::tracked_scalar(&conn, "SHOW work_mem").await;
                         let timeout = common::tracked_scalar(&conn, "SHOW statement_timeout").await;
@@ -84,7 +85,9 @@ async fn rounds(pool: Arc<Pool<PgManager>>, url: &str, extended: bool) -> Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_a_request_sets_reaches_another_client() {
-    let Some((bouncer, _)) = common::pgbouncer() else { return };
+    let Some((bouncer, _)) = common::pgbouncer() else {
+        return;
+    };
     // One at a time: the test without pooler mode leaks on purpose.
     let _serial = stormpool_testkit::serial().await;
     let pool = Arc::new(common::pooled(
@@ -111,7 +114,9 @@ async fn nothing_a_request_sets_reaches_another_client() {
 /// The failure the mode exists for, so the test above can fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_pooler_mode_settings_and_bounds_leak() {
-    let Some((bouncer, _)) = common::pgbouncer() else { return };
+    let Some((bouncer, _)) = common::pgbouncer() else {
+        return;
+    };
     // One at a time: the test without pooler mode leaks on purpose.
     let _serial = stormpool_testkit::serial().await;
     let pool = Arc::new(common::pooled(
@@ -135,10 +140,17 @@ async fn without_pooler_mode_settings_and_bounds_leak() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_still_bounds_its_statement_through_the_pooler() {
-    let Some((bouncer, _)) = common::pgbouncer() else { return };
+    let Some((bouncer, _)) = common::pgbouncer() else {
+        return;
+    };
     // One at a time: the test without pooler mode leaks on purpose.
     let _serial = stormpool_testkit::serial().await;
-    let pool = common::pooled(bouncer.url(), "stormpool_pooler_deadline", Pooler::Transaction, 2);
+    let pool = common::pooled(
+        bouncer.url(),
+        "stormpool_pooler_deadline",
+        Pooler::Transaction,
+        2,
+    );
     let budget = Duration::from_millis(300);
     for way in ["simple", "extended", "transaction"] {
         let deadline = Instant::now() + budget;
@@ -163,7 +175,9 @@ async fn a_deadline_still_bounds_its_statement_through_the_pooler() {
         let took = sent.elapsed();
         let early = deadline.saturating_duration_since(Instant::now());
         let err = result.expect_err("stopped");
-        println!("measured: {way} statement stopped {took:?} after it was sent (deadline in {early:?})");
+        println!(
+            "measured: {way} statement stopped {took:?} after it was sent (deadline in {early:?})"
+        );
         assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{way}: {err}");
         assert!(took < budget * 2, "{way}: stopped after {took:?}");
     }
@@ -172,7 +186,9 @@ async fn a_deadline_still_bounds_its_statement_through_the_pooler() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pooler_in_front_is_detected() {
-    let Some((bouncer, direct)) = common::pgbouncer() else { return };
+    let Some((bouncer, direct)) = common::pgbouncer() else {
+        return;
+    };
     let _serial = stormpool_testkit::serial().await;
     let behind = common::pooled(bouncer.url(), "stormpool_pooler_detect", Pooler::None, 1);
     drop(behind.get().await.expect("acquire"));

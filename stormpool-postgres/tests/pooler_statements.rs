@@ -78,7 +78,9 @@ async fn storm(pool: Arc<Pool<PgManager>>, way: Way) -> (usize, Option<String>) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_parameterized_statement_answers_right_in_pooler_mode() {
-    let Some((bouncer, _)) = common::pgbouncer() else { return };
+    let Some((bouncer, _)) = common::pgbouncer() else {
+        return;
+    };
     for way in [Way::Query, Way::PrepareCached, Way::InTransaction] {
         let pool = Arc::new(common::pooled(
             bouncer.url(),
@@ -102,7 +104,9 @@ async fn every_parameterized_statement_answers_right_in_pooler_mode() {
 /// named statements meet other server sessions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_pooler_mode_named_statements_go_astray() {
-    let Some((bouncer, _)) = common::pgbouncer() else { return };
+    let Some((bouncer, _)) = common::pgbouncer() else {
+        return;
+    };
     let pool = Arc::new(common::pooled(
         bouncer.url(),
         "stormpool_pooler_statements_off",
@@ -119,15 +123,27 @@ async fn without_pooler_mode_named_statements_go_astray() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_the_connection_did_not_describe_are_refused() {
-    let Some((bouncer, _)) = common::pgbouncer() else { return };
-    let pool = common::pooled(bouncer.url(), "stormpool_pooler_refusals", Pooler::Transaction, 2);
+    let Some((bouncer, _)) = common::pgbouncer() else {
+        return;
+    };
+    let pool = common::pooled(
+        bouncer.url(),
+        "stormpool_pooler_refusals",
+        Pooler::Transaction,
+        2,
+    );
     let mut conn = pool.get().await.expect("acquire");
 
     let wrong = conn
         .query_one("SELECT $1::int4", &[&1i32, &2i32])
         .await
         .expect_err("two parameters for one");
-    assert!(wrong.to_string().contains("expected 1 parameters but got 2"), "{wrong}");
+    assert!(
+        wrong
+            .to_string()
+            .contains("expected 1 parameters but got 2"),
+        "{wrong}"
+    );
 
     // Prepared through the raw client: a name the connection does not know.
     let raw = conn.client().prepare("SELECT 1").await;
@@ -145,11 +161,22 @@ async fn statements_the_connection_did_not_describe_are_refused() {
 
     // Inside a transaction COPY runs, the prepared handle too.
     let tx = conn.transaction().await.expect("begin");
-    let data = tx.copy_out("COPY (SELECT 7) TO STDOUT").await.expect("copy");
-    let chunks: Vec<_> = futures_util::TryStreamExt::try_collect(data).await.expect("rows");
+    let data = tx
+        .copy_out("COPY (SELECT 7) TO STDOUT")
+        .await
+        .expect("copy");
+    let chunks: Vec<_> = futures_util::TryStreamExt::try_collect(data)
+        .await
+        .expect("rows");
     assert_eq!(chunks.concat(), b"7\n");
-    let statement = tx.prepare("SELECT $1::text || 'b'").await.expect("describe");
-    let row = tx.query_one(&statement, &[&"a"]).await.expect("run by text");
+    let statement = tx
+        .prepare("SELECT $1::text || 'b'")
+        .await
+        .expect("describe");
+    let row = tx
+        .query_one(&statement, &[&"a"])
+        .await
+        .expect("run by text");
     assert_eq!(row.get::<_, String>(0), "ab");
     tx.commit().await.expect("commit");
 
@@ -163,6 +190,8 @@ async fn statements_the_connection_did_not_describe_are_refused() {
         .query_raw("SELECT generate_series(1, $1::int4)", [3i32])
         .await
         .expect("query_raw");
-    let rows: Vec<_> = futures_util::TryStreamExt::try_collect(rows).await.expect("rows");
+    let rows: Vec<_> = futures_util::TryStreamExt::try_collect(rows)
+        .await
+        .expect("rows");
     assert_eq!(rows.len(), 3);
 }

@@ -310,7 +310,9 @@ fn stop_stale(dir: &Path) {
     };
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     if String::from_utf8_lossy(&cmdline).contains("pgbouncer") {
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         let until = Instant::now() + Duration::from_secs(5);
         while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < until {
             sleep(Duration::from_millis(10));
@@ -346,7 +348,10 @@ mod tests {
         assert!(text.contains("listen_port = 6439\n"));
         assert!(text.contains("pool_mode = transaction\n"));
         assert!(text.contains("pidfile = /tmp/x/pgbouncer.pid\n"));
-        assert_eq!(url_user("postgres://root@127.0.0.1:6439/test"), Some("root"));
+        assert_eq!(
+            url_user("postgres://root@127.0.0.1:6439/test"),
+            Some("root")
+        );
         assert_eq!(url_user("postgres://app:pw@h/db"), Some("app"));
         assert_eq!(url_user("postgres://h/db"), None);
     }

@@ -317,9 +317,15 @@ mod tests {
         let (url, mode) = split_pooler("postgres://u@h:6432/db?pooler=transaction&sslmode=disable");
         assert_eq!(url, "postgres://u@h:6432/db?sslmode=disable");
         assert_eq!(mode.as_deref(), Some("transaction"));
-        assert_eq!(split_pooler("postgres://u@h/db?pooler=none").0, "postgres://u@h/db");
+        assert_eq!(
+            split_pooler("postgres://u@h/db?pooler=none").0,
+            "postgres://u@h/db"
+        );
         assert_eq!(split_pooler("postgres://u@h/db").1, None);
-        assert!(matches!(pooler("postgres://u@h/db?pooler=transaction"), Ok(Pooler::Transaction)));
+        assert!(matches!(
+            pooler("postgres://u@h/db?pooler=transaction"),
+            Ok(Pooler::Transaction)
+        ));
         assert!(pooler("postgres://u@h/db?pooler=statement").is_err());
     }
 }
