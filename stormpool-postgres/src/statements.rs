@@ -51,6 +51,23 @@ impl<'a> Statements<'a> {
             .await
     }
 
+    /// Runs a statement whose results outlive its future (rows, a copy):
+    /// the flight ends with them.
+    async fn keep<R>(
+        self,
+        statement: impl std::future::Future<Output = Result<R, tokio_postgres::Error>>,
+    ) -> Result<(R, crate::tracked::InFlight<'a>), Error> {
+        self.tracker
+            .run_keep(
+                Some(self.client),
+                self.in_transaction,
+                Operation::Statement,
+                statement,
+                true,
+            )
+            .await
+    }
+
     /// Whether statements run unnamed, behind a transaction pooler.
     fn unnamed(self) -> bool {
         self.tracker.pooler
@@ -81,12 +98,9 @@ impl<'a> Statements<'a> {
     /// on its session (see [`unnamed`](crate::unnamed)).
     async fn describe(self, query: &str, types: &[Type]) -> Result<Statement, Error> {
         let key = cache_key(query, types);
-        let cached = self.lock_cache().get(&key);
-        if let Some(statement) = cached {
-            self.tracker.counters.cache_hit();
+        if let Some(statement) = self.cached(&key) {
             return Ok(statement);
         }
-        self.tracker.counters.cache_miss();
         let in_transaction = self.in_transaction();
         let described = unnamed::describe(self.client, query, types, in_transaction);
         let statement = self
@@ -172,16 +186,7 @@ impl<'a> Statements<'a> {
             let params = params.zip(described.params().iter().cloned());
             return self.query_typed_raw(&text, params).await;
         }
-        let (rows, flight) = self
-            .tracker
-            .run_keep(
-                Some(self.client),
-                self.in_transaction,
-                Operation::Statement,
-                self.client.query_raw(statement, params),
-                true,
-            )
-            .await?;
+        let (rows, flight) = self.keep(self.client.query_raw(statement, params)).await?;
         Ok(TrackedStream::new(rows, flight, Operation::Statement))
     }
 
@@ -219,14 +224,7 @@ impl<'a> Statements<'a> {
         I: IntoIterator<Item = (P, Type)>,
     {
         let (rows, flight) = self
-            .tracker
-            .run_keep(
-                Some(self.client),
-                self.in_transaction,
-                Operation::Statement,
-                self.client.query_typed_raw(query, params),
-                true,
-            )
+            .keep(self.client.query_typed_raw(query, params))
             .await?;
         Ok(TrackedStream::new(rows, flight, Operation::Statement))
     }
@@ -300,16 +298,7 @@ impl<'a> Statements<'a> {
         self,
         query: &str,
     ) -> Result<SimpleQueryStream<'a>, Error> {
-        let (messages, flight) = self
-            .tracker
-            .run_keep(
-                Some(self.client),
-                self.in_transaction,
-                Operation::Statement,
-                self.client.simple_query_raw(query),
-                true,
-            )
-            .await?;
+        let (messages, flight) = self.keep(self.client.simple_query_raw(query)).await?;
         Ok(TrackedStream::new(messages, flight, Operation::Statement))
     }
 
@@ -346,12 +335,9 @@ impl<'a> Statements<'a> {
             return self.describe(query, types).await;
         }
         let key = cache_key(query, types);
-        let cached = self.lock_cache().get(&key);
-        if let Some(statement) = cached {
-            self.tracker.counters.cache_hit();
+        if let Some(statement) = self.cached(&key) {
             return Ok(statement);
         }
-        self.tracker.counters.cache_miss();
         let statement = self.prepare_typed(query, types).await?;
         // An evicted statement is closed on the server when its last
         // handle drops.
@@ -360,6 +346,16 @@ impl<'a> Statements<'a> {
             .insert(key.into_owned(), statement.clone());
         drop(evicted);
         Ok(statement)
+    }
+
+    /// The cached statement for `key`, counted as a hit or a miss.
+    fn cached(self, key: &str) -> Option<Statement> {
+        let cached = self.lock_cache().get(key);
+        match cached {
+            Some(_) => self.tracker.counters.cache_hit(),
+            None => self.tracker.counters.cache_miss(),
+        }
+        cached
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'a, Cache> {
@@ -377,28 +373,10 @@ impl<'a> Statements<'a> {
     {
         if self.unnamed() {
             let text = self.copy_text(statement)?;
-            let (sink, flight) = self
-                .tracker
-                .run_keep(
-                    Some(self.client),
-                    self.in_transaction,
-                    Operation::Statement,
-                    self.client.copy_in(&*text),
-                    true,
-                )
-                .await?;
+            let (sink, flight) = self.keep(self.client.copy_in(&*text)).await?;
             return Ok(CopyInSink::new(sink, flight));
         }
-        let (sink, flight) = self
-            .tracker
-            .run_keep(
-                Some(self.client),
-                self.in_transaction,
-                Operation::Statement,
-                self.client.copy_in(statement),
-                true,
-            )
-            .await?;
+        let (sink, flight) = self.keep(self.client.copy_in(statement)).await?;
         Ok(CopyInSink::new(sink, flight))
     }
 
@@ -428,28 +406,10 @@ impl<'a> Statements<'a> {
     {
         if self.unnamed() {
             let text = self.copy_text(statement)?;
-            let (data, flight) = self
-                .tracker
-                .run_keep(
-                    Some(self.client),
-                    self.in_transaction,
-                    Operation::Statement,
-                    self.client.copy_out(&*text),
-                    true,
-                )
-                .await?;
+            let (data, flight) = self.keep(self.client.copy_out(&*text)).await?;
             return Ok(TrackedStream::new(data, flight, Operation::Statement));
         }
-        let (data, flight) = self
-            .tracker
-            .run_keep(
-                Some(self.client),
-                self.in_transaction,
-                Operation::Statement,
-                self.client.copy_out(statement),
-                true,
-            )
-            .await?;
+        let (data, flight) = self.keep(self.client.copy_out(statement)).await?;
         Ok(TrackedStream::new(data, flight, Operation::Statement))
     }
 }

@@ -24,7 +24,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::db::{in_ci, server_addr, PG_URL_VAR};
-use crate::server::Restart;
+use crate::server::{run, Restart};
 
 /// The variable naming where the tests' PgBouncer listens.
 pub const PGBOUNCER_URL_VAR: &str = "STORMPOOL_PGBOUNCER_URL";
@@ -317,19 +317,6 @@ fn stop_stale(dir: &Path) {
         while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < until {
             sleep(Duration::from_millis(10));
         }
-    }
-}
-
-fn run(cmd: &mut Command) -> io::Result<()> {
-    let out = cmd.stdin(Stdio::null()).output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
     }
 }
 
