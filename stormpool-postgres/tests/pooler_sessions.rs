@@ -197,3 +197,57 @@ async fn a_pooler_in_front_is_detected() {
     drop(plain.get().await.expect("acquire"));
     assert_eq!(plain.manager().pooler_detected(), Some(false));
 }
+
+/// A stream with a deadline runs in a transaction of its own, which ends
+/// after its last row (committed) or its error (rolled back), so the next
+/// statement starts a transaction of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounded_stream_ends_its_own_transaction() {
+    let Some((bouncer, _)) = common::pgbouncer() else {
+        return;
+    };
+    let _serial = stormpool_testkit::serial().await;
+    let pool = common::pooled(
+        bouncer.url(),
+        "stormpool_pooler_stream",
+        Pooler::Transaction,
+        1,
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let conn = pool
+        .get_with(AcquireOptions::new().deadline(deadline.into()))
+        .await
+        .expect("acquire");
+    let fresh = "SELECT (transaction_timestamp() = statement_timestamp())::text";
+
+    let rows = conn
+        .query_raw(
+            "SELECT current_setting('statement_timeout') FROM generate_series(1, $1::int4)",
+            [3i32],
+        )
+        .await
+        .expect("query_raw");
+    let rows: Vec<_> = futures_util::TryStreamExt::try_collect(rows)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 3);
+    assert_ne!(rows[0].get::<_, String>(0), "0", "the stream ran unbounded");
+    assert_eq!(
+        common::tracked_scalar(&conn, fresh).await.as_deref(),
+        Some("true")
+    );
+
+    let failing = conn
+        .query_raw(
+            "SELECT 1 / (3 - g) FROM generate_series(1, $1::int4) g",
+            [5i32],
+        )
+        .await
+        .expect("query_raw");
+    let failed = futures_util::TryStreamExt::try_collect::<Vec<_>>(failing).await;
+    assert!(failed.is_err(), "division by zero");
+    assert_eq!(
+        common::tracked_scalar(&conn, fresh).await.as_deref(),
+        Some("true")
+    );
+}
