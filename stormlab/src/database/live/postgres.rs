@@ -32,6 +32,7 @@ use std::sync::Arc;
 use bb8_postgres::PostgresConnectionManager;
 use stormpool::statements::StatementStats;
 use stormpool_postgres::tokio_postgres::error::SqlState;
+use stormpool_postgres::tokio_postgres::types::Type;
 use stormpool_postgres::tokio_postgres::{self, Client, NoTls};
 use stormpool_postgres::{ManagerConfig, PgConnection, PgManager, Pooler};
 use stormpool_testkit::load::chain;
@@ -60,7 +61,7 @@ impl Server for Postgres {
     const STOPPED: &'static str = "";
     const BOUND: &'static str = "statement_timeout";
 
-    type Conn = Client;
+    type Conn = PgSide;
     type Manager = PgManager;
 
     fn new(url: &DbUrl, work: Workload) -> Result<Self, LabError> {
@@ -101,16 +102,27 @@ impl Server for Postgres {
     }
 }
 
-/// tokio-postgres' client: its sessions are named, and the lab's pools'
-/// found by their name.
-impl LabConnection for Client {
-    async fn connect(url: &DbUrl, role: &'static str) -> Result<Client, LabError> {
+/// The lab's own connections (admin, sampler): tokio-postgres' client. Its
+/// sessions are named, and the lab's pools' found by their name.
+pub struct PgSide {
+    client: Client,
+    /// A pooler in transaction mode stands in front of the server: the
+    /// server sessions are the pooler's.
+    behind_pooler: bool,
+}
+
+impl LabConnection for PgSide {
+    async fn connect(url: &DbUrl, role: &'static str) -> Result<PgSide, LabError> {
         let config = pg_config(url, role)?;
         let (client, connection) = within(Postgres::NAME, config.connect(NoTls))
             .await?
             .map_err(error("connecting"))?;
         tokio::spawn(connection);
-        Ok(client)
+        let behind_pooler = pooler(&url.url)?.is_transaction();
+        Ok(PgSide {
+            client,
+            behind_pooler,
+        })
     }
 
     /// Dropping the client ends its connection's task.
@@ -121,13 +133,23 @@ impl LabConnection for Client {
         Ok(())
     }
 
-    /// Terminates the sessions named after the lab's pools.
+    /// Terminates the sessions named after the lab's pools. Behind a
+    /// pooler they are the pooler's server sessions, which carry the name
+    /// of the client they last served: terminating them makes PgBouncer
+    /// refuse every client for `server_login_retry` (15 s). The pools'
+    /// own sessions to the pooler end when the pools are dropped.
     async fn end_lab_sessions(&mut self) -> Result<usize, LabError> {
+        if self.behind_pooler {
+            return Ok(0);
+        }
+        // Unnamed statements (`query_typed`), which a pooler in front of
+        // the server passes through whole.
         let ended = self
-            .query(
+            .client
+            .query_typed(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                  WHERE application_name = $1",
-                &[&APPLICATION],
+                &[(&APPLICATION, Type::TEXT)],
             )
             .await
             .map_err(error("ending the lab's sessions"))?;
@@ -135,17 +157,18 @@ impl LabConnection for Client {
     }
 
     async fn run_statement(&mut self, sql: &str) -> Result<(), LabError> {
-        let answer = self.simple_query(sql).await;
+        let answer = self.client.simple_query(sql).await;
         answer.map(drop).map_err(error("timing a statement"))
     }
 
     /// Reads `pg_stat_activity` for the statements of the lab's pools.
     async fn running(&mut self) -> Option<Vec<u64>> {
         let rows = self
-            .query(
+            .client
+            .query_typed(
                 "SELECT query FROM pg_stat_activity \
                  WHERE application_name = $1 AND state = 'active'",
-                &[&APPLICATION],
+                &[(&APPLICATION, Type::TEXT)],
             )
             .await
             .ok()?;
