@@ -38,7 +38,9 @@ pub struct ManagerConfig {
     /// connection, evicting the least recently used (0: caches nothing).
     /// Each costs a little memory on the server. Behind a transaction
     /// pooler ([`pooler`](Self::pooler)) it holds statements' parameter and
-    /// column types instead, and nothing on the server. Default: 100.
+    /// column types instead, and nothing on the server; with 0 there, every
+    /// statement is described before it runs, and a prepared statement
+    /// cannot be run by its handle. Default: 100.
     pub statement_cache_capacity: usize,
     /// What stands between the manager and PostgreSQL: nothing (or a
     /// pooler in session mode), or a pooler in transaction mode such as

@@ -233,8 +233,10 @@
 //!   goes through [`simple_query`](PgConnection::simple_query) or
 //!   [`batch_execute`](PgConnection::batch_execute) (the prelude joins it),
 //!   not `execute("BEGIN")`, whose statement's own `COMMIT` would end it.
-//!   Settings an [`on_connect`](PgManager::on_connect) hook sets stay on
-//!   one server session: don't.
+//!   Since no statement runs at checkout, a setting's bad *value* fails
+//!   the request's first statement rather than its acquire (a bad name is
+//!   still refused there). Settings an [`on_connect`](PgManager::on_connect)
+//!   hook sets stay on one server session: don't.
 //! - **The reset sends nothing**: the settings lived on the connection, and
 //!   [`ManagerConfig::reset_statement`] would reach whichever server session
 //!   the pooler picks (`DISCARD ALL` there drops other clients' statements).

@@ -251,3 +251,44 @@ async fn a_bounded_stream_ends_its_own_transaction() {
         Some("true")
     );
 }
+
+/// Behind a pooler the settings are sent with the request's first
+/// statement: a bad name is refused at the acquire, a bad value fails that
+/// statement, and the next request is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_setting_fails_the_acquire_or_the_first_statement() {
+    let Some((bouncer, _)) = common::pgbouncer() else {
+        return;
+    };
+    let _serial = stormpool_testkit::serial().await;
+    let pool = common::pooled(
+        bouncer.url(),
+        "stormpool_pooler_bad_setting",
+        Pooler::Transaction,
+        1,
+    );
+    let bad_name = Settings::new([("work mem", "7MB")]);
+    let refused = pool
+        .get_with(AcquireOptions::new().settings(bad_name))
+        .await;
+    assert!(refused.is_err(), "a bad name is refused at the acquire");
+
+    let bad_value = Settings::new([("work_mem", "plenty")]);
+    let conn = pool
+        .get_with(AcquireOptions::new().settings(bad_value))
+        .await
+        .expect("acquire");
+    let failed = conn.simple_query("SELECT 1").await.expect_err("bad value");
+    assert_eq!(
+        failed.code(),
+        Some(&SqlState::INVALID_PARAMETER_VALUE),
+        "{failed}"
+    );
+    drop(conn);
+
+    let conn = pool.get().await.expect("acquire");
+    assert_eq!(
+        common::tracked_scalar(&conn, "SELECT 1").await.as_deref(),
+        Some("1")
+    );
+}
