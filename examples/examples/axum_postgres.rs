@@ -15,6 +15,11 @@
 //! curl localhost:3000/readyz
 //! ```
 //!
+//! Behind a PgBouncer in transaction mode, say so:
+//! `DATABASE_POOLER=transaction DATABASE_URL=postgres://root@127.0.0.1:6432/test`
+//! (statements then run unnamed, and the deadline's bound is set per
+//! transaction: see stormpool-postgres's "Behind PgBouncer").
+//!
 //! The last transfer gives up at its 100 ms deadline in the middle of its
 //! transaction. Its connection goes back to the pool with the transaction
 //! open and a statement running: the pool cancels the statement and rolls
@@ -31,7 +36,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use stormpool::AcquireOptions;
 use stormpool_postgres::tokio_postgres::error::SqlState;
-use stormpool_postgres::{AcquireError, Error, PgManager, Pool};
+use stormpool_postgres::{AcquireError, Error, ManagerConfig, PgManager, Pool, Pooler};
 use tokio::time::Instant;
 
 /// The header a caller sets its budget with, in milliseconds.
@@ -39,8 +44,12 @@ pub const DEADLINE_HEADER: &str = "x-deadline-ms";
 /// The budget of a request that sets none.
 const DEFAULT_BUDGET: Duration = Duration::from_secs(1);
 
-/// Builds the pool: 16 connections, each with the service's search path.
+/// Builds the pool: 16 connections, each named after the service. Behind a
+/// PgBouncer in transaction mode, pass a manager with
+/// [`Pooler::Transaction`] (see `main`).
 pub fn pool(manager: PgManager) -> Result<Pool, Box<dyn std::error::Error>> {
+    // PgBouncer keeps `application_name` per client, whichever server
+    // session serves it, so the hook's `SET` is safe behind it too.
     let manager = manager.on_connect(|conn| {
         Box::pin(async move {
             conn.batch_execute("SET application_name = 'axum-postgres'")
@@ -233,8 +242,13 @@ async fn main() {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    // DATABASE_URL, completed by libpq's PGHOST, PGUSER, PGPASSWORD...
-    let pool = pool(PgManager::from_env()?)?;
+    // DATABASE_URL, completed by libpq's PGHOST, PGUSER, PGPASSWORD...;
+    // DATABASE_POOLER=transaction behind a PgBouncer in transaction mode.
+    let mut options = ManagerConfig::default();
+    if std::env::var("DATABASE_POOLER").as_deref() == Ok("transaction") {
+        options.pooler = Pooler::Transaction;
+    }
+    let pool = pool(PgManager::from_env()?.options(options))?;
     setup(&pool).await?;
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;

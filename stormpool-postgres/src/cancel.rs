@@ -15,11 +15,24 @@
 //! measurement). This needs the server's address: with several hosts, or
 //! with `sslmode=require`, the manager falls back to the driver's call.
 //! The request goes in plaintext, as libpq has always sent it.
+//!
+//! # Through a pooler
+//!
+//! The driver half-closes the socket once the request is written. A server
+//! does not mind, but PgBouncer reads that end of file as the client giving
+//! up, drops the request before forwarding it (`client unexpected eof`), and
+//! the statement runs on. So the write half stays open, as libpq's
+//! `PQcancel` keeps it, until the other side hangs up. Behind PgBouncer
+//! the hang-up means the request was forwarded, not yet acted on; the
+//! pool's drain probe, which queues behind the statement on the same
+//! server session, tells when it stopped.
 
 use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{CancelToken, Config, NoTls};
 
@@ -74,10 +87,11 @@ pub(crate) async fn cancel(token: &CancelToken, route: &CancelRoute) -> io::Resu
     }
 }
 
-async fn send_and_wait<S>(token: &CancelToken, mut stream: S) -> io::Result<()>
+async fn send_and_wait<S>(token: &CancelToken, stream: S) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut stream = KeepOpen(stream);
     token
         .cancel_query_raw(&mut stream, NoTls)
         .await
@@ -95,9 +109,43 @@ where
     }
 }
 
+/// A stream whose `shutdown` does nothing: the driver's cancel shuts the
+/// write half down after the request, which a pooler takes for the client
+/// giving up (see the module docs). The socket closes when dropped.
+struct KeepOpen<S>(S);
+
+impl<S: AsyncRead + Unpin> AsyncRead for KeepOpen<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for KeepOpen<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn route(url: &str) -> Option<CancelRoute> {
         CancelRoute::for_config(&url.parse().expect("config"))
@@ -122,6 +170,24 @@ mod tests {
             route("host=/run/postgresql user=u"),
             Some(CancelRoute::Unix("/run/postgresql/.s.PGSQL.5432".into()))
         );
+    }
+
+    #[tokio::test]
+    async fn shutting_down_leaves_the_write_half_open() {
+        use tokio::io::AsyncWriteExt;
+        let (client, mut server) = tokio::io::duplex(64);
+        let mut stream = KeepOpen(client);
+        stream.write_all(b"request").await.expect("write");
+        stream.shutdown().await.expect("shutdown");
+        let mut got = [0u8; 7];
+        server.read_exact(&mut got).await.expect("request");
+        assert_eq!(&got, b"request");
+        // No end of file until the stream drops.
+        let mut more = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(50), server.read(&mut more));
+        assert!(early.await.is_err(), "the write half was shut");
+        drop(stream);
+        assert_eq!(server.read(&mut more).await.expect("eof"), 0);
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub struct ManagerConfig {
     /// settings. It must undo every setting [`apply`](stormpool::Manager::apply)
     /// can make. `DISCARD ALL` also drops prepared statements, temporary
     /// tables, advisory locks and listeners; `RESET ALL` is cheaper when
-    /// sessions only ever carry settings.
+    /// sessions only ever carry settings. Not sent behind a transaction
+    /// pooler ([`pooler`](Self::pooler)), where the session it would reach
+    /// is whichever the pooler picks, and settings never stay on one.
     /// Default: `DISCARD ALL`.
     pub reset_statement: String,
     /// How long a closed connection may take to say goodbye to the server
@@ -34,8 +36,45 @@ pub struct ManagerConfig {
     /// How many prepared statements
     /// [`prepare_cached`](crate::PgConnection::prepare_cached) keeps per
     /// connection, evicting the least recently used (0: caches nothing).
-    /// Each costs a little memory on the server. Default: 100.
+    /// Each costs a little memory on the server. Behind a transaction
+    /// pooler ([`pooler`](Self::pooler)) it holds statements' parameter and
+    /// column types instead, and nothing on the server; with 0 there, every
+    /// statement is described before it runs, and a prepared statement
+    /// cannot be run by its handle. Default: 100.
     pub statement_cache_capacity: usize,
+    /// What stands between the manager and PostgreSQL: nothing (or a
+    /// pooler in session mode), or a pooler in transaction mode such as
+    /// PgBouncer's `pool_mode = transaction`, which gives each transaction
+    /// whichever server session is free. See the crate docs, "Behind
+    /// PgBouncer", for what changes. Default: [`Pooler::None`].
+    pub pooler: Pooler,
+}
+
+/// What stands between a [`PgManager`](crate::PgManager) and the server
+/// ([`ManagerConfig::pooler`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Pooler {
+    /// A server session per connection: the server itself, or a pooler in
+    /// session mode. Prepared statements, settings and the deadline's
+    /// bound live on the session.
+    #[default]
+    None,
+    /// A pooler in transaction mode (PgBouncer, PgCat, Supavisor, Odyssey):
+    /// consecutive transactions of one connection may run on different
+    /// server sessions, and whatever one leaves on a server session is
+    /// seen by the next client there. Statements run unnamed, settings and
+    /// the deadline's bound are set for one transaction at a time
+    /// (`set_config(.., true)`), and the reset sends nothing.
+    Transaction,
+}
+
+impl Pooler {
+    /// Whether a connection's consecutive transactions may run on
+    /// different server sessions.
+    pub fn is_transaction(self) -> bool {
+        self == Pooler::Transaction
+    }
 }
 
 impl Default for ManagerConfig {
@@ -45,6 +84,7 @@ impl Default for ManagerConfig {
             close_grace: Duration::from_secs(1),
             statement_grace: stormpool::statements::DEFAULT_STATEMENT_GRACE,
             statement_cache_capacity: 100,
+            pooler: Pooler::None,
         }
     }
 }

@@ -25,7 +25,9 @@ use bytes::Buf;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_postgres::types::{BorrowToSql, ToSql, Type};
-use tokio_postgres::{CancelToken, Client, Row, SimpleQueryMessage, Statement, ToStatement};
+use tokio_postgres::{CancelToken, Client, Row, SimpleQueryMessage, Statement};
+
+use crate::unnamed::ToPgStatement;
 
 use crate::error::Error;
 use crate::statements::{Cache, CopyOutStream, RowStream, SimpleQueryStream, Statements};
@@ -170,7 +172,7 @@ impl PgConnection {
     /// pool cancels it when the connection comes back.
     pub async fn query<T>(&self, statement: &T, params: Params<'_>) -> Result<Vec<Row>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
         self.statements().query(statement, params).await
     }
@@ -182,7 +184,7 @@ impl PgConnection {
     /// As [`query`](Self::query).
     pub async fn query_one<T>(&self, statement: &T, params: Params<'_>) -> Result<Row, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
         self.statements().query_one(statement, params).await
     }
@@ -198,7 +200,7 @@ impl PgConnection {
         params: Params<'_>,
     ) -> Result<Option<Row>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
         self.statements().query_opt(statement, params).await
     }
@@ -211,7 +213,7 @@ impl PgConnection {
     /// As [`query`](Self::query), for the future and for the stream.
     pub async fn query_raw<T, P, I>(&self, statement: &T, params: I) -> Result<RowStream<'_>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
         P: BorrowToSql,
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
@@ -283,7 +285,7 @@ impl PgConnection {
     /// As [`query`](Self::query).
     pub async fn execute<T>(&self, statement: &T, params: Params<'_>) -> Result<u64, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
         self.statements().execute(statement, params).await
     }
@@ -304,7 +306,7 @@ impl PgConnection {
     /// As [`query`](Self::query).
     pub async fn execute_raw<T, P, I>(&self, statement: &T, params: I) -> Result<u64, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
         P: BorrowToSql,
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
@@ -398,7 +400,7 @@ impl PgConnection {
     /// As [`query`](Self::query); dropping the sink aborts the copy.
     pub async fn copy_in<T, U>(&self, statement: &T) -> Result<CopyInSink<'_, U>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
         U: Buf + Send + 'static,
     {
         self.statements().copy_in(statement).await
@@ -412,7 +414,7 @@ impl PgConnection {
     /// As [`query`](Self::query), for the future and for the stream.
     pub async fn copy_out<T>(&self, statement: &T) -> Result<CopyOutStream<'_>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
         self.statements().copy_out(statement).await
     }
@@ -458,11 +460,19 @@ impl PgConnection {
     /// statements included.
     pub(crate) fn session_reset(&mut self) {
         self.tracker.restore = None;
+        self.tracker.local_settings = None;
         self.tracker.bound.forget();
         self.cache
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+    }
+
+    /// Behind a transaction pooler: the connection's settings, as the
+    /// `set_config` calls each transaction of its requests begins with.
+    pub(crate) fn set_local_settings(&mut self, calls: String) {
+        self.tracker.local_settings = Some(calls);
+        self.tracker.bound.forget();
     }
 
     /// Settings put `statement_timeout = value` on the session: a request

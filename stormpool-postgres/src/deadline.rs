@@ -115,6 +115,12 @@ impl SessionBound {
         true
     }
 
+    /// A bound was set inside the transaction block the session is in now
+    /// (behind a pooler: by a prelude a hand-written `BEGIN` took in).
+    pub(crate) fn set_tentative(&self, bound: Bound) {
+        self.0.store(bound.encode() | TENTATIVE, Ordering::Relaxed);
+    }
+
     /// The session's `statement_timeout` is not known any more (a `SET`
     /// failed, a reset or settings changed it): the next statement sets its
     /// bound again, whatever it is.

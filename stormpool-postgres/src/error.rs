@@ -98,6 +98,22 @@ enum Kind {
     TimedOut(Duration),
     Hook(Box<dyn std::error::Error + Send + Sync>),
     Acquire(Box<AcquireError<Error>>),
+    /// Behind a transaction pooler, what cannot run there.
+    Pooler(PoolerMisuse),
+    /// A statement given the wrong number of parameters.
+    ParameterCount {
+        expected: usize,
+        got: usize,
+    },
+}
+
+/// What a connection behind a transaction pooler refuses.
+#[derive(Clone, Copy, Debug)]
+enum PoolerMisuse {
+    /// A prepared statement the connection did not describe.
+    UnknownStatement,
+    /// `COPY` outside a transaction.
+    CopyOutsideTransaction,
 }
 
 impl Error {
@@ -119,6 +135,24 @@ impl Error {
 
     pub(crate) fn hook(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
         Error::new(Operation::OnConnect, Kind::Hook(e))
+    }
+
+    pub(crate) fn unknown_statement() -> Error {
+        Error::new(
+            Operation::Statement,
+            Kind::Pooler(PoolerMisuse::UnknownStatement),
+        )
+    }
+
+    pub(crate) fn copy_outside_transaction() -> Error {
+        Error::new(
+            Operation::Statement,
+            Kind::Pooler(PoolerMisuse::CopyOutsideTransaction),
+        )
+    }
+
+    pub(crate) fn parameter_count(expected: usize, got: usize) -> Error {
+        Error::new(Operation::Statement, Kind::ParameterCount { expected, got })
     }
 
     fn new(operation: Operation, kind: Kind) -> Error {
@@ -205,6 +239,16 @@ impl Error {
             _ => false,
         }
     }
+
+    /// Whether the statement cannot run behind a transaction pooler as it
+    /// was sent ([`Pooler::Transaction`](crate::Pooler::Transaction)): a
+    /// prepared statement that did not come from the connection's
+    /// [`prepare`](crate::PgConnection::prepare) or
+    /// [`prepare_cached`](crate::PgConnection::prepare_cached), or a `COPY`
+    /// outside a transaction. Nothing was sent to the server.
+    pub fn is_pooler_misuse(&self) -> bool {
+        matches!(self.kind, Kind::Pooler(_))
+    }
 }
 
 impl From<AcquireError<Error>> for Error {
@@ -260,6 +304,21 @@ impl fmt::Display for Error {
                  (plus a grace of {grace:?})"
             ),
             Kind::Hook(e) => write!(f, "{describe}: {}", root_cause(&**e)),
+            Kind::Pooler(PoolerMisuse::UnknownStatement) => write!(
+                f,
+                "{describe}: behind a transaction pooler a prepared statement runs by its \
+                 text, and this one was not prepared by the connection's prepare or \
+                 prepare_cached"
+            ),
+            Kind::Pooler(PoolerMisuse::CopyOutsideTransaction) => write!(
+                f,
+                "{describe}: behind a transaction pooler COPY runs inside a transaction, \
+                 which keeps its data on one server session"
+            ),
+            Kind::ParameterCount { expected, got } => write!(
+                f,
+                "{describe}: expected {expected} parameters but got {got}"
+            ),
         }
     }
 }
@@ -275,6 +334,11 @@ impl fmt::Debug for Error {
             Kind::TimedOut(grace) => d.field("timed_out_after_grace", grace),
             Kind::Hook(e) => d.field("hook", e),
             Kind::Acquire(e) => d.field("acquire", e),
+            Kind::Pooler(misuse) => d.field("pooler", misuse),
+            Kind::ParameterCount { expected, got } => {
+                d.field("expected_parameters", expected);
+                d.field("got_parameters", got)
+            }
         };
         if let Some(target) = &self.target {
             d.field("target", target);
@@ -296,7 +360,10 @@ impl std::error::Error for Error {
                 AcquireError::Apply(e) => e.source(),
                 _ => None,
             },
-            Kind::InvalidSettingName(_) | Kind::TimedOut(_) => None,
+            Kind::InvalidSettingName(_)
+            | Kind::TimedOut(_)
+            | Kind::Pooler(_)
+            | Kind::ParameterCount { .. } => None,
         }
     }
 }
@@ -417,7 +484,7 @@ impl Classify for Error {
             Kind::Io(_) | Kind::TimedOut(_) => true,
             Kind::Acquire(e) => e.is_connection_error(),
             Kind::Hook(_) => self.as_driver().is_some_and(Classify::is_connection_error),
-            Kind::InvalidSettingName(_) => false,
+            Kind::InvalidSettingName(_) | Kind::Pooler(_) | Kind::ParameterCount { .. } => false,
         }
     }
 
@@ -426,7 +493,7 @@ impl Classify for Error {
             Kind::Acquire(e) => e.is_retryable(),
             Kind::TimedOut(_) => true,
             Kind::Io(_) => self.operation != Operation::Config,
-            Kind::InvalidSettingName(_) => false,
+            Kind::InvalidSettingName(_) | Kind::Pooler(_) | Kind::ParameterCount { .. } => false,
             Kind::Hook(_) => self.as_driver().is_some_and(Classify::is_retryable),
             Kind::Driver(e) => match self.operation {
                 Operation::Config | Operation::Apply => false,

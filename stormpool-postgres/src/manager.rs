@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use crate::connection::PgConnection;
 use crate::error::{Error, Operation};
 use crate::session;
 use crate::stats::Counters;
-use crate::status::TxStatus;
+use crate::status::{SessionStatus, TxStatus};
 use stormpool::statements::StatementStats;
 
 /// What an [`on_connect`](PgManager::on_connect) hook may fail with: any
@@ -44,8 +45,8 @@ type OnConnect = Arc<dyn for<'c> Fn(&'c mut PgConnection) -> HookFuture<'c> + Se
 /// | `connect` | a socket of its own handed to `Config::connect_raw` (one server, no TLS; else `Config::connect`), the connection's I/O driven by its own task, then the [`on_connect`](PgManager::on_connect) hook; bounded by the pool's `connect_timeout` |
 /// | `is_broken` | [`Client::is_closed`](tokio_postgres::Client::is_closed): the server closed the session or the socket failed |
 /// | `check` | an empty simple query, one round trip; bounded by the pool's `check_timeout` |
-/// | `apply` | `set_config(name, value, false)` for every pair, in one statement |
-/// | `reset` | [`ManagerConfig::reset_statement`], `DISCARD ALL` by default; empties the statement cache |
+/// | `apply` | `set_config(name, value, false)` for every pair, in one statement; behind a transaction pooler, kept on the connection and set with each transaction (`set_config(.., true)`) |
+/// | `reset` | [`ManagerConfig::reset_statement`], `DISCARD ALL` by default; empties the statement cache; behind a transaction pooler, forgets the settings and sends nothing |
 /// | `cancel` | the protocol's cancel request (what `pg_cancel_backend` does), waiting until the server has acted on it |
 /// | `statement_in_flight` | a [tracked statement](PgConnection) was dropped before it completed |
 /// | `needs_recycle` | the session is in a transaction (or a failed one), or busy, or its raw client was reached: one atomic load |
@@ -65,6 +66,10 @@ pub struct PgManager<T = NoTls> {
     target: Option<String>,
     on_connect: Option<OnConnect>,
     counters: Arc<Counters>,
+    /// Whether the server looks like a pooler: [`UNPROBED`] .. [`POOLER`].
+    pooler_probe: AtomicU8,
+    /// Cancel requests that could not be sent.
+    cancel_failures: AtomicU64,
 }
 
 impl PgManager<NoTls> {
@@ -97,6 +102,8 @@ impl<T> PgManager<T> {
             options: ManagerConfig::default(),
             on_connect: None,
             counters: Arc::default(),
+            pooler_probe: AtomicU8::new(UNPROBED),
+            cancel_failures: AtomicU64::new(0),
         }
     }
 
@@ -157,6 +164,90 @@ impl<T> PgManager<T> {
     /// statements.
     pub fn stats(&self) -> StatementStats {
         self.counters.snapshot()
+    }
+}
+
+/// What the manager found out about the server it reaches.
+const UNPROBED: u8 = 0;
+const PROBING: u8 = 1;
+const DIRECT: u8 = 2;
+const POOLER: u8 = 3;
+
+impl<T> PgManager<T> {
+    /// Whether the first connection that could tell found a pooler in
+    /// front of the server: `Some(true)` when the session's cancel key
+    /// named a process other than the server backend serving it, which is
+    /// what PgBouncer, PgCat, Supavisor and Odyssey hand out (their own
+    /// keys); `Some(false)` when they matched; `None` before a connection
+    /// could tell (or over TLS and several hosts, where the manager does
+    /// not read the session's stream).
+    ///
+    /// Found without [`Pooler::Transaction`](crate::Pooler::Transaction)
+    /// configured, a warning is logged once (`tracing`): in transaction
+    /// mode, prepared statements, settings and the deadline's bound would
+    /// reach other clients' sessions. A pooler in session mode looks the
+    /// same and needs nothing.
+    pub fn pooler_detected(&self) -> Option<bool> {
+        match self.pooler_probe.load(Ordering::Relaxed) {
+            DIRECT => Some(false),
+            POOLER => Some(true),
+            _ => None,
+        }
+    }
+
+    /// How many cancel requests ([`cancel`](stormpool::Manager::cancel))
+    /// could not be sent (the server or pooler refused the connection, or
+    /// it failed). Whether a sent one stopped its statement, the pool's
+    /// drain tells: an empty query queued behind the statement answers
+    /// once it is over, and a connection whose statement outlasts
+    /// `abandon_timeout` is closed, counted in the pool's
+    /// `closed_drain_failed`.
+    pub fn cancel_failures(&self) -> u64 {
+        self.cancel_failures.load(Ordering::Relaxed)
+    }
+
+    /// Compares the new session's cancel key with its backend's process id,
+    /// once per manager.
+    async fn detect_pooler(&self, conn: &PgConnection, status: &SessionStatus) {
+        let Some(key_pid) = status.key_pid() else {
+            return;
+        };
+        // Relaxed: the flag orders nothing else.
+        if self
+            .pooler_probe
+            .compare_exchange(UNPROBED, PROBING, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let backend = conn
+            .own_client()
+            .simple_query("SELECT pg_backend_pid()")
+            .await
+            .ok()
+            .and_then(|messages| {
+                messages.iter().find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse::<i32>().ok(),
+                    _ => None,
+                })
+            });
+        let Some(backend) = backend else {
+            self.pooler_probe.store(UNPROBED, Ordering::Relaxed);
+            return;
+        };
+        let pooler = backend != key_pid;
+        self.pooler_probe
+            .store(if pooler { POOLER } else { DIRECT }, Ordering::Relaxed);
+        if pooler && !self.options.pooler.is_transaction() {
+            tracing::warn!(
+                target: "stormpool_postgres",
+                server = self.target.as_deref().unwrap_or("?"),
+                "the server looks like a connection pooler (its cancel key is not its \
+                 backend's); if it pools in transaction mode, set ManagerConfig::pooler \
+                 to Pooler::Transaction, or prepared statements, settings and deadline \
+                 bounds reach other clients' sessions"
+            );
+        }
     }
 }
 
@@ -231,6 +322,7 @@ where
         }
         .map_err(|e| e.at(self.target.clone()))?;
         let (closing_tx, closing_rx) = oneshot::channel();
+        let opened_status = opened.status.clone();
         let io = tokio::spawn(drive(opened.io, closing_rx, self.options.close_grace));
         let mut conn = PgConnection::new(
             opened.client,
@@ -241,6 +333,8 @@ where
             self.options.statement_grace,
             self.options.statement_cache_capacity,
         );
+        conn.tracker_mut().pooler = self.options.pooler.is_transaction();
+        self.detect_pooler(&conn, &opened_status).await;
         if let Some(hook) = &self.on_connect {
             hook(&mut conn).await.map_err(Error::hook)?;
         }
@@ -270,8 +364,19 @@ where
         settings: &Settings,
     ) -> impl Future<Output = Result<(), Error>> + Send {
         let statement = session::apply_statement(settings);
+        let local = self
+            .options
+            .pooler
+            .is_transaction()
+            .then(|| session::local_calls(settings));
         async move {
             if settings.is_empty() {
+                return Ok(());
+            }
+            if let Some(calls) = local {
+                // Behind a transaction pooler nothing stays on a session:
+                // each transaction of the request's sets them for itself.
+                conn.set_local_settings(calls?);
                 return Ok(());
             }
             conn.own_client()
@@ -292,6 +397,12 @@ where
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), Error> {
         // Whatever the statement, the session's bound is not known after it.
         conn.session_reset();
+        if self.options.pooler.is_transaction() {
+            // The settings lived on the connection only; a statement would
+            // reach whichever server session the pooler picks, perhaps
+            // another client's prepared statements.
+            return Ok(());
+        }
         conn.own_client()
             .batch_execute(&self.options.reset_statement)
             .await
@@ -370,17 +481,36 @@ where
 
     /// Returns once the server has signalled the session (it hangs up the
     /// cancel connection then), so a statement sent afterwards is never hit
-    /// by this cancel. With several hosts or `sslmode=require` the driver
-    /// sends the request, and returns as soon as it is written.
+    /// by this cancel; behind a pooler, once the pooler has forwarded it
+    /// (the drain's probe then waits for the statement to end). With
+    /// several hosts or `sslmode=require` the driver sends the request,
+    /// and returns as soon as it is written; behind a transaction pooler
+    /// that is refused (an error, counted in
+    /// [`cancel_failures`](PgManager::cancel_failures)), since the driver's
+    /// request is dropped there.
     async fn cancel(&self, token: &CancelToken) -> Result<(), Error> {
-        match &self.cancel_route {
+        let sent = match &self.cancel_route {
             Some(route) => cancel::cancel(token, route)
                 .await
                 .map_err(Error::io(Operation::Cancel)),
+            // The driver half-closes its socket once the request is
+            // written, which a pooler takes for the client giving up
+            // (PgBouncer 1.18 may even exit on it): not behind one.
+            None if self.options.pooler.is_transaction() => {
+                Err(Error::io(Operation::Cancel)(std::io::Error::other(
+                    "behind a transaction pooler the cancel request needs one server \
+                     address and plaintext (sslmode disable or prefer)",
+                )))
+            }
             None => token
                 .cancel_query(self.tls.clone())
                 .await
                 .map_err(Error::driver(Operation::Cancel)),
+        };
+        if sent.is_err() {
+            // Relaxed: a counter read for reporting only.
+            self.cancel_failures.fetch_add(1, Ordering::Relaxed);
         }
+        sent
     }
 }

@@ -1,5 +1,9 @@
 //! Session settings as SQL.
 //!
+//! Behind a transaction pooler they are `set_config(name, value, true)`
+//! calls sent with each transaction instead (see
+//! [`tracked`](crate::tracked)).
+//!
 //! Settings are applied with `set_config(name, value, false)`, the function
 //! form of `SET name = value` (session scope, undone by `RESET` and
 //! `DISCARD ALL`). Unlike `SET name = 'value'` it parses a list value such
@@ -48,18 +52,29 @@ pub(crate) fn quote_literal(value: &str) -> String {
 
 /// One statement setting every pair of `settings` for the session.
 pub(crate) fn apply_statement(settings: &Settings) -> Result<String, Error> {
+    Ok(format!("SELECT {}", calls(settings, false)?))
+}
+
+/// The `set_config` calls that put every pair of `settings` on the
+/// transaction they run in (behind a transaction pooler, where the session
+/// is not the connection's own).
+pub(crate) fn local_calls(settings: &Settings) -> Result<String, Error> {
+    calls(settings, true)
+}
+
+fn calls(settings: &Settings, local: bool) -> Result<String, Error> {
     let mut calls = Vec::with_capacity(settings.iter().len());
     for (name, value) in settings.iter() {
         if !is_valid_name(name) {
             return Err(Error::invalid_setting_name(name));
         }
         calls.push(format!(
-            "set_config({}, {}, false)",
+            "set_config({}, {}, {local})",
             quote_literal(name),
             quote_literal(value)
         ));
     }
-    Ok(format!("SELECT {}", calls.join(", ")))
+    Ok(calls.join(", "))
 }
 
 #[cfg(test)]
@@ -86,5 +101,9 @@ mod tests {
             assert!(apply_statement(&settings).is_err(), "{bad:?}");
         }
         assert!(is_valid_name("myapp.tenant_id"));
+        assert_eq!(
+            local_calls(&Settings::new([("work_mem", "7MB")])).unwrap(),
+            "set_config('work_mem', '7MB', true)"
+        );
     }
 }

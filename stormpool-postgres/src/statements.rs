@@ -1,18 +1,19 @@
 //! The statement methods, written once for the pooled connection and its
 //! transactions: each wraps the driver's method of the same name in a
-//! [tracked](crate::tracked) statement.
+//! [tracked](crate::tracked) statement; behind a transaction pooler, the
+//! driver's unnamed-statement method instead ([`unnamed`](crate::unnamed)).
 
 use std::sync::Mutex;
 
 use bytes::Buf;
+use futures_util::TryStreamExt;
 use tokio_postgres::types::{BorrowToSql, ToSql, Type};
-use tokio_postgres::{Client, Row, SimpleQueryMessage, Statement, ToStatement};
+use tokio_postgres::{Client, Row, SimpleQueryMessage, Statement};
 
 use crate::error::{Error, Operation};
 use crate::tracked::{CopyInSink, TrackedStream, Tracker};
-
-/// A connection's prepared statements, by text (and parameter types).
-pub(crate) type Cache = stormpool::statements::StatementCache<String, Statement>;
+pub(crate) use crate::unnamed::Cache;
+use crate::unnamed::{self, sealed::Kind, ToPgStatement};
 
 /// A stream of rows from [`query_raw`](crate::PgConnection::query_raw) or
 /// [`query_typed_raw`](crate::PgConnection::query_typed_raw).
@@ -50,17 +51,104 @@ impl<'a> Statements<'a> {
             .await
     }
 
+    /// Runs a statement whose results outlive its future (rows, a copy):
+    /// the flight ends with them.
+    async fn keep<R>(
+        self,
+        statement: impl std::future::Future<Output = Result<R, tokio_postgres::Error>>,
+    ) -> Result<(R, crate::tracked::InFlight<'a>), Error> {
+        self.tracker
+            .run_keep(
+                Some(self.client),
+                self.in_transaction,
+                Operation::Statement,
+                statement,
+                true,
+            )
+            .await
+    }
+
+    /// Whether statements run unnamed, behind a transaction pooler.
+    fn unnamed(self) -> bool {
+        self.tracker.pooler
+    }
+
+    fn in_transaction(self) -> bool {
+        self.in_transaction || self.tracker.in_transaction()
+    }
+
+    /// Behind a pooler: the text to run for `statement`, and its
+    /// description (parameter and column types).
+    async fn resolve<'q, T>(self, statement: &'q T) -> Result<(unnamed::Text<'q>, Statement), Error>
+    where
+        T: ?Sized + ToPgStatement,
+    {
+        match statement.kind() {
+            Kind::Text(query) => Ok((query.into(), self.describe(query, &[]).await?)),
+            Kind::Prepared(statement) => {
+                let text = self.lock_cache().text_of(statement);
+                let text = text.ok_or_else(Error::unknown_statement)?;
+                Ok((text.into(), statement.clone()))
+            }
+        }
+    }
+
+    /// Behind a pooler: the description of `query` (with parameter
+    /// `types`), from the cache or asked of the server, leaving nothing
+    /// on its session (see [`unnamed`](crate::unnamed)).
+    async fn describe(self, query: &str, types: &[Type]) -> Result<Statement, Error> {
+        let key = cache_key(query, types);
+        if let Some(statement) = self.cached(&key) {
+            return Ok(statement);
+        }
+        let in_transaction = self.in_transaction();
+        let described = unnamed::describe(self.client, query, types, in_transaction);
+        let statement = self
+            .tracker
+            .run(None, in_transaction, Operation::Statement, described)
+            .await?;
+        self.lock_cache()
+            .insert_described(key.into_owned(), query, statement.clone());
+        Ok(statement)
+    }
+
+    /// Behind a pooler, outside a transaction: `query` with the prelude
+    /// that sets the request's settings and bound for its implicit
+    /// transaction, and the bound; `None` when there is nothing to set
+    /// or a transaction is open (the prelude is pipelined then).
+    fn prefixed(self, query: &str) -> Option<(String, crate::deadline::Bound)> {
+        if !self.unnamed() || self.in_transaction() {
+            return None;
+        }
+        let bound = self.tracker.bound_now();
+        let prelude = self.tracker.prelude(bound)?;
+        if matches!(bound, crate::deadline::Bound::Millis(_)) {
+            self.tracker.counters.bound_changed();
+        }
+        Some((format!("{prelude}; {query}"), bound))
+    }
+
     pub(crate) async fn query<T>(self, statement: &T, params: Params<'_>) -> Result<Vec<Row>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
+        if self.unnamed() {
+            let (text, described) = self.resolve(statement).await?;
+            let params = unnamed::typed(params, described.params())?;
+            return self.run(self.client.query_typed(&text, &params)).await;
+        }
         self.run(self.client.query(statement, params)).await
     }
 
     pub(crate) async fn query_one<T>(self, statement: &T, params: Params<'_>) -> Result<Row, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
+        if self.unnamed() {
+            let (text, described) = self.resolve(statement).await?;
+            let params = unnamed::typed(params, described.params())?;
+            return self.run(self.client.query_typed_one(&text, &params)).await;
+        }
         self.run(self.client.query_one(statement, params)).await
     }
 
@@ -70,8 +158,13 @@ impl<'a> Statements<'a> {
         params: Params<'_>,
     ) -> Result<Option<Row>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
+        if self.unnamed() {
+            let (text, described) = self.resolve(statement).await?;
+            let params = unnamed::typed(params, described.params())?;
+            return self.run(self.client.query_typed_opt(&text, &params)).await;
+        }
         self.run(self.client.query_opt(statement, params)).await
     }
 
@@ -81,20 +174,19 @@ impl<'a> Statements<'a> {
         params: I,
     ) -> Result<RowStream<'a>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
         P: BorrowToSql,
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
-        let (rows, flight) = self
-            .tracker
-            .run_keep(
-                Some(self.client),
-                self.in_transaction,
-                Operation::Statement,
-                self.client.query_raw(statement, params),
-            )
-            .await?;
+        if self.unnamed() {
+            let (text, described) = self.resolve(statement).await?;
+            let params = params.into_iter();
+            unnamed::check_count(described.params().len(), params.len())?;
+            let params = params.zip(described.params().iter().cloned());
+            return self.query_typed_raw(&text, params).await;
+        }
+        let (rows, flight) = self.keep(self.client.query_raw(statement, params)).await?;
         Ok(TrackedStream::new(rows, flight, Operation::Statement))
     }
 
@@ -132,21 +224,20 @@ impl<'a> Statements<'a> {
         I: IntoIterator<Item = (P, Type)>,
     {
         let (rows, flight) = self
-            .tracker
-            .run_keep(
-                Some(self.client),
-                self.in_transaction,
-                Operation::Statement,
-                self.client.query_typed_raw(query, params),
-            )
+            .keep(self.client.query_typed_raw(query, params))
             .await?;
         Ok(TrackedStream::new(rows, flight, Operation::Statement))
     }
 
     pub(crate) async fn execute<T>(self, statement: &T, params: Params<'_>) -> Result<u64, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
+        if self.unnamed() {
+            let (text, described) = self.resolve(statement).await?;
+            let params = unnamed::typed(params, described.params())?;
+            return self.run(self.client.execute_typed(&text, &params)).await;
+        }
         self.run(self.client.execute(statement, params)).await
     }
 
@@ -160,15 +251,46 @@ impl<'a> Statements<'a> {
 
     pub(crate) async fn execute_raw<T, P, I>(self, statement: &T, params: I) -> Result<u64, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
         P: BorrowToSql,
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
+        if self.unnamed() {
+            let (text, described) = self.resolve(statement).await?;
+            let params = params.into_iter();
+            unnamed::check_count(described.params().len(), params.len())?;
+            let params = params.zip(described.params().iter().cloned());
+            let client = self.client;
+            // The rows of the unnamed statement, counted as `execute` would.
+            let executed = async move {
+                let rows = client.query_typed_raw(&text, params).await?;
+                let mut rows = std::pin::pin!(rows);
+                while rows.try_next().await?.is_some() {}
+                Ok(rows.rows_affected().unwrap_or(0))
+            };
+            return self.run(executed).await;
+        }
         self.run(self.client.execute_raw(statement, params)).await
     }
 
     pub(crate) async fn simple_query(self, query: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
+        if let Some((text, bound)) = self.prefixed(query) {
+            let sent = self.client.simple_query(&text);
+            let result = self
+                .tracker
+                .run(None, self.in_transaction, Operation::Statement, sent)
+                .await;
+            self.tracker.after_prefixed(bound);
+            // The prelude's own row and completion come first.
+            return result.map(|messages| {
+                let prelude = messages
+                    .iter()
+                    .position(|m| matches!(m, SimpleQueryMessage::CommandComplete(_)))
+                    .map_or(0, |at| at + 1);
+                messages.into_iter().skip(prelude).collect()
+            });
+        }
         self.run(self.client.simple_query(query)).await
     }
 
@@ -176,19 +298,20 @@ impl<'a> Statements<'a> {
         self,
         query: &str,
     ) -> Result<SimpleQueryStream<'a>, Error> {
-        let (messages, flight) = self
-            .tracker
-            .run_keep(
-                Some(self.client),
-                self.in_transaction,
-                Operation::Statement,
-                self.client.simple_query_raw(query),
-            )
-            .await?;
+        let (messages, flight) = self.keep(self.client.simple_query_raw(query)).await?;
         Ok(TrackedStream::new(messages, flight, Operation::Statement))
     }
 
     pub(crate) async fn batch_execute(self, query: &str) -> Result<(), Error> {
+        if let Some((text, bound)) = self.prefixed(query) {
+            let sent = self.client.batch_execute(&text);
+            let result = self
+                .tracker
+                .run(None, self.in_transaction, Operation::Statement, sent)
+                .await;
+            self.tracker.after_prefixed(bound);
+            return result;
+        }
         self.run(self.client.batch_execute(query)).await
     }
 
@@ -197,6 +320,9 @@ impl<'a> Statements<'a> {
         query: &str,
         types: &[Type],
     ) -> Result<Statement, Error> {
+        if self.unnamed() {
+            return self.describe(query, types).await;
+        }
         self.run(self.client.prepare_typed(query, types)).await
     }
 
@@ -205,13 +331,13 @@ impl<'a> Statements<'a> {
         query: &str,
         types: &[Type],
     ) -> Result<Statement, Error> {
+        if self.unnamed() {
+            return self.describe(query, types).await;
+        }
         let key = cache_key(query, types);
-        let cached = self.lock_cache().get(&*key);
-        if let Some(statement) = cached {
-            self.tracker.counters.cache_hit();
+        if let Some(statement) = self.cached(&key) {
             return Ok(statement);
         }
-        self.tracker.counters.cache_miss();
         let statement = self.prepare_typed(query, types).await?;
         // An evicted statement is closed on the server when its last
         // handle drops.
@@ -220,6 +346,16 @@ impl<'a> Statements<'a> {
             .insert(key.into_owned(), statement.clone());
         drop(evicted);
         Ok(statement)
+    }
+
+    /// The cached statement for `key`, counted as a hit or a miss.
+    fn cached(self, key: &str) -> Option<Statement> {
+        let cached = self.lock_cache().get(key);
+        match cached {
+            Some(_) => self.tracker.counters.cache_hit(),
+            None => self.tracker.counters.cache_miss(),
+        }
+        cached
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'a, Cache> {
@@ -232,34 +368,48 @@ impl<'a> Statements<'a> {
 
     pub(crate) async fn copy_in<T, U>(self, statement: &T) -> Result<CopyInSink<'a, U>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
         U: Buf + Send + 'static,
     {
-        let (sink, flight) = self
-            .tracker
-            .run_keep(
-                Some(self.client),
-                self.in_transaction,
-                Operation::Statement,
-                self.client.copy_in(statement),
-            )
-            .await?;
+        if self.unnamed() {
+            let text = self.copy_text(statement)?;
+            let (sink, flight) = self.keep(self.client.copy_in(&*text)).await?;
+            return Ok(CopyInSink::new(sink, flight));
+        }
+        let (sink, flight) = self.keep(self.client.copy_in(statement)).await?;
         Ok(CopyInSink::new(sink, flight))
+    }
+
+    /// Behind a pooler: the text of a `COPY`, which runs only inside a
+    /// transaction (the driver prepares it under a name, and its data
+    /// must reach the same server session).
+    fn copy_text<'q, T>(self, statement: &'q T) -> Result<unnamed::Text<'q>, Error>
+    where
+        T: ?Sized + ToPgStatement,
+    {
+        if !self.in_transaction() {
+            return Err(Error::copy_outside_transaction());
+        }
+        match statement.kind() {
+            Kind::Text(query) => Ok(query.into()),
+            Kind::Prepared(statement) => self
+                .lock_cache()
+                .text_of(statement)
+                .map(Into::into)
+                .ok_or_else(Error::unknown_statement),
+        }
     }
 
     pub(crate) async fn copy_out<T>(self, statement: &T) -> Result<CopyOutStream<'a>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
-        let (data, flight) = self
-            .tracker
-            .run_keep(
-                Some(self.client),
-                self.in_transaction,
-                Operation::Statement,
-                self.client.copy_out(statement),
-            )
-            .await?;
+        if self.unnamed() {
+            let text = self.copy_text(statement)?;
+            let (data, flight) = self.keep(self.client.copy_out(&*text)).await?;
+            return Ok(TrackedStream::new(data, flight, Operation::Statement));
+        }
+        let (data, flight) = self.keep(self.client.copy_out(statement)).await?;
         Ok(TrackedStream::new(data, flight, Operation::Statement))
     }
 }

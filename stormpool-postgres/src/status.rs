@@ -26,7 +26,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -52,28 +52,53 @@ pub(crate) enum TxStatus {
 const UNSEEN: u8 = 0;
 const BUSY: u8 = 1;
 
+/// No BackendKeyData seen.
+const NO_KEY: i64 = -1;
+
 /// The status a [`Sniffed`] stream records, shared with the pooled
 /// connection.
 #[derive(Debug)]
-pub(crate) struct SessionStatus(AtomicU8);
+pub(crate) struct SessionStatus {
+    status: AtomicU8,
+    /// The process id the session's BackendKeyData named (the cancel
+    /// key's), or [`NO_KEY`]. A server sends its own backend's; a pooler
+    /// sends one of its own making, which is how one is recognised.
+    key_pid: AtomicI64,
+}
 
 impl SessionStatus {
+    fn with(status: u8) -> Arc<SessionStatus> {
+        Arc::new(SessionStatus {
+            status: AtomicU8::new(status),
+            key_pid: AtomicI64::new(NO_KEY),
+        })
+    }
+
     /// A status nobody watches: always [`TxStatus::Unseen`].
     pub(crate) fn unseen() -> Arc<SessionStatus> {
-        Arc::new(SessionStatus(AtomicU8::new(UNSEEN)))
+        SessionStatus::with(UNSEEN)
     }
 
     /// A status a [`Sniffed`] stream will keep: busy until the server's
     /// first ReadyForQuery.
     fn watched() -> Arc<SessionStatus> {
-        Arc::new(SessionStatus(AtomicU8::new(BUSY)))
+        SessionStatus::with(BUSY)
+    }
+
+    /// The process id of the session's cancel key, if the stream was
+    /// watched when the server sent it.
+    pub(crate) fn key_pid(&self) -> Option<i32> {
+        // Relaxed: written once during the handshake, which completed
+        // before anyone asks.
+        let pid = self.key_pid.load(Ordering::Relaxed);
+        (pid != NO_KEY).then_some(pid as i32)
     }
 
     pub(crate) fn get(&self) -> TxStatus {
         // Acquire pairs with the stream's Release store: a statement future
         // that completed saw the bytes the stream parsed before handing
         // them to the driver.
-        match self.0.load(Ordering::Acquire) {
+        match self.status.load(Ordering::Acquire) {
             b'I' => TxStatus::Idle,
             b'T' => TxStatus::InTransaction,
             b'E' => TxStatus::Failed,
@@ -115,6 +140,10 @@ struct Parser {
     have: usize,
     /// Body bytes of the current message not read yet.
     remaining: usize,
+    /// The first body bytes of a BackendKeyData message (the process id).
+    key: [u8; 4],
+    /// The process id, once all of `key` was read.
+    key_pid: Option<i32>,
 }
 
 impl Parser {
@@ -150,6 +179,9 @@ impl Parser {
                 if self.header[0] == b'Z' && self.remaining == 1 {
                     status = Some(bytes[0]);
                 }
+                if self.header[0] == b'K' {
+                    self.read_key(bytes);
+                }
                 let skip = self.remaining.min(bytes.len());
                 self.remaining -= skip;
                 bytes = &bytes[skip..];
@@ -159,6 +191,24 @@ impl Parser {
             }
         }
         status
+    }
+
+    /// Keeps the process id from the body of a BackendKeyData message, of
+    /// which `bytes` come next.
+    fn read_key(&mut self, bytes: &[u8]) {
+        let len = u32::from_be_bytes([
+            self.header[1],
+            self.header[2],
+            self.header[3],
+            self.header[4],
+        ]) as usize;
+        let offset = len.saturating_sub(4) - self.remaining;
+        for (at, byte) in (offset..4).zip(bytes) {
+            self.key[at] = *byte;
+            if at == 3 {
+                self.key_pid = Some(i32::from_be_bytes(self.key));
+            }
+        }
     }
 }
 
@@ -173,7 +223,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Sniffed<S> {
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
             if let Some(status) = this.parser.feed(&buf.filled()[before..]) {
-                this.status.0.store(status, Ordering::Release);
+                this.status.status.store(status, Ordering::Release);
+            }
+            if let Some(pid) = this.parser.key_pid.take() {
+                this.status.key_pid.store(i64::from(pid), Ordering::Relaxed);
             }
         }
         polled
@@ -259,5 +312,23 @@ mod tests {
             "the status byte is not read yet"
         );
         assert_eq!(parser.feed(&z[5..]), Some(b'I'));
+    }
+
+    #[test]
+    fn reads_the_cancel_keys_process_id_across_any_split() {
+        let mut stream = message(b'S', b"TimeZone\0UTC\0");
+        let mut key = 0x1234_5678i32.to_be_bytes().to_vec();
+        key.extend_from_slice(&[9, 9, 9, 9]);
+        stream.extend(message(b'K', &key));
+        stream.extend(message(b'Z', b"I"));
+        for chunk in 1..=stream.len() {
+            let mut parser = Parser::default();
+            let mut pid = None;
+            for part in stream.chunks(chunk) {
+                parser.feed(part);
+                pid = pid.or(parser.key_pid.take());
+            }
+            assert_eq!(pid, Some(0x1234_5678), "chunks of {chunk}");
+        }
     }
 }

@@ -59,6 +59,24 @@ pub(crate) struct Tracker {
     /// The raw client was reached: a statement sent through it may still
     /// be in flight.
     raw: AtomicBool,
+    /// Behind a transaction pooler: settings and bound are set per
+    /// transaction, statements run unnamed.
+    pub(crate) pooler: bool,
+    /// Behind a transaction pooler, the connection's settings as
+    /// transaction-local `set_config` calls (see [`session`](crate::session)).
+    pub(crate) local_settings: Option<String>,
+}
+
+/// How a statement goes out behind a transaction pooler.
+#[derive(Debug)]
+pub(crate) enum Local {
+    /// Alone: nothing to set, or set already in this transaction.
+    Alone,
+    /// Inside a transaction block: after this prelude.
+    After(String),
+    /// Outside one: in a transaction of its own that begins with this
+    /// prelude.
+    Wrapped(String),
 }
 
 impl Tracker {
@@ -78,6 +96,67 @@ impl Tracker {
             status,
             ran: AtomicBool::new(false),
             raw: AtomicBool::new(false),
+            pooler: false,
+            local_settings: None,
+        }
+    }
+
+    /// A transaction or savepoint begins or ends. Behind a pooler, what a
+    /// prelude set may be undone (or may not apply to the next statements'
+    /// transaction): the next statement sets it again.
+    pub(crate) fn transaction_control(&self) {
+        if self.pooler {
+            self.bound.forget();
+        }
+    }
+
+    /// The bound for a statement of the request holding the connection,
+    /// sent now.
+    pub(crate) fn bound_now(&self) -> Bound {
+        self.deadline.map_or(Bound::Default, |deadline| {
+            Bound::until(deadline, Instant::now())
+        })
+    }
+
+    /// Behind a transaction pooler: the `SELECT set_config(.., true), ..`
+    /// that puts the connection's settings and `bound` on the transaction
+    /// it runs in; `None` when there is nothing to set.
+    pub(crate) fn prelude(&self, bound: Bound) -> Option<String> {
+        let timeout = match bound {
+            Bound::Millis(ms) => Some(format!("set_config('statement_timeout', '{ms}', true)")),
+            Bound::Default => None,
+        };
+        let calls: Vec<&str> = self
+            .local_settings
+            .as_deref()
+            .into_iter()
+            .chain(timeout.as_deref())
+            .collect();
+        (!calls.is_empty()).then(|| format!("SELECT {}", calls.join(", ")))
+    }
+
+    /// Behind a transaction pooler: how a statement with `bound` goes out;
+    /// `in_transaction`: sent inside a transaction of the adapter's.
+    pub(crate) fn plan_local(&self, in_transaction: bool, bound: Bound) -> Local {
+        if in_transaction || self.in_transaction() {
+            if !self.bound.claim(bound, true) {
+                return Local::Alone;
+            }
+            return self.prelude(bound).map_or(Local::Alone, Local::After);
+        }
+        self.prelude(bound).map_or(Local::Alone, Local::Wrapped)
+    }
+
+    /// Behind a transaction pooler, after a statement that carried `bound`
+    /// in a prelude of its own text: if the statement left the session in
+    /// a transaction block (a hand-written `BEGIN` takes the prelude in),
+    /// the prelude holds there; else it ended with its implicit
+    /// transaction.
+    pub(crate) fn after_prefixed(&self, bound: Bound) {
+        if self.in_transaction() {
+            self.bound.set_tentative(bound);
+        } else {
+            self.bound.forget();
         }
     }
 
@@ -115,7 +194,7 @@ impl Tracker {
 
     /// Whether the session is inside a transaction block, as far as the
     /// server's last report goes.
-    fn in_transaction(&self) -> bool {
+    pub(crate) fn in_transaction(&self) -> bool {
         matches!(
             self.status.get(),
             TxStatus::InTransaction | TxStatus::Failed
@@ -135,30 +214,45 @@ impl Tracker {
         statement: impl Future<Output = Result<R, tokio_postgres::Error>>,
     ) -> Result<R, Error> {
         let (value, flight) = self
-            .run_keep(client, in_transaction, operation, statement)
+            .run_keep(client, in_transaction, operation, statement, false)
             .await?;
         flight.finish();
         Ok(value)
     }
 
     /// As [`run`](Self::run), but the statement goes on after its future
-    /// (a stream of rows, a copy): the returned flight ends with it.
-    pub(crate) async fn run_keep<R>(
-        &self,
-        client: Option<&Client>,
+    /// (a stream of rows, a copy; `stream`): the returned flight ends with
+    /// it (and, behind a pooler, may still owe its transaction's `COMMIT`).
+    pub(crate) async fn run_keep<'t, R>(
+        &'t self,
+        client: Option<&'t Client>,
         in_transaction: bool,
         operation: Operation,
         statement: impl Future<Output = Result<R, tokio_postgres::Error>>,
-    ) -> Result<(R, InFlight<'_>), Error> {
-        let flight = InFlight::start(self);
+        stream: bool,
+    ) -> Result<(R, InFlight<'t>), Error> {
+        let mut flight = InFlight::start(self);
         let now = Instant::now();
         let bound = self
             .deadline
             .map_or(Bound::Default, |deadline| Bound::until(deadline, now));
+        let commit_after = &mut flight.commit;
         let work = async {
             let Some(client) = client else {
                 return statement.await;
             };
+            if self.pooler {
+                return self
+                    .run_local(
+                        client,
+                        in_transaction,
+                        bound,
+                        statement,
+                        stream,
+                        commit_after,
+                    )
+                    .await;
+            }
             let tentative = in_transaction || self.in_transaction();
             if !self.bound.claim(bound, tentative) {
                 return statement.await;
@@ -207,6 +301,67 @@ impl Tracker {
         }
     }
 
+    /// Behind a transaction pooler: sends `statement` with the prelude its
+    /// plan asks for (see the module docs). A stream's transaction is left
+    /// open, its `COMMIT` due after the last row (`commit_after`).
+    async fn run_local<'t, R>(
+        &self,
+        client: &'t Client,
+        in_transaction: bool,
+        bound: Bound,
+        statement: impl Future<Output = Result<R, tokio_postgres::Error>>,
+        stream: bool,
+        commit_after: &mut Option<&'t Client>,
+    ) -> Result<R, tokio_postgres::Error> {
+        let prelude = match self.plan_local(in_transaction, bound) {
+            Local::Alone => return statement.await,
+            Local::After(prelude) => {
+                if matches!(bound, Bound::Millis(_)) {
+                    self.counters.bound_changed();
+                }
+                let (set, result) = tokio::join!(biased; client.batch_execute(&prelude), statement);
+                if set.is_err() {
+                    self.bound.forget();
+                    // The transaction is failed now: its error says why.
+                    set?;
+                }
+                return result;
+            }
+            Local::Wrapped(prelude) => prelude,
+        };
+        if matches!(bound, Bound::Millis(_)) {
+            self.counters.bound_changed();
+        }
+        self.bound.forget();
+        let begin = format!("BEGIN; {prelude}");
+        if stream {
+            let (begun, result) = tokio::join!(biased; client.batch_execute(&begin), statement);
+            return match (begun, result) {
+                (Ok(()), Ok(value)) => {
+                    *commit_after = Some(client);
+                    Ok(value)
+                }
+                (begun, result) => {
+                    // Leave no transaction open behind the error.
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    begun.and(result)
+                }
+            };
+        }
+        let (begun, result, committed) = tokio::join!(
+            biased;
+            client.batch_execute(&begin),
+            statement,
+            client.batch_execute("COMMIT"),
+        );
+        // The first failure says why: a statement after a failed prelude
+        // fails only because the transaction did.
+        begun?;
+        let value = result?;
+        committed?;
+        Ok(value)
+    }
+
     /// When the client gives up on the statement started now.
     fn expiry(&self) -> Option<Pin<Box<Sleep>>> {
         self.deadline
@@ -220,6 +375,9 @@ pub(crate) struct InFlight<'a> {
     tracker: &'a Tracker,
     seq: u64,
     done: bool,
+    /// Behind a transaction pooler: the client on which the statement's own
+    /// transaction still needs its `COMMIT` once the statement ends.
+    commit: Option<&'a Client>,
 }
 
 impl<'a> InFlight<'a> {
@@ -230,6 +388,7 @@ impl<'a> InFlight<'a> {
             tracker,
             seq,
             done: false,
+            commit: None,
         }
     }
 
@@ -276,7 +435,13 @@ pub struct TrackedStream<'a, S> {
     flight: Option<InFlight<'a>>,
     expiry: Option<Pin<Box<Sleep>>>,
     operation: Operation,
+    /// Behind a transaction pooler: the `COMMIT` of the statement's own
+    /// transaction, once the rows have ended.
+    commit: Option<Pin<Box<Ending<'a>>>>,
 }
+
+/// The `COMMIT` a stream sends after its last row.
+type Ending<'a> = dyn Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a;
 
 impl<'a, S> TrackedStream<'a, S> {
     pub(crate) fn new(inner: S, flight: InFlight<'a>, operation: Operation) -> Self {
@@ -285,6 +450,7 @@ impl<'a, S> TrackedStream<'a, S> {
             expiry: flight.tracker.expiry(),
             flight: Some(flight),
             operation,
+            commit: None,
         }
     }
 }
@@ -317,20 +483,51 @@ where
                 return Poll::Ready(Some(Err(Error::timed_out(this.operation, tracker.grace))));
             }
         }
+        if let Some(commit) = this.commit.as_mut() {
+            let committed = std::task::ready!(commit.as_mut().poll(cx));
+            this.commit = None;
+            if let Some(flight) = this.flight.take() {
+                flight.finish();
+            }
+            return Poll::Ready(
+                committed
+                    .err()
+                    .map(|e| Err(Error::driver(this.operation)(e))),
+            );
+        }
         match this.inner.as_mut().poll_next(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(item))) => Poll::Ready(Some(Ok(item))),
             Poll::Ready(Some(Err(e))) => {
                 if let Some(flight) = this.flight.take() {
+                    if let Some(client) = flight.commit {
+                        // The statement's own transaction failed with it:
+                        // queue its end without waiting (the first poll
+                        // sends it).
+                        let mut rollback = Box::pin(client.batch_execute("ROLLBACK"));
+                        let _ = rollback.as_mut().poll(cx);
+                    }
                     flight.finish();
                 }
                 Poll::Ready(Some(Err(Error::driver(this.operation)(e))))
             }
             Poll::Ready(None) => {
-                if let Some(flight) = this.flight.take() {
-                    flight.finish();
+                let Some(flight) = this.flight.take() else {
+                    return Poll::Ready(None);
+                };
+                match flight.commit {
+                    Some(client) => {
+                        // Ends once the COMMIT has answered (polled above).
+                        this.commit = Some(Box::pin(client.batch_execute("COMMIT")));
+                        this.flight = Some(flight);
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                    None => {
+                        flight.finish();
+                        Poll::Ready(None)
+                    }
                 }
-                Poll::Ready(None)
             }
         }
     }

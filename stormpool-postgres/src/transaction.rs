@@ -13,7 +13,9 @@ use std::sync::Mutex;
 
 use bytes::Buf;
 use tokio_postgres::types::{BorrowToSql, ToSql, Type};
-use tokio_postgres::{Client, IsolationLevel, Row, SimpleQueryMessage, Statement, ToStatement};
+use tokio_postgres::{Client, IsolationLevel, Row, SimpleQueryMessage, Statement};
+
+use crate::unnamed::ToPgStatement;
 
 use crate::error::{Error, Operation};
 use crate::statements::{Cache, CopyOutStream, RowStream, SimpleQueryStream, Statements};
@@ -74,6 +76,7 @@ impl<'a> PgTransaction<'a> {
     /// is left open when the connection comes back.
     pub async fn commit(self) -> Result<(), Error> {
         let tracker = self.tracker;
+        tracker.transaction_control();
         tracker
             .run(None, true, Operation::Transaction, self.inner.commit())
             .await
@@ -87,6 +90,7 @@ impl<'a> PgTransaction<'a> {
     /// As [`commit`](Self::commit).
     pub async fn rollback(self) -> Result<(), Error> {
         let tracker = self.tracker;
+        tracker.transaction_control();
         tracker
             .run(None, true, Operation::Transaction, self.inner.rollback())
             .await
@@ -100,6 +104,7 @@ impl<'a> PgTransaction<'a> {
     /// the session back when the connection comes back.
     pub async fn transaction(&mut self) -> Result<PgTransaction<'_>, Error> {
         let (tracker, cache) = (self.tracker, self.cache);
+        tracker.transaction_control();
         let inner = tracker
             .run(None, true, Operation::Transaction, self.inner.transaction())
             .await?;
@@ -117,6 +122,7 @@ impl<'a> PgTransaction<'a> {
     /// As [`transaction`](Self::transaction).
     pub async fn savepoint(&mut self, name: impl Into<String>) -> Result<PgTransaction<'_>, Error> {
         let (tracker, cache) = (self.tracker, self.cache);
+        tracker.transaction_control();
         let inner = tracker
             .run(
                 None,
@@ -147,7 +153,7 @@ impl<'a> PgTransaction<'a> {
     /// pool cancels it (and rolls back) when the connection comes back.
     pub async fn query<T>(&self, statement: &T, params: Params<'_>) -> Result<Vec<Row>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
         self.statements().query(statement, params).await
     }
@@ -159,7 +165,7 @@ impl<'a> PgTransaction<'a> {
     /// As [`query`](Self::query).
     pub async fn query_one<T>(&self, statement: &T, params: Params<'_>) -> Result<Row, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
         self.statements().query_one(statement, params).await
     }
@@ -175,7 +181,7 @@ impl<'a> PgTransaction<'a> {
         params: Params<'_>,
     ) -> Result<Option<Row>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
         self.statements().query_opt(statement, params).await
     }
@@ -187,7 +193,7 @@ impl<'a> PgTransaction<'a> {
     /// As [`query`](Self::query), for the future and for the stream.
     pub async fn query_raw<T, P, I>(&self, statement: &T, params: I) -> Result<RowStream<'_>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
         P: BorrowToSql,
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
@@ -258,7 +264,7 @@ impl<'a> PgTransaction<'a> {
     /// As [`query`](Self::query).
     pub async fn execute<T>(&self, statement: &T, params: Params<'_>) -> Result<u64, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
         self.statements().execute(statement, params).await
     }
@@ -279,7 +285,7 @@ impl<'a> PgTransaction<'a> {
     /// As [`query`](Self::query).
     pub async fn execute_raw<T, P, I>(&self, statement: &T, params: I) -> Result<u64, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
         P: BorrowToSql,
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
@@ -363,7 +369,7 @@ impl<'a> PgTransaction<'a> {
     /// As [`query`](Self::query); dropping the sink aborts the copy.
     pub async fn copy_in<T, U>(&self, statement: &T) -> Result<CopyInSink<'_, U>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
         U: Buf + Send + 'static,
     {
         self.statements().copy_in(statement).await
@@ -376,7 +382,7 @@ impl<'a> PgTransaction<'a> {
     /// As [`query`](Self::query), for the future and for the stream.
     pub async fn copy_out<T>(&self, statement: &T) -> Result<CopyOutStream<'_>, Error>
     where
-        T: ?Sized + ToStatement,
+        T: ?Sized + ToPgStatement,
     {
         self.statements().copy_out(statement).await
     }
@@ -449,6 +455,7 @@ impl<'a> TransactionBuilder<'a> {
     /// it and rolls the session back when the connection comes back.
     pub async fn start(self) -> Result<PgTransaction<'a>, Error> {
         let (tracker, cache) = (self.tracker, self.cache);
+        tracker.transaction_control();
         let inner = tracker
             .run(None, true, Operation::Transaction, self.inner.start())
             .await?;

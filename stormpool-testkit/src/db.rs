@@ -35,7 +35,7 @@ pub fn mysql_url() -> Option<String> {
     db_url(MYSQL_URL_VAR, 3306)
 }
 
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 

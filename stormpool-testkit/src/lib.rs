@@ -8,7 +8,8 @@
 //! scenarios the adapters share: faults ([`scenarios`]), outages with the
 //! pool's defaults ([`outages`]), statement hygiene, checked against the
 //! server's view of its sessions ([`statements`]), and transaction hygiene
-//! ([`transactions`]). Beside them, a check that a crate's modules import
+//! ([`transactions`]); a PgBouncer of the tests' own in front of the local
+//! PostgreSQL ([`pgbouncer`]). Beside them, a check that a crate's modules import
 //! each other without cycles ([`module_graph`]).
 //!
 //! Everything here talks to loopback addresses only, and every fault a test
@@ -20,6 +21,7 @@ pub mod load;
 pub mod module_graph;
 pub mod open_loop;
 pub mod outages;
+pub mod pgbouncer;
 pub mod proxy;
 pub mod scenarios;
 pub mod server;

@@ -36,7 +36,7 @@ pub struct Restart {
 
 const MARIADBD: &str = "/usr/sbin/mariadbd";
 
-fn run(cmd: &mut Command) -> io::Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> io::Result<()> {
     let out = cmd.stdin(Stdio::null()).output()?;
     if out.status.success() {
         Ok(())

@@ -291,3 +291,38 @@ impl TransactionHarness for Pg {
         manager.stats().rolled_back_on_return
     }
 }
+
+/// The tests' PgBouncer (transaction mode, in front of the test database)
+/// and the database's own URL, or `None` (skip) outside CI.
+pub fn pgbouncer() -> Option<(
+    std::sync::Arc<stormpool_testkit::pgbouncer::PgBouncer>,
+    String,
+)> {
+    let bouncer = stormpool_testkit::pgbouncer::shared()?;
+    Some((bouncer, url()?))
+}
+
+/// A manager for a connection through the pooler, in `pooler` mode.
+pub fn pooled_manager(
+    url: &str,
+    application_name: &str,
+    pooler: stormpool_postgres::Pooler,
+) -> PgManager {
+    let mut options = stormpool_postgres::ManagerConfig::default();
+    options.pooler = pooler;
+    PgManager::new(config(url, application_name)).options(options)
+}
+
+/// A pool of `size` through the pooler, in `pooler` mode.
+pub fn pooled(
+    url: &str,
+    application_name: &str,
+    pooler: stormpool_postgres::Pooler,
+    size: usize,
+) -> Pool<PgManager> {
+    Pool::builder(pooled_manager(url, application_name, pooler))
+        .max_size(size)
+        .acquire_timeout(Duration::from_secs(10))
+        .build()
+        .expect("pool config")
+}

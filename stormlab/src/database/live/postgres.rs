@@ -15,14 +15,26 @@
 //!   timeout;
 //! * **bb8**: bb8-postgres, `connection_timeout` = the deadline, its
 //!   default `test_on_check_out` (an empty query at every checkout).
+//!
+//! # Through PgBouncer
+//!
+//! Point `--pg-url` at a pooler in transaction mode and add `pooler=transaction`
+//! to its parameters (`postgres://app@127.0.0.1:6432/app?pooler=transaction`):
+//! stormpool-postgres then runs in its pooler mode
+//! ([`Pooler::Transaction`]: settings and deadline bounds set per
+//! transaction, statements unnamed), beside deadpool-postgres and
+//! bb8-postgres as they are. Without it the lab warns when the server looks
+//! like a pooler (the adapter's detection), and stormpool's session-level
+//! bounds would reach the other pools' server sessions.
 
 use std::sync::Arc;
 
 use bb8_postgres::PostgresConnectionManager;
 use stormpool::statements::StatementStats;
 use stormpool_postgres::tokio_postgres::error::SqlState;
+use stormpool_postgres::tokio_postgres::types::Type;
 use stormpool_postgres::tokio_postgres::{self, Client, NoTls};
-use stormpool_postgres::{PgConnection, PgManager};
+use stormpool_postgres::{ManagerConfig, PgConnection, PgManager, Pooler};
 use stormpool_testkit::load::chain;
 
 use super::server::{
@@ -40,6 +52,8 @@ use crate::pools::{LabPool, PoolSetup, Request, ServeFuture, SharedPool};
 pub struct Postgres {
     config: tokio_postgres::Config,
     work: Workload,
+    /// What stands in front of the server (`pooler=` in the URL).
+    pooler: Pooler,
 }
 
 impl Server for Postgres {
@@ -47,12 +61,17 @@ impl Server for Postgres {
     const STOPPED: &'static str = "";
     const BOUND: &'static str = "statement_timeout";
 
-    type Conn = Client;
+    type Conn = PgSide;
     type Manager = PgManager;
 
     fn new(url: &DbUrl, work: Workload) -> Result<Self, LabError> {
         let config = pg_config(url, APPLICATION)?;
-        Ok(Postgres { config, work })
+        let pooler = pooler(&url.url)?;
+        Ok(Postgres {
+            config,
+            work,
+            pooler,
+        })
     }
 
     fn sleep(seconds: f64) -> String {
@@ -60,7 +79,9 @@ impl Server for Postgres {
     }
 
     fn manager(&self) -> PgManager {
-        PgManager::new(self.config.clone())
+        let mut options = ManagerConfig::default();
+        options.pooler = self.pooler;
+        PgManager::new(self.config.clone()).options(options)
     }
 
     fn statement_stats(manager: &PgManager) -> StatementStats {
@@ -81,16 +102,27 @@ impl Server for Postgres {
     }
 }
 
-/// tokio-postgres' client: its sessions are named, and the lab's pools'
-/// found by their name.
-impl LabConnection for Client {
-    async fn connect(url: &DbUrl, role: &'static str) -> Result<Client, LabError> {
+/// The lab's own connections (admin, sampler): tokio-postgres' client. Its
+/// sessions are named, and the lab's pools' found by their name.
+pub struct PgSide {
+    client: Client,
+    /// A pooler in transaction mode stands in front of the server: the
+    /// server sessions are the pooler's.
+    behind_pooler: bool,
+}
+
+impl LabConnection for PgSide {
+    async fn connect(url: &DbUrl, role: &'static str) -> Result<PgSide, LabError> {
         let config = pg_config(url, role)?;
         let (client, connection) = within(Postgres::NAME, config.connect(NoTls))
             .await?
             .map_err(error("connecting"))?;
         tokio::spawn(connection);
-        Ok(client)
+        let behind_pooler = pooler(&url.url)?.is_transaction();
+        Ok(PgSide {
+            client,
+            behind_pooler,
+        })
     }
 
     /// Dropping the client ends its connection's task.
@@ -101,13 +133,23 @@ impl LabConnection for Client {
         Ok(())
     }
 
-    /// Terminates the sessions named after the lab's pools.
+    /// Terminates the sessions named after the lab's pools. Behind a
+    /// pooler they are the pooler's server sessions, which carry the name
+    /// of the client they last served: terminating them makes PgBouncer
+    /// refuse every client for `server_login_retry` (15 s). The pools'
+    /// own sessions to the pooler end when the pools are dropped.
     async fn end_lab_sessions(&mut self) -> Result<usize, LabError> {
+        if self.behind_pooler {
+            return Ok(0);
+        }
+        // Unnamed statements (`query_typed`), which a pooler in front of
+        // the server passes through whole.
         let ended = self
-            .query(
+            .client
+            .query_typed(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                  WHERE application_name = $1",
-                &[&APPLICATION],
+                &[(&APPLICATION, Type::TEXT)],
             )
             .await
             .map_err(error("ending the lab's sessions"))?;
@@ -115,17 +157,18 @@ impl LabConnection for Client {
     }
 
     async fn run_statement(&mut self, sql: &str) -> Result<(), LabError> {
-        let answer = self.simple_query(sql).await;
+        let answer = self.client.simple_query(sql).await;
         answer.map(drop).map_err(error("timing a statement"))
     }
 
     /// Reads `pg_stat_activity` for the statements of the lab's pools.
     async fn running(&mut self) -> Option<Vec<u64>> {
         let rows = self
-            .query(
+            .client
+            .query_typed(
                 "SELECT query FROM pg_stat_activity \
                  WHERE application_name = $1 AND state = 'active'",
-                &[&APPLICATION],
+                &[(&APPLICATION, Type::TEXT)],
             )
             .await
             .ok()?;
@@ -143,10 +186,47 @@ fn error(doing: &'static str) -> impl FnOnce(tokio_postgres::Error) -> LabError 
 
 /// `url`'s configuration, with the sessions named `application`.
 fn pg_config(url: &DbUrl, application: &str) -> Result<tokio_postgres::Config, LabError> {
-    let mut config: tokio_postgres::Config = url.url.parse().map_err(error("reading --pg-url"))?;
+    let (url, _) = split_pooler(&url.url);
+    let mut config: tokio_postgres::Config = url.parse().map_err(error("reading --pg-url"))?;
     config.application_name(application);
     config.connect_timeout(CONNECT_TIMEOUT);
     Ok(config)
+}
+
+/// The lab's own `pooler=` parameter, taken out of `url` (the driver
+/// knows no such parameter), and its value.
+fn split_pooler(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut pooler = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("pooler=") {
+            Some(value) => {
+                pooler = Some(value.to_owned());
+                false
+            }
+            None => !pair.is_empty(),
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, pooler)
+}
+
+/// The pooler `url` says stands in front of the server.
+fn pooler(url: &str) -> Result<Pooler, LabError> {
+    match split_pooler(url).1.as_deref() {
+        None | Some("none") | Some("session") => Ok(Pooler::None),
+        Some("transaction") => Ok(Pooler::Transaction),
+        Some(other) => Err(LabError::Usage(format!(
+            "--pg-url: pooler={other}: expected transaction, session or none"
+        ))),
+    }
 }
 
 /// How a statement ended, from the driver's answer: the server stopped it
@@ -248,5 +328,27 @@ impl LabPool for Bb8Pg {
             let sql = self.work.statement(req);
             self.work.ended(statement(conn.simple_query(&sql).await))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pooler_parameter_is_the_labs() {
+        let (url, mode) = split_pooler("postgres://u@h:6432/db?pooler=transaction&sslmode=disable");
+        assert_eq!(url, "postgres://u@h:6432/db?sslmode=disable");
+        assert_eq!(mode.as_deref(), Some("transaction"));
+        assert_eq!(
+            split_pooler("postgres://u@h/db?pooler=none").0,
+            "postgres://u@h/db"
+        );
+        assert_eq!(split_pooler("postgres://u@h/db").1, None);
+        assert!(matches!(
+            pooler("postgres://u@h/db?pooler=transaction"),
+            Ok(Pooler::Transaction)
+        ));
+        assert!(pooler("postgres://u@h/db?pooler=statement").is_err());
     }
 }
