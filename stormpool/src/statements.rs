@@ -74,6 +74,28 @@ pub fn root_cause<'a>(
     cause
 }
 
+/// Whether `name` can be spliced into SQL as a MySQL system variable name
+/// (`SET SESSION name = ?`, where a name cannot be a parameter): ASCII
+/// letters, digits and `_`, with `.` for component variables, not starting
+/// with a digit or a dot.
+///
+/// ```
+/// use stormpool::statements::is_variable_name;
+///
+/// assert!(is_variable_name("time_zone") && is_variable_name("innodb.lock_wait"));
+/// assert!(!is_variable_name("a=1;DROP") && !is_variable_name("1x"));
+/// ```
+pub fn is_variable_name(name: &str) -> bool {
+    let starts_well = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    starts_well
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+}
+
 /// A manager's statement counters, shared by the manager and its
 /// connections; [`snapshot`](StatementCounters::snapshot) reports them.
 #[derive(Debug, Default)]
