@@ -162,7 +162,6 @@ mod mysql;
 mod postgres;
 mod tracked;
 mod transaction;
-mod words;
 
 pub use backend::{Backend, Options};
 pub use config::ManagerConfig;

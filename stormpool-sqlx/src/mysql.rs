@@ -18,7 +18,7 @@ use stormpool::Settings;
 use crate::backend::{driver::Driver, Applied};
 use crate::deadline::Bound;
 use crate::error::{Error, Operation};
-use crate::words::mentions;
+use stormpool::statements::mentions_keyword;
 
 /// What a cancel needs to find a MySQL session: its connection id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,7 +73,7 @@ impl Driver for MySql {
     /// and `EXECUTE`, since a procedure or a prepared statement may start
     /// one out of sight.
     fn may_open_transaction(sql: &str) -> bool {
-        mentions(
+        mentions_keyword(
             sql,
             &["BEGIN", "START", "XA", "AUTOCOMMIT", "CALL", "EXECUTE"],
         )

@@ -45,7 +45,7 @@ use stormpool::Settings;
 use crate::backend::{driver::Driver, Applied};
 use crate::deadline::Bound;
 use crate::error::{Error, Operation};
-use crate::words::mentions;
+use stormpool::statements::mentions_keyword;
 
 /// What a cancel needs to find a PostgreSQL session: its backend pid and
 /// start time.
@@ -86,7 +86,7 @@ impl Driver for Postgres {
     /// PostgreSQL: functions cannot, and a procedure's own transactions
     /// end with its `CALL`.
     fn may_open_transaction(sql: &str) -> bool {
-        mentions(sql, &["BEGIN", "START"])
+        mentions_keyword(sql, &["BEGIN", "START"])
     }
 
     fn is_bound_timeout(e: &sqlx::Error) -> bool {

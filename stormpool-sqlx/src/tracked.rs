@@ -30,7 +30,7 @@ use tokio::time::{Instant, Sleep};
 use crate::backend::{Applied, Backend};
 use crate::deadline::{Bound, SessionBound};
 use crate::error::{is_connection_error, no_answer};
-use crate::words::mentions;
+use stormpool::statements::mentions_keyword;
 
 /// What a connection knows of its session and its statements, beside the
 /// driver's connection (so a statement can borrow both at once).
@@ -117,7 +117,7 @@ impl<'t, DB: Backend> Flight<'t, DB> {
             setting,
             tentative: DB::BOUND_IS_TRANSACTIONAL && in_transaction,
             bounded: wanted != Bound::Default,
-            rolls_back: DB::BOUND_IS_TRANSACTIONAL && mentions(sql, &["ROLLBACK"]),
+            rolls_back: DB::BOUND_IS_TRANSACTIONAL && mentions_keyword(sql, &["ROLLBACK"]),
             limit,
             finished: false,
             gave_up: false,

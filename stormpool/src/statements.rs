@@ -96,6 +96,35 @@ pub fn is_variable_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
+/// Whether `sql` contains one of `words` (upper-case ASCII) as a whole
+/// word: ASCII case-insensitive, not inside a longer identifier (letters,
+/// digits, `_`, `$`).
+///
+/// For managers whose driver keeps the session's transaction status to
+/// itself: a statement that mentions `BEGIN` may have opened a
+/// transaction. The search errs on the side of suspicion (a keyword inside
+/// a string or a comment counts too), which costs the connection a check
+/// when it comes back.
+///
+/// ```
+/// use stormpool::statements::mentions_keyword;
+///
+/// assert!(mentions_keyword("/* x */ begin;", &["BEGIN", "START"]));
+/// assert!(!mentions_keyword("SELECT start_date FROM t", &["BEGIN", "START"]));
+/// ```
+pub fn mentions_keyword(sql: &str, words: &[&str]) -> bool {
+    let bytes = sql.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$';
+    words.iter().any(|word| {
+        let word = word.as_bytes();
+        bytes.windows(word.len()).enumerate().any(|(at, window)| {
+            window.eq_ignore_ascii_case(word)
+                && (at == 0 || !is_ident(bytes[at - 1]))
+                && bytes.get(at + word.len()).is_none_or(|&b| !is_ident(b))
+        })
+    })
+}
+
 /// A manager's statement counters, shared by the manager and its
 /// connections; [`snapshot`](StatementCounters::snapshot) reports them.
 #[derive(Debug, Default)]
@@ -311,6 +340,22 @@ mod tests {
         let mut none = StatementCache::new(0);
         assert_eq!(none.insert("a".to_owned(), 1), None);
         assert_eq!(none.get("a"), None);
+    }
+
+    #[test]
+    fn keywords_are_found_as_whole_words_in_any_case() {
+        let begin = ["BEGIN", "START"];
+        assert!(mentions_keyword("BEGIN", &begin));
+        assert!(mentions_keyword(
+            "  begin isolation level serializable",
+            &begin
+        ));
+        assert!(mentions_keyword("/* x */START TRANSACTION", &begin));
+        assert!(mentions_keyword("select 1;begin;", &begin));
+        assert!(!mentions_keyword("SELECT start_date, began FROM t", &begin));
+        assert!(!mentions_keyword("SELECT $begin", &begin));
+        assert!(!mentions_keyword("", &begin));
+        assert!(mentions_keyword("SET @@autocommit = 0", &["AUTOCOMMIT"]));
     }
 
     #[test]
