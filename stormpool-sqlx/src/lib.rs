@@ -80,7 +80,10 @@
 //! connection: when it comes back, the pool cancels the statement and
 //! keeps the connection out of circulation (counted as draining) until the
 //! rest of the reply has been read and a ping answered; past
-//! `abandon_timeout` it closes it. The returner never waits.
+//! `abandon_timeout` it closes it. The returner never waits. A row stream
+//! (`fetch`, `fetch_many`) dropped before its end counts as abandoned too
+//! (the server may still be producing rows): the price of stopping
+//! early is one cancel and one round trip, off the returner's path.
 //!
 //! # Deadline propagation
 //!
