@@ -107,9 +107,12 @@
 //! A hand-written transaction (`sql_query("BEGIN")`, `batch_execute`) is
 //! found by the statement's text, for statements diesel's query builder did
 //! not make (the builder cannot open one): `BEGIN` or `START` (PostgreSQL);
-//! those and `XA`, `AUTOCOMMIT`, `CALL`, `EXECUTE` (MySQL). Such a
-//! connection is asked, when it comes back, whether it is in a transaction,
-//! and rolled back if so, counted in
+//! those and `XA`, `AUTOCOMMIT`, `CALL`, `EXECUTE` (MySQL). A bare
+//! `COMMIT` or `ROLLBACK` that succeeds lifts the suspicion, so diesel's own
+//! `transaction`, whose `BEGIN` looks the same, costs nothing on return once
+//! it has ended; a change of `autocommit` keeps the connection suspect for
+//! the rest of its life. A suspect connection is asked, when it comes back,
+//! whether it is in a transaction, and rolled back if so, counted in
 //! [`StatementStats::rolled_back_on_return`](stormpool::statements::StatementStats::rolled_back_on_return).
 //!
 //! # Errors

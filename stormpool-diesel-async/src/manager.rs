@@ -180,7 +180,7 @@ impl<C: Driver> stormpool::Manager for DieselManager<C> {
                     .map_err(Error::diesel(Operation::Recycle))?;
                 rolled_back = true;
             }
-            if std::mem::take(&mut track.suspect) {
+            if std::mem::replace(&mut track.suspect, track.autocommit_changed) {
                 rolled_back |= raw.end_transaction().await.map_err(failed)?;
             }
         }

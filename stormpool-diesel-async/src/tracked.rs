@@ -23,7 +23,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::stream::Stream;
 use futures_util::FutureExt;
-use stormpool::statements::{mentions_keyword, StatementCounters};
+use stormpool::statements::{ends_transaction, mentions_keyword, StatementCounters};
 use tokio::time::{Instant, Sleep};
 
 use crate::deadline::{Bound, SessionBound};
@@ -49,6 +49,9 @@ pub(crate) struct Tracking {
     /// a statement that may have opened one ran, or the driver's connection
     /// was reached.
     pub(crate) suspect: bool,
+    /// A statement changed `autocommit` (MySQL): every statement may open a
+    /// transaction from then on, so the session stays suspect for good.
+    pub(crate) autocommit_changed: bool,
     /// A statement failed with a connection-level error.
     pub(crate) broken: bool,
     pub(crate) counters: Arc<StatementCounters>,
@@ -63,6 +66,7 @@ impl Tracking {
             abandoned: false,
             control_cut: false,
             suspect: false,
+            autocommit_changed: false,
             broken: false,
             counters,
         }
@@ -83,6 +87,10 @@ pub struct Flight<'t> {
     bounded: bool,
     /// Whether the statement is transaction control.
     control: bool,
+    /// Whether the statement is a bare `COMMIT` or `ROLLBACK` (diesel's
+    /// manager ends a transaction so): once it succeeds, the session is
+    /// outside any transaction, whatever opened one.
+    ends_transaction: bool,
     limit: Option<Pin<Box<Sleep>>>,
     is_bound_timeout: fn(&diesel::result::Error) -> bool,
     finished: bool,
@@ -103,6 +111,9 @@ impl<'t> Flight<'t> {
         if sql.is_some_and(may_open_transaction) {
             track.suspect = true;
         }
+        if sql.is_some_and(|sql| mentions_keyword(sql, &["AUTOCOMMIT"])) {
+            track.autocommit_changed = true;
+        }
         let control = sql.is_some_and(|sql| mentions_keyword(sql, &CONTROL));
         let in_transaction = in_transaction || track.suspect;
         let wanted = Bound::at(track.deadline);
@@ -120,6 +131,7 @@ impl<'t> Flight<'t> {
             in_transaction,
             bounded: track.bound.is_some() && wanted != Bound::Default,
             control,
+            ends_transaction: sql.is_some_and(ends_transaction),
             limit,
             is_bound_timeout,
             finished: false,
@@ -167,7 +179,12 @@ impl<'t> Flight<'t> {
                 }
                 self.track.abandoned = false;
             }
-            None => self.track.abandoned = false,
+            None => {
+                self.track.abandoned = false;
+                if self.ends_transaction && !self.track.autocommit_changed {
+                    self.track.suspect = false;
+                }
+            }
         }
     }
 

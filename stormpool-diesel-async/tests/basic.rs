@@ -83,6 +83,37 @@ async fn a_test_transaction_stays_open_postgres() {
     assert!(DieselPg::in_transaction_now(&mut conn).await);
 }
 
+/// diesel's own transaction, committed or rolled back, leaves nothing to
+/// clean up: the connection goes back to the pool with no round trip.
+#[tokio::test]
+async fn an_ended_transaction_costs_nothing_on_return_postgres() {
+    let Some(url) = common::pg_url() else { return };
+    let pool = Pool::builder(PgManager::new(common::pg_config(&url, "diesel_tx_ended")))
+        .max_size(1)
+        .build()
+        .expect("pool");
+    for commit in [true, false] {
+        let mut conn = pool.get().await.expect("acquire");
+        let outcome = conn
+            .transaction::<i32, diesel::result::Error, _>(async |conn| {
+                let one = common::scalar::<_, _, Integer>(conn, "1").await?;
+                if commit {
+                    Ok(one)
+                } else {
+                    Err(diesel::result::Error::RollbackTransaction)
+                }
+            })
+            .await;
+        assert_eq!(outcome.is_ok(), commit);
+    }
+    let counters = pool.status().counters;
+    assert_eq!(
+        (counters.recycled_on_return, counters.drained),
+        (0, 0),
+        "{counters:?}"
+    );
+}
+
 #[tokio::test]
 async fn settings_are_refused_with_a_typed_error() {
     let Some(url) = common::pg_url() else { return };

@@ -126,6 +126,10 @@
 //! - the driver's connection reached through `DerefMut` (a transaction
 //!   begun with sqlx's own `begin`, a hand-written `BEGIN` through it).
 //!
+//! A bare `COMMIT` or `ROLLBACK` that succeeds lifts the suspicion (a
+//! hand-written `BEGIN` .. `COMMIT` costs nothing on return); a change of
+//! `autocommit` keeps the connection suspect for the rest of its life.
+//!
 //! Such a connection is drained off the returner's path: the server is
 //! asked whether the session is in a transaction
 //! (`transaction_timestamp() < statement_timestamp()`, which fails in a

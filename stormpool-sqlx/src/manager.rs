@@ -271,7 +271,7 @@ impl<DB: Backend> stormpool::Manager for SqlxManager<DB> {
                 .map_err(Error::driver(Operation::Recycle))?;
             rolled_back = true;
         }
-        if std::mem::take(&mut track.suspect) {
+        if std::mem::replace(&mut track.suspect, track.autocommit_changed) {
             rolled_back |= DB::end_transaction(raw)
                 .await
                 .map_err(Error::driver(Operation::Recycle))?;

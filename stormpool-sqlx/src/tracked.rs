@@ -30,7 +30,7 @@ use tokio::time::{Instant, Sleep};
 use crate::backend::{Applied, Backend};
 use crate::deadline::{Bound, SessionBound};
 use crate::error::{is_connection_error, no_answer};
-use stormpool::statements::mentions_keyword;
+use stormpool::statements::{ends_transaction, mentions_keyword};
 
 /// What a connection knows of its session and its statements, beside the
 /// driver's connection (so a statement can borrow both at once).
@@ -50,6 +50,9 @@ pub(crate) struct Tracking {
     /// statement that may have opened one ran, or the raw connection was
     /// reached.
     pub(crate) suspect: bool,
+    /// A statement changed `autocommit` (MySQL): every statement may open a
+    /// transaction from then on, so the session stays suspect for good.
+    pub(crate) autocommit_changed: bool,
     /// A tracked transaction was dropped (or failed to end) open: sqlx has
     /// queued its rollback, to be sent with the next use.
     pub(crate) rollback_queued: bool,
@@ -69,6 +72,7 @@ impl Tracking {
             restore: None,
             abandoned: false,
             suspect: false,
+            autocommit_changed: false,
             rollback_queued: false,
             broken: false,
             applied: Vec::new(),
@@ -91,6 +95,9 @@ pub(crate) struct Flight<'t, DB> {
     /// Whether the statement says `ROLLBACK`: a bound set in the
     /// transaction is gone after it.
     rolls_back: bool,
+    /// Whether the statement is a bare `COMMIT` or `ROLLBACK`: once it
+    /// succeeds, a hand-written transaction is over.
+    ends_transaction: bool,
     /// The client's own bound: the deadline plus the grace.
     limit: Option<Pin<Box<Sleep>>>,
     finished: bool,
@@ -103,6 +110,9 @@ impl<'t, DB: Backend> Flight<'t, DB> {
     pub(crate) fn start(conn: &DB::Connection, track: &'t mut Tracking, sql: &str) -> Self {
         if DB::may_open_transaction(sql) {
             track.suspect = true;
+        }
+        if mentions_keyword(sql, &["AUTOCOMMIT"]) {
+            track.autocommit_changed = true;
         }
         let in_transaction = track.suspect || track.rollback_queued || conn.is_in_transaction();
         let wanted = Bound::at(track.deadline, DB::MAX_BOUND_MS);
@@ -118,6 +128,7 @@ impl<'t, DB: Backend> Flight<'t, DB> {
             tentative: DB::BOUND_IS_TRANSACTIONAL && in_transaction,
             bounded: wanted != Bound::Default,
             rolls_back: DB::BOUND_IS_TRANSACTIONAL && mentions_keyword(sql, &["ROLLBACK"]),
+            ends_transaction: ends_transaction(sql),
             limit,
             finished: false,
             gave_up: false,
@@ -165,7 +176,12 @@ impl<'t, DB: Backend> Flight<'t, DB> {
                 // before: that statement is over.
                 self.track.abandoned = false;
             }
-            None => self.track.abandoned = false,
+            None => {
+                self.track.abandoned = false;
+                if self.ends_transaction && !self.track.autocommit_changed {
+                    self.track.suspect = false;
+                }
+            }
         }
     }
 

@@ -56,6 +56,38 @@ async fn acquire_query_release_and_reuse_mariadb() {
     assert_eq!(pool.status().counters.connects_ok, 1);
 }
 
+/// A hand-written transaction ended by a bare `COMMIT`, and a tracked one
+/// committed, leave nothing to clean up: no round trip on return.
+#[tokio::test]
+async fn an_ended_transaction_costs_nothing_on_return_postgres() {
+    let Some(url) = common::pg_url() else { return };
+    let pool = stormpool::Pool::builder(stormpool_sqlx::PgManager::new(common::pg_options(
+        &url,
+        "sqlx_tx_ended",
+    )))
+    .max_size(1)
+    .build()
+    .expect("pool");
+    let mut conn = pool.get().await.expect("acquire");
+    sqlx::Executor::execute(&mut *conn, "BEGIN")
+        .await
+        .expect("BEGIN");
+    sqlx::Executor::execute(&mut *conn, "COMMIT")
+        .await
+        .expect("COMMIT");
+    drop(conn);
+    let mut conn = pool.get().await.expect("acquire");
+    let tx = conn.begin().await.expect("BEGIN");
+    tx.commit().await.expect("COMMIT");
+    drop(conn);
+    let counters = pool.status().counters;
+    assert_eq!(
+        (counters.recycled_on_return, counters.drained),
+        (0, 0),
+        "{counters:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_stay_within_max_size_postgres() {
     let Some(url) = common::pg_url() else { return };

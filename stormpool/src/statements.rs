@@ -125,6 +125,21 @@ pub fn mentions_keyword(sql: &str, words: &[&str]) -> bool {
     })
 }
 
+/// Whether `sql` is a bare `COMMIT` or `ROLLBACK` (what transaction
+/// managers send to end a transaction): after it succeeds, the session is
+/// outside any transaction, whatever opened one.
+///
+/// ```
+/// use stormpool::statements::ends_transaction;
+///
+/// assert!(ends_transaction(" commit;") && ends_transaction("ROLLBACK"));
+/// assert!(!ends_transaction("ROLLBACK TO SAVEPOINT s") && !ends_transaction("COMMIT AND CHAIN"));
+/// ```
+pub fn ends_transaction(sql: &str) -> bool {
+    let sql = sql.trim().trim_end_matches(';').trim_end();
+    sql.eq_ignore_ascii_case("COMMIT") || sql.eq_ignore_ascii_case("ROLLBACK")
+}
+
 /// A manager's statement counters, shared by the manager and its
 /// connections; [`snapshot`](StatementCounters::snapshot) reports them.
 #[derive(Debug, Default)]
