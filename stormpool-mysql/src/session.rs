@@ -7,22 +7,10 @@
 //! is sent as a string (`ON`, `READ-COMMITTED`, `+00:00`).
 
 use mysql_async::Value;
+use stormpool::statements::is_variable_name;
 use stormpool::Settings;
 
 use crate::error::Error;
-
-/// Whether `name` is a system variable name: ASCII letters, digits and `_`,
-/// with `.` for component variables, not starting with a digit or a dot.
-fn is_valid_name(name: &str) -> bool {
-    let starts_well = name
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
-    starts_well
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-}
 
 pub(crate) fn parameter(value: &str) -> Value {
     match value.parse::<i64>() {
@@ -40,7 +28,7 @@ pub(crate) fn apply_statement(settings: &Settings) -> Result<Option<(String, Vec
     let mut assignments = Vec::with_capacity(settings.iter().len());
     let mut params = Vec::with_capacity(settings.iter().len());
     for (name, value) in settings.iter() {
-        if !is_valid_name(name) {
+        if !is_variable_name(name) {
             return Err(Error::invalid_setting_name(name));
         }
         assignments.push(format!("SESSION {name} = ?"));

@@ -195,6 +195,28 @@ pub async fn tracked_transaction_dropped<H: TransactionHarness>(url: &str, table
     assert_eq!(H::committed(url, table, tag).await, 0);
 }
 
+/// The adapter's own transaction, dropped without commit by a request
+/// that then returns its connection (for adapters whose transactions do
+/// not end when dropped, as diesel's closure-based ones): the pool rolls it
+/// back, a connection of the test's own never sees its row, and the next
+/// 100 requests on the same session are clean.
+pub async fn transaction_dropped_with_its_connection<H: TransactionHarness>(
+    url: &str,
+    table: &str,
+) {
+    H::create_table(url, table).await;
+    let pool = pool_of_one::<H>(url, "stormpool_tx_dropped", true);
+    let tag = "dropped";
+    let mut conn = get::<H>(&pool, within(Duration::from_secs(10))).await;
+    H::insert_and_drop(&mut conn, table, tag).await;
+    drop(conn);
+    followers_are_clean::<H>(&pool, table, tag).await;
+    assert_eq!(H::committed(url, table, tag).await, 0);
+    assert!(H::rolled_back_on_return(pool.manager()) >= 1);
+    settled::<H>(&pool).await;
+    assert_eq!(pool.status().counters.connects_ok, 1, "the same session");
+}
+
 /// A savepoint rolled back inside the adapter's transaction keeps the
 /// outer work: the outer row is committed, the inner one is not.
 pub async fn nested_savepoint_rollback<H: TransactionHarness>(url: &str, table: &str) {

@@ -74,6 +74,72 @@ pub fn root_cause<'a>(
     cause
 }
 
+/// Whether `name` can be spliced into SQL as a MySQL system variable name
+/// (`SET SESSION name = ?`, where a name cannot be a parameter): ASCII
+/// letters, digits and `_`, with `.` for component variables, not starting
+/// with a digit or a dot.
+///
+/// ```
+/// use stormpool::statements::is_variable_name;
+///
+/// assert!(is_variable_name("time_zone") && is_variable_name("innodb.lock_wait"));
+/// assert!(!is_variable_name("a=1;DROP") && !is_variable_name("1x"));
+/// ```
+pub fn is_variable_name(name: &str) -> bool {
+    let starts_well = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    starts_well
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+}
+
+/// Whether `sql` contains one of `words` (upper-case ASCII) as a whole
+/// word: ASCII case-insensitive, not inside a longer identifier (letters,
+/// digits, `_`, `$`).
+///
+/// For managers whose driver keeps the session's transaction status to
+/// itself: a statement that mentions `BEGIN` may have opened a
+/// transaction. The search errs on the side of suspicion (a keyword inside
+/// a string or a comment counts too), which costs the connection a check
+/// when it comes back.
+///
+/// ```
+/// use stormpool::statements::mentions_keyword;
+///
+/// assert!(mentions_keyword("/* x */ begin;", &["BEGIN", "START"]));
+/// assert!(!mentions_keyword("SELECT start_date FROM t", &["BEGIN", "START"]));
+/// ```
+pub fn mentions_keyword(sql: &str, words: &[&str]) -> bool {
+    let bytes = sql.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$';
+    words.iter().any(|word| {
+        let word = word.as_bytes();
+        bytes.windows(word.len()).enumerate().any(|(at, window)| {
+            window.eq_ignore_ascii_case(word)
+                && (at == 0 || !is_ident(bytes[at - 1]))
+                && bytes.get(at + word.len()).is_none_or(|&b| !is_ident(b))
+        })
+    })
+}
+
+/// Whether `sql` is a bare `COMMIT` or `ROLLBACK` (what transaction
+/// managers send to end a transaction): after it succeeds, the session is
+/// outside any transaction, whatever opened one.
+///
+/// ```
+/// use stormpool::statements::ends_transaction;
+///
+/// assert!(ends_transaction(" commit;") && ends_transaction("ROLLBACK"));
+/// assert!(!ends_transaction("ROLLBACK TO SAVEPOINT s") && !ends_transaction("COMMIT AND CHAIN"));
+/// ```
+pub fn ends_transaction(sql: &str) -> bool {
+    let sql = sql.trim().trim_end_matches(';').trim_end();
+    sql.eq_ignore_ascii_case("COMMIT") || sql.eq_ignore_ascii_case("ROLLBACK")
+}
+
 /// A manager's statement counters, shared by the manager and its
 /// connections; [`snapshot`](StatementCounters::snapshot) reports them.
 #[derive(Debug, Default)]
@@ -289,6 +355,22 @@ mod tests {
         let mut none = StatementCache::new(0);
         assert_eq!(none.insert("a".to_owned(), 1), None);
         assert_eq!(none.get("a"), None);
+    }
+
+    #[test]
+    fn keywords_are_found_as_whole_words_in_any_case() {
+        let begin = ["BEGIN", "START"];
+        assert!(mentions_keyword("BEGIN", &begin));
+        assert!(mentions_keyword(
+            "  begin isolation level serializable",
+            &begin
+        ));
+        assert!(mentions_keyword("/* x */START TRANSACTION", &begin));
+        assert!(mentions_keyword("select 1;begin;", &begin));
+        assert!(!mentions_keyword("SELECT start_date, began FROM t", &begin));
+        assert!(!mentions_keyword("SELECT $begin", &begin));
+        assert!(!mentions_keyword("", &begin));
+        assert!(mentions_keyword("SET @@autocommit = 0", &["AUTOCOMMIT"]));
     }
 
     #[test]
