@@ -129,6 +129,7 @@
 //! [`Operation::Apply`]; there is no `on_connect` hook. diesel-async's
 //! `UpdateAndFetchResults` is implemented by diesel-async for its own
 //! connections only.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -151,17 +152,21 @@ pub use driver::Driver;
 pub use error::{Error, Operation};
 pub use manager::DieselManager;
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use mysql::MySqlSession;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use pg::PgSession;
 pub use tracked::{Flight, TrackedRows};
 
 /// A manager for diesel-async's PostgreSQL connections.
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub type PgManager = DieselManager<diesel_async::AsyncPgConnection>;
 
 /// A manager for diesel-async's MySQL and MariaDB connections.
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub type MysqlManager = DieselManager<diesel_async::AsyncMysqlConnection>;
 
 /// The README's examples, compiled as doctests.

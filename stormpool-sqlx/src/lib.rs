@@ -154,6 +154,7 @@
 //! sqlx caches prepared statements per connection itself
 //! (`statement_cache_capacity` in its connect options); the adapter adds no
 //! cache of its own.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -176,18 +177,22 @@ pub use connection::SqlxConnection;
 pub use error::{Error, Operation};
 pub use manager::{HookError, HookFuture, SqlxManager};
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use mysql::MySqlSession;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PgSession;
 pub use sqlx;
 pub use transaction::SqlxTransaction;
 
 /// A manager for sqlx's PostgreSQL connections.
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub type PgManager = SqlxManager<sqlx::Postgres>;
 
 /// A manager for sqlx's MySQL and MariaDB connections.
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub type MySqlManager = SqlxManager<sqlx::MySql>;
 
 /// The README's examples, compiled as doctests.

@@ -73,8 +73,8 @@ mod control;
 
 use std::time::Duration;
 
-pub use codel::CodelConfig;
 pub(crate) use codel::Codel;
+pub use codel::CodelConfig;
 pub(crate) use control::{Admission, ClassQueue, Order, CLASSES};
 
 /// Whether the pool refuses to hand a connection to a waiter that has too
