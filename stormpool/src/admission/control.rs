@@ -48,6 +48,10 @@ pub(crate) struct ClassQueue {
     pub(crate) doomed: bool,
 }
 
+/// How many timer samples in a row must find no hand-off before a queue
+/// counts as unserved.
+const STALL_SAMPLES: u32 = 3;
+
 /// One class's detector and overload state.
 #[derive(Clone, Debug)]
 struct Class {
@@ -126,6 +130,10 @@ pub(crate) struct Admission {
     last_handoff: Option<Instant>,
     /// Since when requests have been waiting (`None`: nobody waits).
     waiting_since: Option<Instant>,
+    /// Timer samples since the last hand-off: a queue nobody serves is one
+    /// the timer keeps finding unserved, not one a stalled process (the
+    /// machine's, not the pool's) failed to look at.
+    timer_samples: u32,
     deadline_aware: DeadlineAware,
 }
 
@@ -138,6 +146,7 @@ impl Admission {
             service_gap: 0,
             last_handoff: None,
             waiting_since: None,
+            timer_samples: 0,
             deadline_aware,
         }
     }
@@ -169,6 +178,12 @@ impl Admission {
             };
         }
         self.last_handoff = Some(now);
+        self.timer_samples = 0;
+    }
+
+    /// The maintenance timer is about to sample the queue.
+    pub(crate) fn timer_sample(&mut self) {
+        self.timer_samples = self.timer_samples.saturating_add(1);
     }
 
     /// The expected time between two connections coming free while
@@ -247,12 +262,19 @@ impl Admission {
             }
             self.last_handoff = None;
             self.waiting_since = None;
+            self.timer_samples = 0;
             return None;
         };
         self.active = true;
         let since = *self.waiting_since.get_or_insert(now);
         let interval = classes[0].codel.config().interval;
-        let stalled = now.saturating_duration_since(self.last_handoff.unwrap_or(since)) >= interval;
+        // Nobody served: no hand-off for an interval, or for two mean holds
+        // when holds are that long (slow queries are not a wedge), while
+        // the timer kept sampling (a machine that did not run the pool for
+        // a while is not a wedge either).
+        let patience = interval.max(2 * Duration::from_nanos(self.mean_hold));
+        let unserved = now.saturating_duration_since(self.last_handoff.unwrap_or(since));
+        let stalled = unserved >= patience && self.timer_samples >= STALL_SAMPLES;
         let mut overloaded = [false; CLASSES];
         for ((i, class), queue) in classes.iter_mut().enumerate().zip(queues) {
             overloaded[i] = class.observe(now, queue, stalled);
@@ -374,9 +396,37 @@ mod tests {
         let mut a = admission();
         let t0 = Instant::now();
         assert_eq!(a.observe(t0, queues(6 * MS, 200, false)), None);
-        assert!(a
-            .observe(t0 + 100 * MS, queues(106 * MS, 200, false))
-            .is_some());
+        // A process that was not run for 100 ms is no wedge: one sample.
+        a.timer_sample();
+        let at = |ms: u32| t0 + ms * MS;
+        assert_eq!(a.observe(at(100), queues(106 * MS, 200, false)), None);
+        // The timer keeps finding it unserved.
+        for i in 1..=3u32 {
+            a.timer_sample();
+            let shed = a.observe(at(100 + 10 * i), queues((106 + 10 * i) * MS, 200, false));
+            assert_eq!(shed.is_some(), i >= 2, "sample {i}");
+        }
+    }
+
+    #[test]
+    fn slow_holds_are_not_a_wedge() {
+        // Every connection busy with a 500 ms query: a hand-off every half
+        // second, no more; the queue is served.
+        let mut a = admission();
+        let t0 = Instant::now();
+        for _ in 0..64 {
+            a.held(500 * MS);
+        }
+        a.handed_off(t0);
+        for i in 1..=40u32 {
+            a.timer_sample();
+            let now = t0 + 10 * MS * i;
+            assert_eq!(
+                a.observe(now, queues(10 * MS * i, 20, false)),
+                None,
+                "at {i}"
+            );
+        }
     }
 
     #[test]

@@ -45,6 +45,7 @@ impl<M: Manager> State<M> {
             }
         }
 
+        self.admission.timer_sample();
         self.admission_tick(now, config.max_shed_per_tick, fx);
         self.serve_idle(now, fx);
         let lease_due = self.watchdog(now, config, fx);
