@@ -14,12 +14,15 @@
 //! * **Latency** of a success: from the start of its attempt to the end of
 //!   its query.
 //! * **Recovery time**: measured from the start of the phase where the load
-//!   drops. Every 10 ms, the success p99 is taken over the last 100 ms (not
-//!   reaching back before the drop); the pool has recovered at the first
-//!   such point after which every window, to the end of the load, has at
-//!   least one success and a p99 under twice the service time. "Not
-//!   recovered" if the last window still fails. On a live server the rule
-//!   is adapted to a real machine ([`RecoveryRule::live`]).
+//!   drops. A 100 ms window is *good* if it has at least one success and a
+//!   success p99 at most twice the service time. The pool has recovered at
+//!   the end of the first of three back-to-back good windows, the first
+//!   one starting at the drop at the earliest (so 100 ms is the least
+//!   recovery time), the windows sliding in 10 ms steps: recovery at `t`
+//!   means the windows ending at `t`, `t + 100 ms` and `t + 200 ms` are all
+//!   good. "Not recovered" if no three such windows fit in the load. On a
+//!   live server the quantile and bound are adapted to a real machine
+//!   ([`RecoveryRule::live`]).
 //! * **First success**: from the same start, the end of the first request
 //!   served in time (how long a pool serves nothing at all after a storm:
 //!   with deadpool-postgres on a live server, about 4.7 s).
@@ -37,6 +40,9 @@ pub const SAMPLE: Duration = Duration::from_millis(10);
 
 /// The window of the sliding p99 behind the recovery time.
 pub const RECOVERY_WINDOW: Duration = Duration::from_millis(100);
+
+/// How many good windows in a row make a recovery.
+pub const RECOVERY_WINDOWS: u64 = 3;
 
 /// How many points a time series has, about.
 const SERIES_POINTS: u64 = 120;
@@ -446,25 +452,27 @@ fn recovery(successes: &[(u64, u64)], from: u64, until: u64, rule: RecoveryRule)
     let window = RECOVERY_WINDOW.as_micros() as u64;
     let bound = rule.bound.as_micros() as u64;
     let first_success = successes.get(successes.partition_point(|s| s.0 < from));
-    let mut first_good = None;
-    let mut t = from + step;
-    while t <= until {
-        let lo = from.max(t.saturating_sub(window));
-        let lo_i = successes.partition_point(|s| s.0 < lo);
+    // Whether the window ending at `t` has a success and its quantile
+    // within the bound.
+    let good = |t: u64| {
+        let lo_i = successes.partition_point(|s| s.0 < t - window);
         let hi_i = successes.partition_point(|s| s.0 < t);
         let mut latencies: Vec<u64> = successes[lo_i..hi_i].iter().map(|s| s.1).collect();
         latencies.sort_unstable();
-        let good = percentile(&latencies, rule.quantile).is_some_and(|p| p < bound);
-        match (good, first_good) {
-            (true, None) => first_good = Some(t),
-            (false, _) => first_good = None,
-            (true, Some(_)) => {}
+        percentile(&latencies, rule.quantile).is_some_and(|p| p <= bound)
+    };
+    let mut recovered_at = None;
+    let mut t = from + window;
+    while t + (RECOVERY_WINDOWS - 1) * window <= until {
+        if (0..RECOVERY_WINDOWS).all(|k| good(t + k * window)) {
+            recovered_at = Some(t);
+            break;
         }
         t += step;
     }
     Recovery {
-        recovered: first_good.is_some(),
-        ms: first_good.map(|t| ms(t - from)),
+        recovered: recovered_at.is_some(),
+        ms: recovered_at.map(|t| ms(t - from)),
         first_success_ms: first_success
             .filter(|s| s.0 <= until)
             .map(|s| ms(s.0 - from)),
@@ -579,7 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn recovery_waits_for_the_last_bad_window() {
+    fn recovery_takes_three_good_windows_in_a_row() {
         let ms = |m: u64| m * 1000;
         // Slow successes until 300 ms after the drop, fast ones after.
         let mut successes: Vec<(u64, u64)> = (0..300).map(|t| (ms(t), ms(40))).collect();
@@ -594,23 +602,54 @@ mod tests {
         assert!(!stuck.recovered && stuck.ms.is_none());
         let late = recovery(&successes[300..], 0, ms(1000), rule);
         assert_eq!(late.first_success_ms, Some(300.0));
+        // The three windows must fit in the load.
+        let short = recovery(&successes, 0, ms(590), rule);
+        assert!(!short.recovered, "{short:?}");
+        assert_eq!(recovery(&successes, 0, ms(600), rule).ms, Some(400.0));
+    }
+
+    #[test]
+    fn recovery_is_at_least_one_window_and_allows_the_bound() {
+        let ms = |m: u64| m * 1000;
+        // Every success at exactly twice the service time: good.
+        let successes: Vec<(u64, u64)> = (0..1000).map(|t| (ms(t), ms(4))).collect();
+        let rule = RecoveryRule::simulated(Duration::from_millis(2));
+        assert_eq!(recovery(&successes, 0, ms(1000), rule).ms, Some(100.0));
+    }
+
+    #[test]
+    fn a_relapse_after_recovery_does_not_undo_it() {
+        let ms = |m: u64| m * 1000;
+        // One success a millisecond, 40 ms slow during `slow`, else 2 ms.
+        let run = |slow: std::ops::Range<u64>| -> Vec<(u64, u64)> {
+            let latency = |t| if slow.contains(&t) { ms(40) } else { ms(2) };
+            (0..1000).map(|t| (ms(t), latency(t))).collect()
+        };
+        let rule = RecoveryRule::simulated(Duration::from_millis(2));
+        // Slow from 600 to 700 ms: recovered at 100 ms already.
+        let relapse = recovery(&run(600..700), 0, ms(1000), rule);
+        assert_eq!(relapse.ms, Some(100.0));
+        // Slow from 150 to 250 ms: the windows that hold it are bad, and
+        // the first three good ones in a row start after.
+        let early = recovery(&run(150..250), 0, ms(1000), rule);
+        assert_eq!(early.ms, Some(350.0));
     }
 
     #[test]
     fn the_live_rule_looks_past_a_stall() {
         let ms = |m: u64| m * 1000;
-        // Served at 2.5 ms, but a 10 ms stall at 500 ms slows 5 requests.
+        // Served at 2.5 ms, but a 10 ms stall at 150 ms slows 5 requests.
         let mut successes: Vec<(u64, u64)> = (0..1000).map(|t| (ms(t), 2500)).collect();
-        for s in &mut successes[500..505] {
+        for s in &mut successes[150..155] {
             s.1 = ms(12);
         }
         let unloaded = Duration::from_micros(2500);
         let live = recovery(&successes, 0, ms(1000), RecoveryRule::live(unloaded));
-        assert_eq!(live.ms, Some(10.0));
+        assert_eq!(live.ms, Some(100.0));
         let strict = recovery(&successes, 0, ms(1000), RecoveryRule::simulated(unloaded));
         assert_eq!(
             strict.ms,
-            Some(610.0),
+            Some(260.0),
             "the p99 waits for the stall to leave the window"
         );
         assert_eq!(RecoveryRule::live(unloaded).quantile_name(), "p90");

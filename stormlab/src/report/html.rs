@@ -7,7 +7,7 @@ use super::charts::{self, pool_css};
 use super::table::{scenario_table, summary_table, Table};
 use super::Report;
 use crate::base::LabError;
-use crate::metrics::RECOVERY_WINDOW;
+use crate::metrics::{RECOVERY_WINDOW, RECOVERY_WINDOWS};
 
 const STYLE: &str = "
 body { font-family: sans-serif; margin: 2em auto; max-width: 1180px; color: #222;
@@ -161,11 +161,12 @@ expired requests still listed).</dd>\n\
 in seconds: counted exactly by the simulation; on a live server estimated by sampling \
 the server's sessions every few milliseconds (each statement is tagged with its request), \
 including what the pool left running after the load ended.</dd>\n\
-<dt>Recovery</dt><dd>from the start of the phase where the load drops: every 10 ms the \
-success {quantile} is taken over the last {window} ms (not reaching back before the drop); the \
-pool has recovered at the first such point after which every window, to the end of the \
-load, has a success and a {quantile} under {bound} ms ({bound_is}). \
-\"never\": the last window still fails.</dd>\n\
+<dt>Recovery</dt><dd>from the start of the phase where the load drops: a {window} ms \
+window is good if it has a success and a success {quantile} of at most {bound} ms \
+({bound_is}); the pool has recovered at the end of the first of {windows} back-to-back \
+good windows, the first starting at the drop at the earliest (so {window} ms is the \
+least recovery time), the windows sliding in 10 ms steps. \"never\": no {windows} good \
+windows in a row fit in the load.</dd>\n\
 <dt>First success</dt><dd>from the same start, when the first request was served in time.</dd>\n\
 <dt>Holders stuck</dt><dd>(wedged scenarios) of the jobs without a deadline started as the \
 wedge starts, one per connection, those still holding a connection with their query hanging \
@@ -175,6 +176,7 @@ when the run ended. They are not requests: no other measure counts them.</dd>\n\
 most max_orphans revoked connections still held at a time. n/a: the pool has no hold \
 limit.</dd>\n</dl>\n",
         window = RECOVERY_WINDOW.as_millis(),
+        windows = RECOVERY_WINDOWS,
     )
 }
 
