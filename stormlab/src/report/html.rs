@@ -7,6 +7,7 @@ use super::charts::{self, pool_css};
 use super::table::{scenario_table, summary_table, Table};
 use super::Report;
 use crate::base::LabError;
+use crate::calibration::Calibration;
 use crate::metrics::{RECOVERY_WINDOW, RECOVERY_WINDOWS};
 
 const STYLE: &str = "
@@ -56,6 +57,14 @@ pub fn render(report: &Report) -> Result<String, LabError> {
         report.version,
         report.wall_time_s,
     );
+    let _ = writeln!(
+        page,
+        "<p class=\"params\">Machine: {}.</p>",
+        escape(&report.machine.describe())
+    );
+    if let Some(calibration) = &report.calibration {
+        page += &calibration_html(report, calibration);
+    }
     page += HOW_TO_READ;
     page += "<h2>Pools</h2>\n<ul>\n";
     for info in &report.pools {
@@ -82,7 +91,7 @@ pub fn render(report: &Report) -> Result<String, LabError> {
             escape(s.scenario.title),
             escape(&s.scenario.description)
         );
-        page += &table_html(&scenario_table(report.capacity_rps, s));
+        page += &table_html(&scenario_table(report.capacity(), s));
         let notes: Vec<String> = s
             .runs
             .iter()
@@ -104,7 +113,7 @@ pub fn render(report: &Report) -> Result<String, LabError> {
             page,
             "<div class=\"charts\">\n<div class=\"chart\" id=\"chart-{name}-goodput\">{}</div>\n\
              <div class=\"chart\" id=\"chart-{name}-p99\">{}</div>\n</div>\n</section>",
-            charts::goodput_over_time(s)?,
+            charts::goodput_over_time(s, report.capacity())?,
             charts::p99_over_time(s, service_ms)?
         );
     }
@@ -142,10 +151,26 @@ fn definitions(report: &Report) -> String {
     format!(
         "<h2>Definitions</h2>\n<dl>\n\
 <dt>Capacity</dt><dd>connections / service time: the most requests per second the \
-database can serve.</dd>\n\
+database can serve (the nominal capacity).</dd>\n\
+<dt>Effective capacity</dt><dd>(real time on the simulated database) the most requests \
+per second served in a saturated closed loop on this machine: the best median of three \
+rounds through a tokio semaphore in front of a stack of connections (the least a pool \
+can be) and through every pool of the run, measured before the scenarios. On the wall \
+clock a query costs more than its service time, so this, not the nominal capacity, is \
+the most any pool can serve.</dd>\n\
+<dt>Acquire wait</dt><dd>from the start of an attempt to the pool's hand-off, for the \
+attempts handed a connection (closed loop: p50, p99 and max).</dd>\n\
+<dt>Shed, timeouts, other errors</dt><dd>attempts rejected by the pool's overload \
+detection; attempts that timed out in the pool or were abandoned at their deadline; \
+every other error (wedged, too many waiters, connect, query). Shed % is of all \
+attempts.</dd>\n\
+<dt>Critical % of possible</dt><dd>(priority mix) critical requests served in time, as % \
+of the most that could be: the critical arrivals, or the (effective) capacity over the \
+load if that is fewer.</dd>\n\
 <dt>Goodput</dt><dd>successful requests (query finished before the deadline) per second, \
-counted when they finish, as % of capacity; per phase in the tables, per bucket of \
-time in the charts.</dd>\n\
+counted when they finish, as % of the nominal capacity (and, in real time, \
+\"/\" % of the effective one); per phase in the tables, per bucket of time in the \
+charts (where a second dashed line marks the effective capacity).</dd>\n\
 <dt>Served %</dt><dd>client requests served in time by any of their attempts \
 (retries included), as % of the requests.</dd>\n\
 <dt>Dead hand-off</dt><dd>the pool yielded a connection to a request at or after its \
@@ -177,6 +202,46 @@ most max_orphans revoked connections still held at a time. n/a: the pool has no 
 limit.</dd>\n</dl>\n",
         window = RECOVERY_WINDOW.as_millis(),
         windows = RECOVERY_WINDOWS,
+    )
+}
+
+/// The effective capacity and how it was measured.
+fn calibration_html(report: &Report, calibration: &Calibration) -> String {
+    let mut table = Table {
+        caption: format!(
+            "Requests served per second in a saturated closed loop ({} workers, {} ms \
+             rounds); the best median is the effective capacity.",
+            calibration.workers,
+            calibration.round.as_millis()
+        ),
+        headers: vec!["pool".into()],
+        rows: Vec::new(),
+    };
+    let rounds = calibration.pools.first().map_or(0, |p| p.rounds_rps.len());
+    for i in 0..rounds {
+        table.headers.push(format!("round {}", i + 1));
+    }
+    table
+        .headers
+        .extend(["median".into(), "% of nominal".into()]);
+    for p in &calibration.pools {
+        let mut row = vec![p.pool.name().to_string()];
+        row.extend(p.rounds_rps.iter().map(|r| format!("{r:.0}")));
+        row.push(format!("{:.0}", p.median_rps));
+        row.push(format!("{:.1}", 100.0 * p.median_rps / report.capacity_rps));
+        table.rows.push(row);
+    }
+    format!(
+        "<h2>Capacity</h2>\n<p>Nominal: {:.0} req/s (connections / service time). \
+         <b>Effective: {:.0} req/s</b>, {:.1}% of nominal, reached by {} in a saturated \
+         closed loop on this machine: on the wall clock a query costs more than its \
+         service time (timer ticks, wake-ups, the pool's own work). Goodput is given as \
+         % of nominal / % of effective.</p>\n{}",
+        report.capacity_rps,
+        calibration.effective_rps,
+        calibration.effective_pct,
+        calibration.best.name(),
+        table_html(&table)
     )
 }
 
