@@ -19,6 +19,13 @@
 //! [`MIN_ROUND`]). A pool's rate is its median round; the **effective
 //! capacity** is the best pool's rate (at most the nominal capacity).
 //!
+//! The scenarios then run against it, as the suite sets them up: a phase's
+//! load is a multiple of the effective capacity (0.9x is just under what
+//! the machine can serve, 2x twice that), and recovery is judged against
+//! the time a query takes on the machine, connections / effective capacity
+//! ([`RecoveryRule::measured`]), as it is against the service time under the
+//! paused clock. Goodput is given as % of both capacities.
+//!
 //! Under the virtual clock a query costs its service time exactly and no
 //! CPU time passes: the effective capacity is the nominal one, and no
 //! calibration runs.
@@ -133,7 +140,7 @@ pub fn measure(
                 round + 1,
                 pool.name()
             ));
-            let raw = driver::run(pool, &scenario, params, &Backend::Sim, progress)?;
+            let raw = driver::run(pool, &scenario, params, &Backend::Sim, nominal, progress)?;
             let result = metrics::summarize(&raw, &scenario, nominal, rule);
             rates[i].push(result.throughput_rps);
         }

@@ -44,7 +44,9 @@ use crate::database::live::postgres::Postgres;
 use crate::database::live::{self, Live};
 use crate::database::sim::Simulated;
 use crate::database::{Database, Hang};
-use crate::metrics::{Attempt, AttemptResult, Holders, RawRun, RecoveryRule, ServerStats, SAMPLE};
+use crate::metrics::{
+    Attempt, AttemptResult, Capacity, Holders, RawRun, RecoveryRule, ServerStats, SAMPLE,
+};
 use crate::pools::{PoolSetup, Request, SharedPool};
 use crate::progress::Progress;
 use crate::scenario::{ClosedLoop, Keys, Scenario, Stream};
@@ -86,18 +88,21 @@ pub fn prepare(backend: &Backend, params: &LabParams) -> Result<RecoveryRule, La
     }
 }
 
-/// Runs `kind` through `scenario` on `backend`.
+/// Runs `kind` through `scenario` on `backend`; a phase's load is a
+/// multiple of `capacity` (its effective capacity where one was measured).
 pub fn run(
     kind: PoolKind,
     scenario: &Scenario,
     params: &LabParams,
     backend: &Backend,
+    capacity: Capacity,
     progress: &Progress,
 ) -> Result<RawRun, LabError> {
     let run = Run {
         kind,
         scenario,
         params,
+        load_rps: capacity.best_rps(),
         progress,
     };
     match backend {
@@ -124,6 +129,8 @@ struct Run<'a> {
     kind: PoolKind,
     scenario: &'a Scenario,
     params: &'a LabParams,
+    /// Requests per second at load 1.0.
+    load_rps: f64,
     progress: &'a Progress,
 }
 
@@ -226,7 +233,7 @@ impl Run<'_> {
                 }
             }
         });
-        let capacity = self.params.capacity_rps();
+        let capacity = self.load_rps;
         for (i, stream) in self.scenario.streams.iter().enumerate() {
             // Each stream its own sequence, all derived from the one seed.
             let seed = self.params.seed ^ (0x9E37_79B9_7F4A_7C15_u64.wrapping_mul(i as u64 + 1));

@@ -221,7 +221,15 @@ impl Capacity {
         rps.map(|r| pct(r, self.nominal_rps))
     }
 
-    /// The capacity a ceiling is taken from: the effective one if measured.
+    /// The time a query takes when `connections` serve the best capacity
+    /// back to back: the service time under the paused clock, more on the
+    /// wall clock.
+    pub fn query_time(&self, connections: usize) -> Duration {
+        Duration::from_secs_f64(connections as f64 / self.best_rps())
+    }
+
+    /// The capacity a ceiling is taken from, and the load a multiple of: the
+    /// effective one if measured.
     pub fn best_rps(&self) -> f64 {
         self.effective_rps.unwrap_or(self.nominal_rps)
     }
@@ -366,6 +374,19 @@ impl RecoveryRule {
         RecoveryRule {
             quantile: 0.99,
             bound: service * 2,
+        }
+    }
+
+    /// In real time on the simulated database: the p99 at most twice the
+    /// time a query takes on the machine, measured with the effective
+    /// capacity ([`Capacity::query_time`]). A simulated query waits on a
+    /// timer that fires on the next whole millisecond, so on the wall clock
+    /// it takes a good part of a millisecond more than its service time,
+    /// and no pool would ever have a p99 under twice the service time.
+    pub fn measured(query_time: Duration) -> RecoveryRule {
+        RecoveryRule {
+            quantile: 0.99,
+            bound: query_time * 2,
         }
     }
 

@@ -27,7 +27,7 @@ pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
     let started = std::time::Instant::now();
     let mut machine = Machine::now();
     let params = &config.params;
-    let recovery_rule = driver::prepare(&config.backend, params)?;
+    let mut recovery_rule = driver::prepare(&config.backend, params)?;
     let calibrate = params.clock == Clock::Real && config.backend == Backend::Sim;
     let scenarios: Vec<Scenario> = config.scenarios.iter().map(|k| k.build(params)).collect();
     let jobs: Vec<(usize, usize)> = (0..scenarios.len())
@@ -59,6 +59,10 @@ pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
         nominal_rps: params.capacity_rps(),
         effective_rps: calibration.as_ref().map(|c| c.effective_rps),
     };
+    if calibration.is_some() {
+        // Recovery against what a query takes on this machine.
+        recovery_rule = RecoveryRule::measured(capacity.query_time(params.connections));
+    }
     let workers = match params.clock {
         // Real time: one run at a time, or the runs would disturb each other.
         Clock::Real => 1,
@@ -167,7 +171,15 @@ impl SuiteState<'_> {
             self.progress
                 .set_message(format!("{} / {}", scenario.name(), pool.name()));
             let params = &self.config.params;
-            match driver::run(pool, scenario, params, &self.config.backend, self.progress) {
+            let backend = &self.config.backend;
+            match driver::run(
+                pool,
+                scenario,
+                params,
+                backend,
+                self.capacity,
+                self.progress,
+            ) {
                 Ok(raw) => {
                     let result =
                         metrics::summarize(&raw, scenario, self.capacity, self.recovery_rule);

@@ -219,6 +219,18 @@ fn real_clock_runs_too() {
         .filter_map(|p| p["median_rps"].as_f64())
         .fold(0.0, f64::max);
     assert_eq!(effective, best.min(nominal));
+    // Recovery is judged against twice the time a query takes at that
+    // rate, which is at least twice the service time.
+    let connections = report["params"]["connections"]
+        .as_f64()
+        .expect("connections");
+    let bound_ms = report["recovery_rule"]["bound"].as_f64().expect("bound");
+    let query_ms = 1000.0 * connections / effective;
+    assert!(
+        (bound_ms - 2.0 * query_ms).abs() < 1e-3,
+        "{bound_ms} {query_ms}"
+    );
+    assert!(bound_ms >= 2.0 * report["params"]["service"].as_f64().expect("service"));
     for scenario in report["scenarios"].as_array().expect("scenarios") {
         let runs = scenario["runs"].as_array().expect("runs");
         assert_eq!(runs.len(), 2);

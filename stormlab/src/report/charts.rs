@@ -80,13 +80,19 @@ pub fn goodput_over_time(report: &ScenarioReport, capacity: Capacity) -> Result<
     time_chart(report, &chart, |run, i| Some(run.series.goodput_pct[i]))
 }
 
-/// Success p99 latency over time, in ms, one line per pool.
-pub fn p99_over_time(report: &ScenarioReport, service_ms: f64) -> Result<String, LabError> {
+/// Success p99 latency over time, in ms, one line per pool, and a dashed
+/// line at the recovery bound `bound_ms` (twice the service time, or the
+/// query's measured time), labelled `bound`.
+pub fn p99_over_time(
+    report: &ScenarioReport,
+    bound_ms: f64,
+    bound: &str,
+) -> Result<String, LabError> {
     let chart = TimeChart {
         what: "success p99",
         y_desc: "p99 latency, ms",
-        y_floor: service_ms * 3.0,
-        references: vec![(service_ms * 2.0, "2x service time".into())],
+        y_floor: bound_ms * 1.5,
+        references: vec![(bound_ms, bound.into())],
     };
     time_chart(report, &chart, |run, i| run.series.p99_ms[i])
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::charts::{self, pool_css};
-use super::table::{scenario_table, summary_table, Table};
+use super::table::{scenario_table, summary_table, thousands, Table};
 use super::Report;
 use crate::base::LabError;
 use crate::calibration::Calibration;
@@ -108,13 +108,18 @@ pub fn render(report: &Report) -> Result<String, LabError> {
             }
             page += "</ul>\n";
         }
-        let service_ms = p.service.as_secs_f64() * 1000.0;
+        let bound_ms = report.recovery_rule.bound.as_secs_f64() * 1000.0;
+        let bound = if report.recovery_rule.bound == p.service * 2 {
+            "2x service time"
+        } else {
+            "recovery bound"
+        };
         let _ = writeln!(
             page,
             "<div class=\"charts\">\n<div class=\"chart\" id=\"chart-{name}-goodput\">{}</div>\n\
              <div class=\"chart\" id=\"chart-{name}-p99\">{}</div>\n</div>\n</section>",
             charts::goodput_over_time(s, report.capacity())?,
-            charts::p99_over_time(s, service_ms)?
+            charts::p99_over_time(s, bound_ms, bound)?
         );
     }
     page += &definitions(report);
@@ -123,9 +128,10 @@ pub fn render(report: &Report) -> Result<String, LabError> {
 }
 
 const HOW_TO_READ: &str = "<h2>How to read this report</h2>
-<p>Each scenario offers the same open-loop load (Poisson arrivals) to every pool, over
-the same database (the embedded simulation, or the live server named above), and every
-client gives up at its deadline whatever the pool does. <b>Goodput</b> is what counts: requests whose query finished before their
+<p>Each scenario offers the same load to every pool (open-loop Poisson arrivals; the
+closed loop's workers in <code>closed-loop</code>), over the same database (the embedded
+simulation, or the live server named above), and every client gives up at its deadline
+whatever the pool does. <b>Goodput</b> is what counts: requests whose query finished before their
 deadline, per second, as a percentage of what the database can serve. Under 2x
 overload a good pool stays near 100% of capacity (it serves half of the requests, in
 time); a pool that hands connections to requests that have already given up, or too
@@ -133,14 +139,22 @@ late for their query to finish, spends the database on dead work and its goodput
 collapses. <b>Dead hand-offs</b> and <b>late hand-offs</b> count that waste; the
 <b>recovery</b> column says how long a pool takes to serve at normal latency again once
 the load drops. In the charts, dashed vertical lines separate the phases; the dashed
-horizontal line is the capacity (goodput) or twice the service time (p99).</p>
+horizontal lines are the capacity, nominal and effective (goodput), or the recovery
+bound (p99). In real time on the simulated database the effective capacity is measured
+first, loads are multiples of it, and goodput is given as % of nominal / % of
+effective.</p>
 ";
 
 fn definitions(report: &Report) -> String {
     let rule = &report.recovery_rule;
     let bound = format!("{:.1}", rule.bound.as_secs_f64() * 1000.0);
     let quantile = rule.quantile_name();
-    let bound_is = if report.backend == "simulated" {
+    let bound_is = if report.calibration.is_some() {
+        "2x the time a query takes on this machine, connections / effective capacity: on \
+         the wall clock a simulated query waits for the next millisecond tick of the timer \
+         after its service time"
+            .to_string()
+    } else if report.backend == "simulated" {
         "2x the service time".to_string()
     } else {
         "2x the statement's latency on the idle server; the p90 rather than the p99, \
@@ -232,13 +246,13 @@ fn calibration_html(report: &Report, calibration: &Calibration) -> String {
         table.rows.push(row);
     }
     format!(
-        "<h2>Capacity</h2>\n<p>Nominal: {:.0} req/s (connections / service time). \
-         <b>Effective: {:.0} req/s</b>, {:.1}% of nominal, reached by {} in a saturated \
+        "<h2>Capacity</h2>\n<p>Nominal: {} req/s (connections / service time). \
+         <b>Effective: {} req/s</b>, {:.1}% of nominal, reached by {} in a saturated \
          closed loop on this machine: on the wall clock a query costs more than its \
          service time (timer ticks, wake-ups, the pool's own work). Goodput is given as \
          % of nominal / % of effective.</p>\n{}",
-        report.capacity_rps,
-        calibration.effective_rps,
+        thousands(report.capacity_rps.round() as u64),
+        thousands(calibration.effective_rps.round() as u64),
         calibration.effective_pct,
         calibration.best.name(),
         table_html(&table)

@@ -85,7 +85,7 @@ fn of_capacity(capacity: Capacity) -> String {
         None => format!("% of capacity ({nominal} req/s)"),
         Some(effective) => format!(
             "% of nominal capacity ({nominal} req/s) / % of effective capacity ({} req/s, \
-             measured)",
+             measured; loads are multiples of it)",
             thousands(effective.round() as u64)
         ),
     }
