@@ -16,6 +16,9 @@ use crate::config::{LabConfig, Outputs};
 /// The largest pool the lab accepts.
 const MAX_CONNECTIONS: u64 = 4096;
 
+/// The most closed-loop workers the lab accepts.
+const MAX_WORKERS: usize = 65536;
+
 /// The storm lab: replays timeout storms against stormpool, deadpool, bb8
 /// and a model of the pre-fix Vitess smartconnpool waitlist, side by side.
 #[derive(Debug, Parser)]
@@ -74,12 +77,18 @@ pub struct Cli {
     #[arg(long, default_value_t = stormpool::Config::default().max_orphans, value_name = "N")]
     pub max_orphans: usize,
 
+    /// Workers of the closed loop (the closed-loop scenario, and the effective-capacity
+    /// calibration in real time).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub workers: usize,
+
     /// Seed of the arrival processes: the same seed gives the same virtual run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// virtual (deterministic, paused tokio clock) or real (wall clock); a live
-    /// database always runs in real time [default: virtual].
+    /// virtual (deterministic, paused tokio clock) or real (wall clock, multi-thread
+    /// runtime; on the simulated database the effective capacity is measured first); a
+    /// live database always runs in real time [default: virtual].
     #[arg(long, value_name = "CLOCK")]
     pub clock: Option<String>,
 
@@ -118,8 +127,9 @@ pub struct Cli {
 
 const AFTER_HELP: &str = "\
 Default: every pool through every scenario on the embedded simulated database,
-16 connections, 2 ms queries (capacity 8,000 req/s), 50 ms deadlines, writing
-target/stormlab/report.html and target/stormlab/results.json.";
+16 connections, 2 ms queries (capacity 8,000 req/s), 50 ms deadlines (an hour in
+the closed loop), on tokio's paused clock, writing target/stormlab/report.html
+and target/stormlab/results.json.";
 
 impl Cli {
     /// Validates the options.
@@ -145,6 +155,9 @@ impl Cli {
         }
         if self.max_orphans as u64 > MAX_CONNECTIONS {
             return usage("--max-orphans must be at most 4096");
+        }
+        if self.workers == 0 || self.workers > MAX_WORKERS {
+            return usage("--workers must be between 1 and 65536");
         }
         if !(self.scale.is_finite() && self.scale > 0.0 && self.scale <= 100.0) {
             return usage("--scale must be a number above 0 and at most 100");
@@ -224,6 +237,7 @@ impl Cli {
                 clock,
                 max_hold: Duration::from_millis(self.max_hold_ms),
                 max_orphans: self.max_orphans,
+                workers: self.workers,
             },
             backend,
             outputs,
@@ -341,6 +355,7 @@ mod tests {
             &["--deadline-ms", "1"],
             &["--pools", ""],
             &["--max-orphans", "5000"],
+            &["--workers", "0"],
         ] {
             let err = parse(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}: {err}");

@@ -19,10 +19,15 @@
 //! failed attempt at once as often as the scenario says, while the load
 //! lasts.
 //!
+//! A closed-loop scenario ([`ClosedLoop`]) has workers instead: each one a
+//! task sending its next request as soon as the last one ended, under the
+//! same `timeout_at(deadline)`, while the load lasts.
+//!
 //! A scenario's holders (jobs without a deadline, see
 //! [`Scenario::holders`]) are tasks too, started as its wedge starts; they
 //! are counted apart from the requests.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,7 +36,7 @@ use std::time::Duration;
 use stormpool::clock::Rng;
 use stormpool::Priority;
 use stormpool_testkit::open_loop::{self, Arrivals, Ended, Grant, OpenLoop, Plan, Record};
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep_until, timeout_at, Instant};
 
 use crate::base::{Backend, Clock, LabError, LabParams, PoolError, PoolKind};
 use crate::database::live::mysql::MySql;
@@ -39,14 +44,20 @@ use crate::database::live::postgres::Postgres;
 use crate::database::live::{self, Live};
 use crate::database::sim::Simulated;
 use crate::database::{Database, Hang};
-use crate::metrics::{Attempt, AttemptResult, Holders, RawRun, RecoveryRule, ServerStats, SAMPLE};
+use crate::metrics::{
+    Attempt, AttemptResult, Capacity, Holders, RawRun, RecoveryRule, ServerStats, SAMPLE,
+};
 use crate::pools::{PoolSetup, Request, SharedPool};
 use crate::progress::Progress;
-use crate::scenario::{Keys, Scenario, Stream};
+use crate::scenario::{ClosedLoop, Keys, Scenario, Stream};
 
 /// How long a holder the pool turned away waits before it asks again: a
 /// tick, so that a pool that refuses at once does not spin the clock still.
 const HOLDER_RETRY: Duration = Duration::from_millis(1);
+
+/// How long a closed-loop worker whose request failed waits before its
+/// next one: a tick, for the same reason.
+const CLOSED_LOOP_PAUSE: Duration = Duration::from_millis(1);
 
 /// The first holder's id: apart from the attempts' (counted up from 0) and
 /// the live warm-up's (counted down from `u64::MAX`), since live backends
@@ -77,18 +88,21 @@ pub fn prepare(backend: &Backend, params: &LabParams) -> Result<RecoveryRule, La
     }
 }
 
-/// Runs `kind` through `scenario` on `backend`.
+/// Runs `kind` through `scenario` on `backend`; a phase's load is a
+/// multiple of `capacity` (its effective capacity where one was measured).
 pub fn run(
     kind: PoolKind,
     scenario: &Scenario,
     params: &LabParams,
     backend: &Backend,
+    capacity: Capacity,
     progress: &Progress,
 ) -> Result<RawRun, LabError> {
     let run = Run {
         kind,
         scenario,
         params,
+        load_rps: capacity.best_rps(),
         progress,
     };
     match backend {
@@ -115,6 +129,8 @@ struct Run<'a> {
     kind: PoolKind,
     scenario: &'a Scenario,
     params: &'a LabParams,
+    /// Requests per second at load 1.0.
+    load_rps: f64,
     progress: &'a Progress,
 }
 
@@ -156,7 +172,12 @@ impl Run<'_> {
     fn setup(&self) -> PoolSetup {
         PoolSetup {
             max_size: self.params.connections,
-            deadline: self.params.deadline,
+            // A pool that takes one timeout for all its requests (bb8) takes
+            // the closed loop's deadline there.
+            deadline: self
+                .scenario
+                .closed
+                .map_or(self.params.deadline, |c| c.deadline),
             max_hold: self.scenario.max_hold,
             max_orphans: self.params.max_orphans,
         }
@@ -181,6 +202,25 @@ impl Run<'_> {
     /// attempt, the holders' fate and the waiting count (the pool's notes
     /// and the server's counters are left for the caller to fill in).
     async fn drive(&self, pool: SharedPool, t0: Instant, hang: &Hang) -> RawRun {
+        let holders = Arc::new(HolderLog::default());
+        self.schedule_wedge(t0, hang, &pool, &holders);
+        let (requests, attempts, waiting) = match self.scenario.closed {
+            Some(closed) => self.closed_loop(&pool, t0, closed).await,
+            None => self.open_loop(&pool, t0).await,
+        };
+        RawRun {
+            pool: self.kind,
+            requests,
+            attempts,
+            waiting,
+            server: ServerStats::default(),
+            notes: Vec::new(),
+            holders: (self.scenario.holders > 0).then(|| holders.read(pool.revoked())),
+        }
+    }
+
+    /// The scenario's open-loop streams: (requests, attempts, waiting).
+    async fn open_loop(&self, pool: &SharedPool, t0: Instant) -> Recorded {
         let load = OpenLoop::new(self.plan(t0), {
             let pool = pool.clone();
             move |attempt: open_loop::Attempt<Client>| {
@@ -193,9 +233,7 @@ impl Run<'_> {
                 }
             }
         });
-        let holders = Arc::new(HolderLog::default());
-        self.schedule_wedge(t0, hang, &pool, &holders);
-        let capacity = self.params.capacity_rps();
+        let capacity = self.load_rps;
         for (i, stream) in self.scenario.streams.iter().enumerate() {
             // Each stream its own sequence, all derived from the one seed.
             let seed = self.params.seed ^ (0x9E37_79B9_7F4A_7C15_u64.wrapping_mul(i as u64 + 1));
@@ -207,28 +245,83 @@ impl Run<'_> {
             let client = client(stream.clone());
             tokio::spawn(load.arrivals(arrivals, Rng::with_seed(seed), client));
         }
+        let waiting = self.sample(pool, t0, || load.waiting()).await;
+        let attempts = (load.take_records().into_iter())
+            .map(|record| attempt(record, t0))
+            .collect();
+        (load.requests(), attempts, waiting)
+    }
+
+    /// The scenario's closed loop: `closed.workers` tasks, each sending its
+    /// next request as soon as the last one ended (after
+    /// [`CLOSED_LOOP_PAUSE`] if it failed), while the load lasts. A request
+    /// still running when the run ends is not counted.
+    async fn closed_loop(&self, pool: &SharedPool, t0: Instant, closed: ClosedLoop) -> Recorded {
+        let end = t0 + self.scenario.duration();
+        let shared = Arc::new(Workers::default());
+        let mut workers = tokio::task::JoinSet::new();
+        for worker in 0..closed.workers {
+            let (pool, shared) = (pool.clone(), shared.clone());
+            workers.spawn(async move {
+                while Instant::now() < end {
+                    let id = shared.next.fetch_add(1, Ordering::Relaxed);
+                    let start = Instant::now();
+                    let deadline = start + closed.deadline;
+                    let grant = Grant::new();
+                    shared.current(worker, Some(grant.clone()));
+                    let req = Request::new(id, Priority::Normal, None, Some(deadline), grant);
+                    let result = match timeout_at(deadline, pool.serve(&req)).await {
+                        Ok(Ok(())) => AttemptResult::Completed,
+                        Ok(Err(e)) => AttemptResult::Failed(e),
+                        Err(_) => AttemptResult::Abandoned,
+                    };
+                    shared.current(worker, None);
+                    let at = |t: Instant| micros(t.saturating_duration_since(t0));
+                    shared.record(Attempt {
+                        id,
+                        request: id,
+                        retry: 0,
+                        critical: false,
+                        key: None,
+                        start_us: at(start),
+                        deadline_us: at(deadline),
+                        end_us: at(Instant::now()),
+                        granted_us: req.grant().granted_at().map(at),
+                        result,
+                    });
+                    if result != AttemptResult::Completed {
+                        tokio::time::sleep(CLOSED_LOOP_PAUSE).await;
+                    }
+                }
+            });
+        }
+        let waiting = self.sample(pool, t0, || shared.waiting()).await;
+        // Whatever still runs (a pool that stalled) is not counted.
+        workers.abort_all();
+        while workers.join_next().await.is_some() {}
+        let attempts = shared.take();
+        (attempts.len() as u64, attempts, waiting)
+    }
+
+    /// Samples the requests waiting every [`SAMPLE`] until the run's end:
+    /// the pool's own count, or `load`'s where the pool keeps none.
+    async fn sample(
+        &self,
+        pool: &SharedPool,
+        t0: Instant,
+        load: impl Fn() -> usize,
+    ) -> Vec<(u64, usize)> {
         let end = t0 + run_length(self.scenario, self.params);
         let mut waiting = Vec::new();
         let mut tick = t0;
         while tick < end {
             tick += SAMPLE;
             sleep_until(tick).await;
-            let now = pool.waiting().unwrap_or_else(|| load.waiting());
+            let now = pool.waiting().unwrap_or_else(&load);
             waiting.push((micros(tick - t0), now));
             self.progress.advance(SAMPLE);
         }
-        let attempts = (load.take_records().into_iter())
-            .map(|record| attempt(record, t0))
-            .collect();
-        RawRun {
-            pool: self.kind,
-            requests: load.requests(),
-            attempts,
-            waiting,
-            server: ServerStats::default(),
-            notes: Vec::new(),
-            holders: (self.scenario.holders > 0).then(|| holders.read(pool.revoked())),
-        }
+        waiting
     }
 
     /// Makes every query started during a `hang` phase hang on the server,
@@ -254,6 +347,53 @@ impl Run<'_> {
             });
             holders = 0;
         }
+    }
+}
+
+/// What a load recorded: requests started, attempts ended, and the
+/// waiting count sampled every [`SAMPLE`] (µs from the start, count).
+type Recorded = (u64, Vec<Attempt>, Vec<(u64, usize)>);
+
+/// The workers of a closed loop, as they report to the driver.
+#[derive(Default)]
+struct Workers {
+    /// The next attempt's id.
+    next: AtomicU64,
+    /// Each worker's attempt in progress, if any, to count the waiting
+    /// ones for a pool that keeps no count of its own.
+    ///
+    /// # Invariant
+    /// Held to read or write only; never across an `.await`.
+    current: Mutex<HashMap<usize, Grant>>,
+    /// # Invariant
+    /// Held to push or take only; never across an `.await`.
+    attempts: Mutex<Vec<Attempt>>,
+}
+
+impl Workers {
+    fn current(&self, worker: usize, grant: Option<Grant>) {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        match grant {
+            Some(grant) => current.insert(worker, grant),
+            None => current.remove(&worker),
+        };
+    }
+
+    /// Workers whose attempt waits for a connection now.
+    fn waiting(&self) -> usize {
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        current
+            .values()
+            .filter(|g| g.granted_at().is_none())
+            .count()
+    }
+
+    fn record(&self, attempt: Attempt) {
+        (self.attempts.lock().unwrap_or_else(|p| p.into_inner())).push(attempt);
+    }
+
+    fn take(&self) -> Vec<Attempt> {
+        std::mem::take(&mut *self.attempts.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 

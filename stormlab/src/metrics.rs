@@ -5,7 +5,9 @@
 //!
 //! * **Goodput** is the rate of successful requests (the query finished
 //!   before the request's deadline), counted when they finish, as a
-//!   percentage of the capacity (connections / service time).
+//!   percentage of the capacity (connections / service time); those that
+//!   finish after the load count in its last phase, except in a closed
+//!   loop, whose rate is that of the load alone (its **throughput**).
 //! * **Dead hand-off**: the pool yielded a connection to a request whose
 //!   deadline had already passed (the client was gone or going).
 //! * **Late hand-off**: the request got its connection before its deadline
@@ -14,12 +16,26 @@
 //! * **Latency** of a success: from the start of its attempt to the end of
 //!   its query.
 //! * **Recovery time**: measured from the start of the phase where the load
-//!   drops. Every 10 ms, the success p99 is taken over the last 100 ms (not
-//!   reaching back before the drop); the pool has recovered at the first
-//!   such point after which every window, to the end of the load, has at
-//!   least one success and a p99 under twice the service time. "Not
-//!   recovered" if the last window still fails. On a live server the rule
-//!   is adapted to a real machine ([`RecoveryRule::live`]).
+//!   drops. A 100 ms window is *good* if it has at least one success and a
+//!   success p99 at most twice the service time. The pool has recovered at
+//!   the end of the first of three back-to-back good windows, the first
+//!   one starting at the drop at the earliest (so 100 ms is the least
+//!   recovery time), the windows sliding in 10 ms steps: recovery at `t`
+//!   means the windows ending at `t`, `t + 100 ms` and `t + 200 ms` are all
+//!   good. "Not recovered" if no three such windows fit in the load. On a
+//!   live server the quantile and bound are adapted to a real machine
+//!   ([`RecoveryRule::live`]).
+//! * **Effective capacity** (real time, simulated database): the most
+//!   requests per second a saturated closed loop gets through the best
+//!   pool, measured in the same run (the `calibration` module); a query
+//!   costs more than its service time on a real machine (timer ticks,
+//!   wake-ups, the pool's own work), so this is the most a pool can serve
+//!   there. Goodput is given as % of it too ([`Capacity`]).
+//! * **Acquire wait**: from the start of an attempt to its hand-off, for
+//!   the attempts handed a connection.
+//! * **Critical % of possible** (priority mix): critical requests served in
+//!   time, as % of the most that could be: the critical arrivals, or the
+//!   effective capacity over the load if that is fewer.
 //! * **First success**: from the same start, the end of the first request
 //!   served in time (how long a pool serves nothing at all after a storm:
 //!   with deadpool-postgres on a live server, about 4.7 s).
@@ -37,6 +53,9 @@ pub const SAMPLE: Duration = Duration::from_millis(10);
 
 /// The window of the sliding p99 behind the recovery time.
 pub const RECOVERY_WINDOW: Duration = Duration::from_millis(100);
+
+/// How many good windows in a row make a recovery.
+pub const RECOVERY_WINDOWS: u64 = 3;
 
 /// How many points a time series has, about.
 const SERIES_POINTS: u64 = 120;
@@ -171,6 +190,120 @@ pub struct RawRun {
     pub holders: Option<Holders>,
 }
 
+/// The capacities goodput is measured against.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Capacity {
+    /// Connections / service time, in requests per second.
+    pub nominal_rps: f64,
+    /// The effective capacity measured in this run, in requests per second:
+    /// in real time on the simulated database only.
+    pub effective_rps: Option<f64>,
+}
+
+impl Capacity {
+    /// The nominal capacity of `params`, no effective one measured.
+    pub fn nominal(params: &LabParams) -> Capacity {
+        Capacity {
+            nominal_rps: params.capacity_rps(),
+            effective_rps: None,
+        }
+    }
+
+    /// `pct_of_nominal` (a rate in % of the nominal capacity) in % of the
+    /// effective capacity, if one was measured.
+    pub fn of_effective(&self, pct_of_nominal: f64) -> Option<f64> {
+        self.effective_rps
+            .map(|e| pct(pct_of_nominal * self.nominal_rps / 100.0, e))
+    }
+
+    /// `rps` (the effective capacity, say) as % of the nominal capacity.
+    pub fn of_nominal(&self, rps: Option<f64>) -> Option<f64> {
+        rps.map(|r| pct(r, self.nominal_rps))
+    }
+
+    /// The time a query takes when `connections` serve the best capacity
+    /// back to back: the service time under the paused clock, more on the
+    /// wall clock.
+    pub fn query_time(&self, connections: usize) -> Duration {
+        Duration::from_secs_f64(connections as f64 / self.best_rps())
+    }
+
+    /// The capacity a ceiling is taken from, and the load a multiple of: the
+    /// effective one if measured.
+    pub fn best_rps(&self) -> f64 {
+        self.effective_rps.unwrap_or(self.nominal_rps)
+    }
+}
+
+/// Attempts that ended in an error or were abandoned, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Errors {
+    /// The client gave up at its deadline (with or without a connection).
+    pub abandoned: u64,
+    /// The pool's own wait timed out.
+    pub timeout: u64,
+    /// Shed by the pool's overload detection.
+    pub shed: u64,
+    /// Rejected because the pool was wedged.
+    pub wedged: u64,
+    /// Rejected: too many requests waiting.
+    pub too_many_waiters: u64,
+    /// Rejected: too many requests of the key waiting.
+    pub key_queue_full: u64,
+    /// The pool was closed.
+    pub closed: u64,
+    /// Connecting failed.
+    pub connect: u64,
+    /// The query failed.
+    pub query: u64,
+}
+
+impl Errors {
+    fn count(&mut self, result: AttemptResult) {
+        let counter = match result {
+            AttemptResult::Completed => return,
+            AttemptResult::Abandoned => &mut self.abandoned,
+            AttemptResult::Failed(e) => match e {
+                PoolError::Timeout => &mut self.timeout,
+                PoolError::Shed => &mut self.shed,
+                PoolError::Wedged => &mut self.wedged,
+                PoolError::TooManyWaiters => &mut self.too_many_waiters,
+                PoolError::KeyQueueFull => &mut self.key_queue_full,
+                PoolError::Closed => &mut self.closed,
+                PoolError::Connect => &mut self.connect,
+                PoolError::Query => &mut self.query,
+            },
+        };
+        *counter += 1;
+    }
+
+    /// Timeouts: the pool's own, and the client giving up.
+    pub fn timeouts(&self) -> u64 {
+        self.timeout + self.abandoned
+    }
+
+    /// Every error but the shed ones and the timeouts.
+    pub fn others(&self) -> u64 {
+        self.wedged
+            + self.too_many_waiters
+            + self.key_queue_full
+            + self.closed
+            + self.connect
+            + self.query
+    }
+}
+
+/// The wait for a connection of the attempts that got one, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Wait {
+    /// The median.
+    pub p50_ms: Option<f64>,
+    /// The 99th percentile.
+    pub p99_ms: Option<f64>,
+    /// The longest.
+    pub max_ms: Option<f64>,
+}
+
 /// How many attempts ended each way.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Outcomes {
@@ -195,8 +328,10 @@ pub struct PhaseResult {
     pub name: &'static str,
     /// The offered load, as a multiple of capacity.
     pub load: f64,
-    /// Successes per second during the phase, as % of capacity.
+    /// Successes per second during the phase, as % of the nominal capacity.
     pub goodput_pct: f64,
+    /// The same, as % of the effective capacity, where one was measured.
+    pub goodput_pct_effective: Option<f64>,
     /// Requests arriving in the phase that were served (by any attempt), %.
     pub served_pct: f64,
 }
@@ -239,6 +374,19 @@ impl RecoveryRule {
         RecoveryRule {
             quantile: 0.99,
             bound: service * 2,
+        }
+    }
+
+    /// In real time on the simulated database: the p99 at most twice the
+    /// time a query takes on the machine, measured with the effective
+    /// capacity ([`Capacity::query_time`]). A simulated query waits on a
+    /// timer that fires on the next whole millisecond, so on the wall clock
+    /// it takes a good part of a millisecond more than its service time,
+    /// and no pool would ever have a p99 under twice the service time.
+    pub fn measured(query_time: Duration) -> RecoveryRule {
+        RecoveryRule {
+            quantile: 0.99,
+            bound: query_time * 2,
         }
     }
 
@@ -303,12 +451,20 @@ pub struct RunResult {
     pub requests: u64,
     /// Attempts, retries included.
     pub attempts: u64,
-    /// Goodput of the scenario's headline phase, % of capacity.
+    /// Goodput of the scenario's headline phase, % of the nominal capacity.
     pub goodput_pct: f64,
+    /// The same, % of the effective capacity, where one was measured.
+    pub goodput_pct_effective: Option<f64>,
+    /// Successes per second in the headline phase.
+    pub throughput_rps: f64,
     /// Requests served (by any attempt), % of all requests.
     pub served_pct: f64,
     /// How the attempts ended.
     pub outcomes: Outcomes,
+    /// The attempts that ended in an error or were abandoned, by kind.
+    pub errors: Errors,
+    /// The wait for a connection.
+    pub wait: Wait,
     /// Per phase.
     pub phases: Vec<PhaseResult>,
     /// Success latency over the whole run.
@@ -319,6 +475,10 @@ pub struct RunResult {
     pub recovery: Option<Recovery>,
     /// Critical vs normal served %, for the priority mix.
     pub classes: Option<Shares>,
+    /// Critical requests served in time, % of the most that could be (the
+    /// critical arrivals, or the effective capacity over the load if
+    /// fewer), for the priority mix.
+    pub critical_of_possible_pct: Option<f64>,
     /// Fan-out tenant vs the other tenants served %, for the fan-out.
     pub tenants: Option<Shares>,
     /// The server's counters.
@@ -335,10 +495,10 @@ pub struct RunResult {
 pub fn summarize(
     raw: &RawRun,
     scenario: &Scenario,
-    params: &LabParams,
+    capacity: Capacity,
     rule: RecoveryRule,
 ) -> RunResult {
-    let capacity = params.capacity_rps();
+    let nominal = capacity.nominal_rps;
     let starts: Vec<u64> = scenario
         .phase_starts()
         .iter()
@@ -348,6 +508,8 @@ pub fn summarize(
     let phase_of = |t: u64| starts.iter().rposition(|&s| s <= t).unwrap_or(0);
 
     let mut outcomes = Outcomes::default();
+    let mut errors = Errors::default();
+    let mut waits = Vec::new();
     // Per request: (arrival, critical, key, served).
     let mut requests = vec![(u64::MAX, false, None, false); raw.requests as usize];
     let mut successes = Vec::new(); // (end, latency)
@@ -362,6 +524,10 @@ pub fn summarize(
             Outcome::Failed => &mut outcomes.failed,
         };
         *counter += 1;
+        errors.count(a.result);
+        if let Some(granted) = a.granted_us {
+            waits.push(granted.saturating_sub(a.start_us));
+        }
         if let Some(r) = requests.get_mut(a.request as usize) {
             r.0 = r.0.min(a.start_us);
             r.1 = a.critical;
@@ -373,6 +539,11 @@ pub fn summarize(
         }
     }
     successes.sort_unstable();
+    // In a closed loop the workers stop at the end of the load: the
+    // requests they still have running then are not part of its rate.
+    if scenario.closed.is_some() {
+        successes.retain(|s| s.0 < load_end);
+    }
     let requests: Vec<_> = requests.into_iter().filter(|r| r.0 != u64::MAX).collect();
 
     let phases = scenario
@@ -382,10 +553,12 @@ pub fn summarize(
         .map(|(i, p)| {
             let served = successes.iter().filter(|s| phase_of(s.0) == i).count();
             let arrived: Vec<_> = requests.iter().filter(|r| phase_of(r.0) == i).collect();
+            let goodput_pct = pct(served as f64, nominal * p.duration.as_secs_f64());
             PhaseResult {
                 name: p.name,
                 load: p.load,
-                goodput_pct: pct(served as f64, capacity * p.duration.as_secs_f64()),
+                goodput_pct,
+                goodput_pct_effective: capacity.of_effective(goodput_pct),
                 served_pct: share(arrived.iter().map(|r| r.3)),
             }
         })
@@ -397,6 +570,12 @@ pub fn summarize(
         p50_ms: percentile(&latencies, 0.50).map(ms),
         p99_ms: percentile(&latencies, 0.99).map(ms),
     };
+    waits.sort_unstable();
+    let wait = Wait {
+        p50_ms: percentile(&waits, 0.50).map(ms),
+        p99_ms: percentile(&waits, 0.99).map(ms),
+        max_ms: waits.last().copied().map(ms),
+    };
 
     let critical_share: f64 = scenario.streams.iter().map(|s| s.critical).sum();
     let classes = (critical_share > 0.0).then(|| Shares {
@@ -404,6 +583,15 @@ pub fn summarize(
         first_pct: share(requests.iter().filter(|r| r.1).map(|r| r.3)),
         second: "normal",
         second_pct: share(requests.iter().filter(|r| !r.1).map(|r| r.3)),
+    });
+    // The most critical requests that could be served in time: all of
+    // them, or as many as the capacity serves over the load.
+    let critical_of_possible_pct = classes.map(|_| {
+        let critical = requests.iter().filter(|r| r.1);
+        let (arrived, served) =
+            critical.fold((0u64, 0u64), |(n, ok), r| (n + 1, ok + u64::from(r.3)));
+        let possible = (arrived as f64).min(capacity.best_rps() * load_end as f64 / 1e6);
+        pct(served as f64, possible)
     });
     let fanout_key = scenario.streams.iter().find_map(|s| match s.keys {
         Keys::Fixed(k) if s.burst > 1 => Some(k),
@@ -420,23 +608,30 @@ pub fn summarize(
         .recovery_from
         .map(|phase| recovery(&successes, starts[phase], load_end, rule));
 
+    let headline = phases.get(scenario.headline);
+    let goodput_pct = headline.map_or(0.0, |p| p.goodput_pct);
     RunResult {
         pool: raw.pool,
         scenario: scenario.kind,
         requests: requests.len() as u64,
         attempts: raw.attempts.len() as u64,
-        goodput_pct: phases.get(scenario.headline).map_or(0.0, |p| p.goodput_pct),
+        goodput_pct,
+        goodput_pct_effective: capacity.of_effective(goodput_pct),
+        throughput_rps: goodput_pct * nominal / 100.0,
         served_pct: share(requests.iter().map(|r| r.3)),
         outcomes,
+        errors,
+        wait,
         phases,
         latency,
         max_waiting: raw.waiting.iter().map(|w| w.1).max().unwrap_or(0),
         recovery,
         classes,
+        critical_of_possible_pct,
         tenants,
         server: raw.server.clone(),
         holders: raw.holders,
-        series: series(raw, &successes, load_end, capacity),
+        series: series(raw, &successes, load_end, nominal),
         notes: raw.notes.clone(),
     }
 }
@@ -446,32 +641,34 @@ fn recovery(successes: &[(u64, u64)], from: u64, until: u64, rule: RecoveryRule)
     let window = RECOVERY_WINDOW.as_micros() as u64;
     let bound = rule.bound.as_micros() as u64;
     let first_success = successes.get(successes.partition_point(|s| s.0 < from));
-    let mut first_good = None;
-    let mut t = from + step;
-    while t <= until {
-        let lo = from.max(t.saturating_sub(window));
-        let lo_i = successes.partition_point(|s| s.0 < lo);
+    // Whether the window ending at `t` has a success and its quantile
+    // within the bound.
+    let good = |t: u64| {
+        let lo_i = successes.partition_point(|s| s.0 < t - window);
         let hi_i = successes.partition_point(|s| s.0 < t);
         let mut latencies: Vec<u64> = successes[lo_i..hi_i].iter().map(|s| s.1).collect();
         latencies.sort_unstable();
-        let good = percentile(&latencies, rule.quantile).is_some_and(|p| p < bound);
-        match (good, first_good) {
-            (true, None) => first_good = Some(t),
-            (false, _) => first_good = None,
-            (true, Some(_)) => {}
+        percentile(&latencies, rule.quantile).is_some_and(|p| p <= bound)
+    };
+    let mut recovered_at = None;
+    let mut t = from + window;
+    while t + (RECOVERY_WINDOWS - 1) * window <= until {
+        if (0..RECOVERY_WINDOWS).all(|k| good(t + k * window)) {
+            recovered_at = Some(t);
+            break;
         }
         t += step;
     }
     Recovery {
-        recovered: first_good.is_some(),
-        ms: first_good.map(|t| ms(t - from)),
+        recovered: recovered_at.is_some(),
+        ms: recovered_at.map(|t| ms(t - from)),
         first_success_ms: first_success
             .filter(|s| s.0 <= until)
             .map(|s| ms(s.0 - from)),
     }
 }
 
-fn series(raw: &RawRun, successes: &[(u64, u64)], load_end: u64, capacity: f64) -> Series {
+fn series(raw: &RawRun, successes: &[(u64, u64)], load_end: u64, nominal: f64) -> Series {
     let step = SAMPLE.as_micros() as u64;
     let bucket = (load_end / SERIES_POINTS).div_ceil(step).max(1) * step;
     let buckets = load_end.div_ceil(bucket) as usize;
@@ -494,7 +691,7 @@ fn series(raw: &RawRun, successes: &[(u64, u64)], load_end: u64, capacity: f64) 
         bucket_ms: bucket as f64 / 1000.0,
         goodput_pct: latencies
             .iter()
-            .map(|l| pct(l.len() as f64, capacity * bucket_s))
+            .map(|l| pct(l.len() as f64, nominal * bucket_s))
             .collect(),
         p99_ms: latencies
             .iter_mut()
@@ -579,7 +776,7 @@ mod tests {
     }
 
     #[test]
-    fn recovery_waits_for_the_last_bad_window() {
+    fn recovery_takes_three_good_windows_in_a_row() {
         let ms = |m: u64| m * 1000;
         // Slow successes until 300 ms after the drop, fast ones after.
         let mut successes: Vec<(u64, u64)> = (0..300).map(|t| (ms(t), ms(40))).collect();
@@ -594,25 +791,84 @@ mod tests {
         assert!(!stuck.recovered && stuck.ms.is_none());
         let late = recovery(&successes[300..], 0, ms(1000), rule);
         assert_eq!(late.first_success_ms, Some(300.0));
+        // The three windows must fit in the load.
+        let short = recovery(&successes, 0, ms(590), rule);
+        assert!(!short.recovered, "{short:?}");
+        assert_eq!(recovery(&successes, 0, ms(600), rule).ms, Some(400.0));
+    }
+
+    #[test]
+    fn recovery_is_at_least_one_window_and_allows_the_bound() {
+        let ms = |m: u64| m * 1000;
+        // Every success at exactly twice the service time: good.
+        let successes: Vec<(u64, u64)> = (0..1000).map(|t| (ms(t), ms(4))).collect();
+        let rule = RecoveryRule::simulated(Duration::from_millis(2));
+        assert_eq!(recovery(&successes, 0, ms(1000), rule).ms, Some(100.0));
+    }
+
+    #[test]
+    fn a_relapse_after_recovery_does_not_undo_it() {
+        let ms = |m: u64| m * 1000;
+        // One success a millisecond, 40 ms slow during `slow`, else 2 ms.
+        let run = |slow: std::ops::Range<u64>| -> Vec<(u64, u64)> {
+            let latency = |t| if slow.contains(&t) { ms(40) } else { ms(2) };
+            (0..1000).map(|t| (ms(t), latency(t))).collect()
+        };
+        let rule = RecoveryRule::simulated(Duration::from_millis(2));
+        // Slow from 600 to 700 ms: recovered at 100 ms already.
+        let relapse = recovery(&run(600..700), 0, ms(1000), rule);
+        assert_eq!(relapse.ms, Some(100.0));
+        // Slow from 150 to 250 ms: the windows that hold it are bad, and
+        // the first three good ones in a row start after.
+        let early = recovery(&run(150..250), 0, ms(1000), rule);
+        assert_eq!(early.ms, Some(350.0));
     }
 
     #[test]
     fn the_live_rule_looks_past_a_stall() {
         let ms = |m: u64| m * 1000;
-        // Served at 2.5 ms, but a 10 ms stall at 500 ms slows 5 requests.
+        // Served at 2.5 ms, but a 10 ms stall at 150 ms slows 5 requests.
         let mut successes: Vec<(u64, u64)> = (0..1000).map(|t| (ms(t), 2500)).collect();
-        for s in &mut successes[500..505] {
+        for s in &mut successes[150..155] {
             s.1 = ms(12);
         }
         let unloaded = Duration::from_micros(2500);
         let live = recovery(&successes, 0, ms(1000), RecoveryRule::live(unloaded));
-        assert_eq!(live.ms, Some(10.0));
+        assert_eq!(live.ms, Some(100.0));
         let strict = recovery(&successes, 0, ms(1000), RecoveryRule::simulated(unloaded));
         assert_eq!(
             strict.ms,
-            Some(610.0),
+            Some(260.0),
             "the p99 waits for the stall to leave the window"
         );
         assert_eq!(RecoveryRule::live(unloaded).quantile_name(), "p90");
+    }
+
+    #[test]
+    fn errors_are_counted_by_kind() {
+        let mut errors = Errors::default();
+        for result in [
+            AttemptResult::Completed,
+            AttemptResult::Abandoned,
+            AttemptResult::Failed(PoolError::Shed),
+            AttemptResult::Failed(PoolError::Shed),
+            AttemptResult::Failed(PoolError::Timeout),
+            AttemptResult::Failed(PoolError::Wedged),
+        ] {
+            errors.count(result);
+        }
+        assert_eq!((errors.shed, errors.timeouts(), errors.others()), (2, 2, 1));
+    }
+
+    #[test]
+    fn the_effective_capacity_rescales_goodput() {
+        let capacity = Capacity {
+            nominal_rps: 8000.0,
+            effective_rps: Some(7200.0),
+        };
+        assert_eq!(capacity.of_effective(90.0), Some(100.0));
+        assert_eq!(capacity.best_rps(), 7200.0);
+        let params = LabParams::default();
+        assert_eq!(Capacity::nominal(&params).of_effective(90.0), None);
     }
 }

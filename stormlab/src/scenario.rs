@@ -7,6 +7,13 @@
 //! the point: a closed-loop benchmark slows its own clients down when the
 //! pool stalls and so hides the storm; real clients keep arriving.
 //!
+//! One scenario is a closed loop on purpose ([`ClosedLoop`]): a batch job or
+//! a worker pool, N workers each sending its next request as soon as the
+//! last one ended, with deadlines an hour away. It saturates the pool
+//! without overloading it, and asks what a worker pool moving over from
+//! another pool asks: does it get the same throughput, how long does it
+//! wait for a connection, and does it get errors where it should get none?
+//!
 //! Phase durations are multiplied by `--scale`, with a floor of two
 //! deadlines so that even a short run sees whole request lifetimes. The
 //! wedge of the `wedged` scenarios is not scaled: it only has to last long
@@ -30,6 +37,10 @@ use crate::base::{LabParams, ScenarioKind};
 
 /// How long the wedge phase makes every new query hang.
 const WEDGE: Duration = Duration::from_millis(100);
+
+/// The deadline of a closed-loop worker's requests: far beyond any wait a
+/// healthy pool imposes.
+pub const CLOSED_LOOP_DEADLINE: Duration = Duration::from_secs(3600);
 
 impl ScenarioKind {
     /// The scenario's phases and traffic for these parameters.
@@ -61,6 +72,8 @@ impl ScenarioKind {
             cancels_ignored: self.simulated_only(),
             headline: 2,
             recovery_from: Some(2),
+            closed: None,
+            reports_errors: false,
         };
         match self {
             ScenarioKind::Steady => Scenario {
@@ -70,6 +83,49 @@ impl ScenarioKind {
                     all requests within the service time plus a little queueing."
                     .into(),
                 phases: vec![phase("steady", 0.8, 4.0)],
+                ..Scenario::single(self)
+            },
+            ScenarioKind::NearCapacity => Scenario {
+                kind: self,
+                title: "Near capacity (0.9x for 10 s)",
+                description: "Poisson arrivals at 90% of capacity for 10 s: queues form and \
+                    drain all the time, and every request can be served in time. A pool \
+                    whose overload detection fires here sheds work it could have done: \
+                    the shed % should be zero."
+                    .into(),
+                phases: vec![phase("near", 0.9, 10.0)],
+                reports_errors: true,
+                ..Scenario::single(self)
+            },
+            ScenarioKind::ClosedLoop => Scenario {
+                kind: self,
+                title: "Closed loop (workers with an hour of deadline)",
+                description: format!(
+                    "{} workers on {} connections, each sending its next request as soon \
+                     as the last one ended (1 ms after an error), every request with a \
+                     deadline an hour away, for 4 s: a batch job or a worker pool. The \
+                     pool is saturated but not overloaded: a queue of about {} ms \
+                     stands for good and every request in it is served long before its \
+                     deadline. Throughput, the wait for a connection, and errors, of \
+                     which there should be none.",
+                    params.workers,
+                    params.connections,
+                    (params.service.as_secs_f64() * 1000.0 * params.workers as f64
+                        / params.connections.max(1) as f64)
+                        .round()
+                ),
+                phases: vec![Phase {
+                    name: "closed",
+                    load: 0.0,
+                    duration: scaled(4.0, params),
+                    hang: false,
+                }],
+                streams: Vec::new(),
+                closed: Some(ClosedLoop {
+                    workers: params.workers,
+                    deadline: CLOSED_LOOP_DEADLINE,
+                }),
+                reports_errors: true,
                 ..Scenario::single(self)
             },
             ScenarioKind::Overload => Scenario {
@@ -226,7 +282,8 @@ fn scaled(secs: f64, params: &LabParams) -> Duration {
 pub struct Phase {
     /// The phase's name in reports.
     pub name: &'static str,
-    /// Offered load, as a multiple of the database's capacity.
+    /// Offered load, as a multiple of the database's capacity; 0 in a
+    /// closed loop, where the workers offer as much as the pool serves.
     pub load: f64,
     /// How long the phase lasts.
     #[serde(serialize_with = "crate::base::units::millis")]
@@ -277,6 +334,17 @@ impl Stream {
     }
 }
 
+/// A closed loop: workers that each send their next request as soon as the
+/// last one ended.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ClosedLoop {
+    /// How many workers.
+    pub workers: usize,
+    /// Each request's deadline, from its start.
+    #[serde(serialize_with = "crate::base::units::millis")]
+    pub deadline: Duration,
+}
+
 /// A scenario, ready to run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Scenario {
@@ -308,6 +376,12 @@ pub struct Scenario {
     pub headline: usize,
     /// The phase from whose start recovery is measured, if any.
     pub recovery_from: Option<usize>,
+    /// A closed loop instead of the open-loop streams, if set: the phases
+    /// then only say how long the workers work.
+    pub closed: Option<ClosedLoop>,
+    /// Whether the tables show the errors by kind (shed, timeouts, other):
+    /// in the scenarios where any error is one too many.
+    pub reports_errors: bool,
 }
 
 impl Scenario {
@@ -325,6 +399,18 @@ impl Scenario {
             cancels_ignored: false,
             headline: 0,
             recovery_from: None,
+            closed: None,
+            reports_errors: false,
+        }
+    }
+
+    /// Phase `i` as the tables and charts label it: its name and load
+    /// ("storm 2x"), or the workers of a closed loop ("256 workers").
+    pub fn phase_label(&self, i: usize) -> String {
+        match (&self.closed, self.phases.get(i)) {
+            (Some(closed), _) => format!("{} workers", closed.workers),
+            (None, Some(p)) => format!("{} {}x", p.name, p.load),
+            (None, None) => String::new(),
         }
     }
 
@@ -379,8 +465,14 @@ mod tests {
             assert!(s.recovery_from.is_none_or(|p| p < s.phases.len()));
             // Holders start with a wedge: a scenario with holders has one.
             assert!(s.holders == 0 || s.phases.iter().any(|p| p.hang));
+            // Open-loop streams share the load; a closed loop has none.
             let shares: f64 = s.streams.iter().map(|st| st.share).sum();
-            assert!((shares - 1.0).abs() < 1e-9, "{}: shares {shares}", s.name());
+            let expected = if s.closed.is_some() { 0.0 } else { 1.0 };
+            assert!(
+                (shares - expected).abs() < 1e-9,
+                "{}: shares {shares}",
+                s.name()
+            );
         }
     }
 

@@ -1,6 +1,8 @@
 //! Runs a whole suite: every pool through every scenario, several runs at
 //! once under the virtual clock, printing each scenario's table as soon as
-//! all its runs are done, then writing the report.
+//! all its runs are done, then writing the report. In real time on the
+//! simulated database, the effective capacity is measured first
+//! ([`calibration`]), and every goodput is given as % of it too.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -8,12 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::base::{Clock, LabError};
+use crate::base::{Backend, Clock, LabError};
+use crate::calibration;
 use crate::config::LabConfig;
 use crate::driver;
-use crate::metrics::{self, RecoveryRule, RunResult};
+use crate::machine::Machine;
+use crate::metrics::{self, Capacity, RecoveryRule, RunResult};
 use crate::progress::Progress;
-use crate::report::table::{scenario_table, summary_table};
+use crate::report::table::{calibration_text, scenario_table, summary_table};
 use crate::report::{PoolInfo, Report, ScenarioReport};
 use crate::scenario::Scenario;
 
@@ -21,18 +25,44 @@ use crate::scenario::Scenario;
 /// report and the paths written.
 pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
     let started = std::time::Instant::now();
+    let mut machine = Machine::now();
     let params = &config.params;
-    let recovery_rule = driver::prepare(&config.backend, params)?;
+    let mut recovery_rule = driver::prepare(&config.backend, params)?;
+    let calibrate = params.clock == Clock::Real && config.backend == Backend::Sim;
     let scenarios: Vec<Scenario> = config.scenarios.iter().map(|k| k.build(params)).collect();
     let jobs: Vec<(usize, usize)> = (0..scenarios.len())
         .flat_map(|s| (0..config.pools.len()).map(move |p| (s, p)))
         .collect();
-    let total: Duration = jobs
+    let mut total: Duration = jobs
         .iter()
         .map(|&(s, _)| driver::run_length(&scenarios[s], params))
         .sum();
+    if calibrate {
+        total += calibration::length(&config.pools, params);
+    }
     let visible = !config.quiet && std::io::stdout().is_terminal();
     let progress = Progress::new(total, visible);
+    if config.print_tables && params.clock == Clock::Real {
+        progress.print(&format!("Machine: {}.\n", machine.describe()));
+    }
+    let calibration = if calibrate {
+        let measured = calibration::measure(&config.pools, params, &progress)?;
+        if config.print_tables {
+            let text = calibration_text(&measured, params.capacity_rps());
+            progress.print(&format!("{text}\n"));
+        }
+        Some(measured)
+    } else {
+        None
+    };
+    let capacity = Capacity {
+        nominal_rps: params.capacity_rps(),
+        effective_rps: calibration.as_ref().map(|c| c.effective_rps),
+    };
+    if calibration.is_some() {
+        // Recovery against what a query takes on this machine.
+        recovery_rule = RecoveryRule::measured(capacity.query_time(params.connections));
+    }
     let workers = match params.clock {
         // Real time: one run at a time, or the runs would disturb each other.
         Clock::Real => 1,
@@ -44,6 +74,7 @@ pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
         jobs: &jobs,
         progress: &progress,
         recovery_rule,
+        capacity,
         next: AtomicUsize::new(0),
         results: Mutex::new(Results {
             runs: vec![vec![None; config.pools.len()]; scenarios.len()],
@@ -64,12 +95,16 @@ pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
     if let Some(e) = results.error {
         return Err(e);
     }
+    machine.finish();
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
         backend: config.backend.name(),
         params: params.clone(),
         recovery_rule,
-        capacity_rps: params.capacity_rps(),
+        capacity_rps: capacity.nominal_rps,
+        effective_capacity_rps: capacity.effective_rps,
+        calibration,
+        machine,
         pools: config
             .pools
             .iter()
@@ -87,6 +122,9 @@ pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
     };
     if config.print_tables {
         print!("{}", summary_table(&report).to_text());
+        if params.clock == Clock::Real {
+            println!("Machine: {}.", report.machine.describe());
+        }
     }
     let written = report.write(&config.outputs)?;
     Ok((report, written))
@@ -99,6 +137,7 @@ struct SuiteState<'a> {
     jobs: &'a [(usize, usize)],
     progress: &'a Progress,
     recovery_rule: RecoveryRule,
+    capacity: Capacity,
     next: AtomicUsize,
     results: Mutex<Results>,
 }
@@ -132,9 +171,18 @@ impl SuiteState<'_> {
             self.progress
                 .set_message(format!("{} / {}", scenario.name(), pool.name()));
             let params = &self.config.params;
-            match driver::run(pool, scenario, params, &self.config.backend, self.progress) {
+            let backend = &self.config.backend;
+            match driver::run(
+                pool,
+                scenario,
+                params,
+                backend,
+                self.capacity,
+                self.progress,
+            ) {
                 Ok(raw) => {
-                    let result = metrics::summarize(&raw, scenario, params, self.recovery_rule);
+                    let result =
+                        metrics::summarize(&raw, scenario, self.capacity, self.recovery_rule);
                     let mut results = self.lock();
                     results.runs[s][p] = Some(result);
                     self.print_finished(&mut results);
@@ -158,7 +206,7 @@ impl SuiteState<'_> {
                     scenario: self.scenarios[results.printed].clone(),
                     runs: runs.iter().flatten().cloned().collect(),
                 };
-                let mut text = scenario_table(self.config.params.capacity_rps(), &report).to_text();
+                let mut text = scenario_table(self.capacity, &report).to_text();
                 for run in &report.runs {
                     for note in &run.notes {
                         text += &format!("note: {}: {note}\n", run.pool.name());

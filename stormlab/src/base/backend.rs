@@ -70,8 +70,8 @@ impl Backend {
     }
 
     /// Whether `pool` can run on this backend: on the simulation every pool
-    /// but mysql_async's (the pre-fix model exists only there), on a live
-    /// server its adapters and their peers.
+    /// but mysql_async's (the pre-fix model and the semaphore floor exist
+    /// only there), on a live server its adapters and their peers.
     pub fn supports(&self, pool: PoolKind) -> bool {
         match self {
             Backend::Sim => pool != PoolKind::MysqlAsync,
@@ -118,6 +118,11 @@ impl Backend {
             (PoolKind::Bb8, true) => {
                 "bb8-postgres 0.9: connection_timeout = deadline, test_on_check_out \
                  (empty query) on"
+            }
+            (PoolKind::Semaphore, _) => {
+                "tokio semaphore in front of a stack of connections: the least a pool \
+                 can be (no deadline, priority or fairness; waits until its client \
+                 gives up)"
             }
             (PoolKind::Prefix, _) => {
                 "pre-fix smartconnpool waitlist model: FIFO, hands off without a \

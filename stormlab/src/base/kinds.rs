@@ -22,17 +22,22 @@ pub enum PoolKind {
     StormpoolNoPropagation,
     /// mysql_async's own pool (live MySQL only).
     MysqlAsync,
+    /// A tokio semaphore in front of a stack of connections: the least a
+    /// pool can be, the floor the others are measured against (simulated
+    /// database only; not run by `all`).
+    Semaphore,
 }
 
 impl PoolKind {
     /// Every pool the lab knows, in report order.
-    pub const ALL: [PoolKind; 6] = [
+    pub const ALL: [PoolKind; 7] = [
         PoolKind::Stormpool,
         PoolKind::StormpoolNoPropagation,
         PoolKind::Deadpool,
         PoolKind::Bb8,
         PoolKind::MysqlAsync,
         PoolKind::Prefix,
+        PoolKind::Semaphore,
     ];
 
     /// The pool's name on the command line and in reports.
@@ -44,6 +49,7 @@ impl PoolKind {
             PoolKind::Bb8 => "bb8",
             PoolKind::Prefix => "prefix",
             PoolKind::MysqlAsync => "mysql_async",
+            PoolKind::Semaphore => "semaphore",
         }
     }
 
@@ -70,6 +76,13 @@ impl Serialize for PoolKind {
 pub enum ScenarioKind {
     /// 0.8x capacity: every pool should serve everything, fast.
     Steady,
+    /// 0.9x capacity for 10 s: queues come and go, every request can be
+    /// served in time; a pool that sheds here throws work away.
+    NearCapacity,
+    /// A closed loop: N workers, each sending its next request as soon as
+    /// the last one ended, with deadlines an hour away: throughput, the
+    /// wait for a connection, and errors where there should be none.
+    ClosedLoop,
     /// 2x capacity: the timeout storm, where half of the requests cannot
     /// be served and a pool may spend its connections on the other half or
     /// on requests already gone.
@@ -98,8 +111,10 @@ pub enum ScenarioKind {
 
 impl ScenarioKind {
     /// Every scenario, in the default run order.
-    pub const ALL: [ScenarioKind; 10] = [
+    pub const ALL: [ScenarioKind; 12] = [
         ScenarioKind::Steady,
+        ScenarioKind::NearCapacity,
+        ScenarioKind::ClosedLoop,
         ScenarioKind::Overload,
         ScenarioKind::Storm,
         ScenarioKind::RetryStorm,
@@ -115,6 +130,8 @@ impl ScenarioKind {
     pub fn name(self) -> &'static str {
         match self {
             ScenarioKind::Steady => "steady",
+            ScenarioKind::NearCapacity => "near-capacity",
+            ScenarioKind::ClosedLoop => "closed-loop",
             ScenarioKind::Overload => "overload",
             ScenarioKind::Storm => "storm",
             ScenarioKind::RetryStorm => "retry-storm",

@@ -15,7 +15,9 @@ pub enum Clock {
     /// seed, costs CPU only, and is immune to machine noise. The default.
     Virtual,
     /// Wall-clock time on a multi-thread runtime: what a real service sees,
-    /// including the machine's noise. Runs one pool at a time.
+    /// including the machine's noise and the CPU every operation costs.
+    /// Runs one pool at a time; on the simulated database the suite first
+    /// measures the effective capacity (see the `calibration` module).
     Real,
 }
 
@@ -70,6 +72,9 @@ pub struct LabParams {
     /// stormpool's `max_orphans`: the most revoked connections whose holders
     /// have not let go yet. Default: stormpool's own (4).
     pub max_orphans: usize,
+    /// The workers of the closed loop (the `closed-loop` scenario and the
+    /// effective-capacity calibration). Default: 256.
+    pub workers: usize,
 }
 
 impl Default for LabParams {
@@ -83,13 +88,14 @@ impl Default for LabParams {
             clock: Clock::Virtual,
             max_hold: Duration::from_millis(100),
             max_orphans: stormpool::Config::default().max_orphans,
+            workers: 256,
         }
     }
 }
 
 impl LabParams {
     /// The most requests per second the database can serve:
-    /// connections / service time.
+    /// connections / service time (the nominal capacity).
     pub fn capacity_rps(&self) -> f64 {
         self.connections as f64 / self.service.as_secs_f64()
     }

@@ -14,6 +14,7 @@ use crate::metrics::{Attempt, ServerStats};
 use crate::pools::bb8::Bb8Lab;
 use crate::pools::deadpool::DeadpoolLab;
 use crate::pools::prefix::PrefixLab;
+use crate::pools::semaphore::SemaphoreLab;
 use crate::pools::stormpool::StormpoolLab;
 use crate::pools::{PoolSetup, SharedPool};
 use crate::scenario::Scenario;
@@ -54,6 +55,7 @@ impl Database for Simulated {
             PoolKind::Deadpool => Arc::new(DeadpoolLab::new(sim, setup)?),
             PoolKind::Bb8 => Arc::new(Bb8Lab::new(sim, setup)?),
             PoolKind::Prefix => Arc::new(PrefixLab::new(sim, setup)),
+            PoolKind::Semaphore => Arc::new(SemaphoreLab::new(sim, setup)),
             PoolKind::MysqlAsync => {
                 return Err(LabError::PoolUnsupported {
                     pool: kind.name(),

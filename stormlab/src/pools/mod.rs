@@ -3,7 +3,8 @@
 //!
 //! A pool serves a [`Request`]: it gets a connection as its own API allows
 //! (stormpool takes the request's deadline, priority and key; deadpool a
-//! per-call wait timeout; bb8 a pool-wide one; the pre-fix model nothing),
+//! per-call wait timeout; bb8 a pool-wide one; the pre-fix model and the
+//! semaphore floor nothing),
 //! reports the moment it yields the connection with [`Request::granted`], and
 //! runs one query on it. The driver abandons the request at its deadline by
 //! dropping the future, whatever the pool does, as a real client would.
@@ -18,6 +19,7 @@
 pub mod bb8;
 pub mod deadpool;
 pub mod prefix;
+pub mod semaphore;
 pub mod stormpool;
 
 use std::future::Future;

@@ -14,7 +14,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::{Report, ScenarioReport};
 use crate::base::LabError;
 use crate::base::PoolKind;
-use crate::metrics::RunResult;
+use crate::metrics::{Capacity, RunResult};
 
 const WIDTH: u32 = 576;
 const HEIGHT: u32 = 320;
@@ -31,6 +31,7 @@ pub fn pool_color(pool: PoolKind) -> RGBColor {
         PoolKind::Prefix => RGBColor(214, 39, 40),
         PoolKind::StormpoolNoPropagation => RGBColor(148, 103, 189),
         PoolKind::MysqlAsync => RGBColor(140, 86, 75),
+        PoolKind::Semaphore => RGBColor(127, 127, 127),
     }
 }
 
@@ -57,28 +58,41 @@ struct TimeChart<'a> {
     y_desc: &'a str,
     /// The least top of the y axis.
     y_floor: f64,
-    /// A dashed horizontal reference line and its label.
-    reference: (f64, &'a str),
+    /// Dashed horizontal reference lines and their labels.
+    references: Vec<(f64, String)>,
 }
 
-/// Goodput over time, in % of capacity, one line per pool.
-pub fn goodput_over_time(report: &ScenarioReport) -> Result<String, LabError> {
+/// Goodput over time, in % of the nominal capacity, one line per pool; a
+/// dashed line at the capacity, and one at the effective capacity where it
+/// was measured.
+pub fn goodput_over_time(report: &ScenarioReport, capacity: Capacity) -> Result<String, LabError> {
+    let mut references = vec![(100.0, "capacity".to_string())];
+    if let Some(effective) = capacity.of_nominal(capacity.effective_rps) {
+        references[0].1 = "nominal capacity".into();
+        references.push((effective, "effective".into()));
+    }
     let chart = TimeChart {
         what: "goodput",
         y_desc: "goodput, % of capacity",
         y_floor: 110.0,
-        reference: (100.0, "capacity"),
+        references,
     };
     time_chart(report, &chart, |run, i| Some(run.series.goodput_pct[i]))
 }
 
-/// Success p99 latency over time, in ms, one line per pool.
-pub fn p99_over_time(report: &ScenarioReport, service_ms: f64) -> Result<String, LabError> {
+/// Success p99 latency over time, in ms, one line per pool, and a dashed
+/// line at the recovery bound `bound_ms` (twice the service time, or the
+/// query's measured time), labelled `bound`.
+pub fn p99_over_time(
+    report: &ScenarioReport,
+    bound_ms: f64,
+    bound: &str,
+) -> Result<String, LabError> {
     let chart = TimeChart {
         what: "success p99",
         y_desc: "p99 latency, ms",
-        y_floor: service_ms * 3.0,
-        reference: (service_ms * 2.0, "2x service time"),
+        y_floor: bound_ms * 1.5,
+        references: vec![(bound_ms, bound.into())],
     };
     time_chart(report, &chart, |run, i| run.series.p99_ms[i])
 }
@@ -154,7 +168,7 @@ fn time_chart(
                 ))
                 .map_err(chart_error)?;
             }
-            let label = format!("{} {}x", phase.name, phase.load);
+            let label = report.scenario.phase_label(i);
             // Alternate heights, so that a short phase's name does not
             // overwrite the next one's.
             let y = y_max * if i % 2 == 0 { 0.97 } else { 0.91 };
@@ -165,23 +179,27 @@ fn time_chart(
             )))
             .map_err(chart_error)?;
         }
-        let (y_ref, ref_label) = chart.reference;
-        ctx.draw_series(DashedLineSeries::new(
-            [(0.0, y_ref), (x_max, y_ref)],
-            6,
-            4,
-            BLACK.mix(0.6).stroke_width(1),
-        ))
-        .map_err(chart_error)?;
-        ctx.draw_series(std::iter::once(Text::new(
-            ref_label.to_string(),
-            (x_max * 0.99, y_ref),
-            (FONT, 11)
-                .into_font()
-                .color(&BLACK.mix(0.6))
-                .pos(Pos::new(HPos::Right, VPos::Bottom)),
-        )))
-        .map_err(chart_error)?;
+        for (k, (y_ref, ref_label)) in chart.references.iter().enumerate() {
+            let y_ref = *y_ref;
+            ctx.draw_series(DashedLineSeries::new(
+                [(0.0, y_ref), (x_max, y_ref)],
+                6,
+                4,
+                BLACK.mix(0.6).stroke_width(1),
+            ))
+            .map_err(chart_error)?;
+            // The second label under its line, clear of the first one's.
+            let v = if k == 0 { VPos::Bottom } else { VPos::Top };
+            ctx.draw_series(std::iter::once(Text::new(
+                ref_label.clone(),
+                (x_max * 0.99, y_ref),
+                (FONT, 11)
+                    .into_font()
+                    .color(&BLACK.mix(0.6))
+                    .pos(Pos::new(HPos::Right, v)),
+            )))
+            .map_err(chart_error)?;
+        }
         // Pools that behave alike draw the same line: the first pools are
         // drawn last and thinnest, so an overlap shows as nested bands.
         for (j, line) in lines.iter().enumerate().rev() {
@@ -317,7 +335,11 @@ pub fn summary(report: &Report) -> Result<String, LabError> {
             x_desc: None,
             y_desc: "goodput, % of capacity",
         };
-        let caption = "Goodput in the headline phase of each scenario, % of capacity";
+        let caption = if report.effective_capacity_rps.is_some() {
+            "Goodput in the headline phase of each scenario, % of capacity (dashed: effective)"
+        } else {
+            "Goodput in the headline phase of each scenario, % of capacity"
+        };
         let mut ctx = styled_chart(&root, caption, axes)?;
         let bar = 0.8 / pools as f64;
         for (j, info) in report.pools.iter().enumerate() {
@@ -345,6 +367,16 @@ pub fn summary(report: &Report) -> Result<String, LabError> {
                 ))
             });
             ctx.draw_series(values).map_err(chart_error)?;
+        }
+        let capacity = report.capacity();
+        if let Some(effective) = capacity.of_nominal(capacity.effective_rps) {
+            ctx.draw_series(DashedLineSeries::new(
+                [(0.0, effective), (groups as f64, effective)],
+                6,
+                4,
+                BLACK.mix(0.6).stroke_width(1),
+            ))
+            .map_err(chart_error)?;
         }
         let pools: Vec<PoolKind> = report.pools.iter().map(|p| p.name).collect();
         legend(&root, width, &pools, true)?;

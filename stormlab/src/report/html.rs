@@ -4,10 +4,11 @@
 use std::fmt::Write;
 
 use super::charts::{self, pool_css};
-use super::table::{scenario_table, summary_table, Table};
+use super::table::{scenario_table, summary_table, thousands, Table};
 use super::Report;
 use crate::base::LabError;
-use crate::metrics::RECOVERY_WINDOW;
+use crate::calibration::Calibration;
+use crate::metrics::{RECOVERY_WINDOW, RECOVERY_WINDOWS};
 
 const STYLE: &str = "
 body { font-family: sans-serif; margin: 2em auto; max-width: 1180px; color: #222;
@@ -56,6 +57,14 @@ pub fn render(report: &Report) -> Result<String, LabError> {
         report.version,
         report.wall_time_s,
     );
+    let _ = writeln!(
+        page,
+        "<p class=\"params\">Machine: {}.</p>",
+        escape(&report.machine.describe())
+    );
+    if let Some(calibration) = &report.calibration {
+        page += &calibration_html(report, calibration);
+    }
     page += HOW_TO_READ;
     page += "<h2>Pools</h2>\n<ul>\n";
     for info in &report.pools {
@@ -82,7 +91,7 @@ pub fn render(report: &Report) -> Result<String, LabError> {
             escape(s.scenario.title),
             escape(&s.scenario.description)
         );
-        page += &table_html(&scenario_table(report.capacity_rps, s));
+        page += &table_html(&scenario_table(report.capacity(), s));
         let notes: Vec<String> = s
             .runs
             .iter()
@@ -99,13 +108,18 @@ pub fn render(report: &Report) -> Result<String, LabError> {
             }
             page += "</ul>\n";
         }
-        let service_ms = p.service.as_secs_f64() * 1000.0;
+        let bound_ms = report.recovery_rule.bound.as_secs_f64() * 1000.0;
+        let bound = if report.recovery_rule.bound == p.service * 2 {
+            "2x service time"
+        } else {
+            "recovery bound"
+        };
         let _ = writeln!(
             page,
             "<div class=\"charts\">\n<div class=\"chart\" id=\"chart-{name}-goodput\">{}</div>\n\
              <div class=\"chart\" id=\"chart-{name}-p99\">{}</div>\n</div>\n</section>",
-            charts::goodput_over_time(s)?,
-            charts::p99_over_time(s, service_ms)?
+            charts::goodput_over_time(s, report.capacity())?,
+            charts::p99_over_time(s, bound_ms, bound)?
         );
     }
     page += &definitions(report);
@@ -114,9 +128,10 @@ pub fn render(report: &Report) -> Result<String, LabError> {
 }
 
 const HOW_TO_READ: &str = "<h2>How to read this report</h2>
-<p>Each scenario offers the same open-loop load (Poisson arrivals) to every pool, over
-the same database (the embedded simulation, or the live server named above), and every
-client gives up at its deadline whatever the pool does. <b>Goodput</b> is what counts: requests whose query finished before their
+<p>Each scenario offers the same load to every pool (open-loop Poisson arrivals; the
+closed loop's workers in <code>closed-loop</code>), over the same database (the embedded
+simulation, or the live server named above), and every client gives up at its deadline
+whatever the pool does. <b>Goodput</b> is what counts: requests whose query finished before their
 deadline, per second, as a percentage of what the database can serve. Under 2x
 overload a good pool stays near 100% of capacity (it serves half of the requests, in
 time); a pool that hands connections to requests that have already given up, or too
@@ -124,14 +139,22 @@ late for their query to finish, spends the database on dead work and its goodput
 collapses. <b>Dead hand-offs</b> and <b>late hand-offs</b> count that waste; the
 <b>recovery</b> column says how long a pool takes to serve at normal latency again once
 the load drops. In the charts, dashed vertical lines separate the phases; the dashed
-horizontal line is the capacity (goodput) or twice the service time (p99).</p>
+horizontal lines are the capacity, nominal and effective (goodput), or the recovery
+bound (p99). In real time on the simulated database the effective capacity is measured
+first, loads are multiples of it, and goodput is given as % of nominal / % of
+effective.</p>
 ";
 
 fn definitions(report: &Report) -> String {
     let rule = &report.recovery_rule;
     let bound = format!("{:.1}", rule.bound.as_secs_f64() * 1000.0);
     let quantile = rule.quantile_name();
-    let bound_is = if report.backend == "simulated" {
+    let bound_is = if report.calibration.is_some() {
+        "2x the time a query takes on this machine, connections / effective capacity: on \
+         the wall clock a simulated query waits for the next millisecond tick of the timer \
+         after its service time"
+            .to_string()
+    } else if report.backend == "simulated" {
         "2x the service time".to_string()
     } else {
         "2x the statement's latency on the idle server; the p90 rather than the p99, \
@@ -142,10 +165,26 @@ fn definitions(report: &Report) -> String {
     format!(
         "<h2>Definitions</h2>\n<dl>\n\
 <dt>Capacity</dt><dd>connections / service time: the most requests per second the \
-database can serve.</dd>\n\
+database can serve (the nominal capacity).</dd>\n\
+<dt>Effective capacity</dt><dd>(real time on the simulated database) the most requests \
+per second served in a saturated closed loop on this machine: the best median of three \
+rounds through a tokio semaphore in front of a stack of connections (the least a pool \
+can be) and through every pool of the run, measured before the scenarios. On the wall \
+clock a query costs more than its service time, so this, not the nominal capacity, is \
+the most any pool can serve.</dd>\n\
+<dt>Acquire wait</dt><dd>from the start of an attempt to the pool's hand-off, for the \
+attempts handed a connection (closed loop: p50, p99 and max).</dd>\n\
+<dt>Shed, timeouts, other errors</dt><dd>attempts rejected by the pool's overload \
+detection; attempts that timed out in the pool or were abandoned at their deadline; \
+every other error (wedged, too many waiters, connect, query). Shed % is of all \
+attempts.</dd>\n\
+<dt>Critical % of possible</dt><dd>(priority mix) critical requests served in time, as % \
+of the most that could be: the critical arrivals, or the (effective) capacity over the \
+load if that is fewer.</dd>\n\
 <dt>Goodput</dt><dd>successful requests (query finished before the deadline) per second, \
-counted when they finish, as % of capacity; per phase in the tables, per bucket of \
-time in the charts.</dd>\n\
+counted when they finish, as % of the nominal capacity (and, in real time, \
+\"/\" % of the effective one); per phase in the tables, per bucket of time in the \
+charts (where a second dashed line marks the effective capacity).</dd>\n\
 <dt>Served %</dt><dd>client requests served in time by any of their attempts \
 (retries included), as % of the requests.</dd>\n\
 <dt>Dead hand-off</dt><dd>the pool yielded a connection to a request at or after its \
@@ -161,11 +200,12 @@ expired requests still listed).</dd>\n\
 in seconds: counted exactly by the simulation; on a live server estimated by sampling \
 the server's sessions every few milliseconds (each statement is tagged with its request), \
 including what the pool left running after the load ended.</dd>\n\
-<dt>Recovery</dt><dd>from the start of the phase where the load drops: every 10 ms the \
-success {quantile} is taken over the last {window} ms (not reaching back before the drop); the \
-pool has recovered at the first such point after which every window, to the end of the \
-load, has a success and a {quantile} under {bound} ms ({bound_is}). \
-\"never\": the last window still fails.</dd>\n\
+<dt>Recovery</dt><dd>from the start of the phase where the load drops: a {window} ms \
+window is good if it has a success and a success {quantile} of at most {bound} ms \
+({bound_is}); the pool has recovered at the end of the first of {windows} back-to-back \
+good windows, the first starting at the drop at the earliest (so {window} ms is the \
+least recovery time), the windows sliding in 10 ms steps. \"never\": no {windows} good \
+windows in a row fit in the load.</dd>\n\
 <dt>First success</dt><dd>from the same start, when the first request was served in time.</dd>\n\
 <dt>Holders stuck</dt><dd>(wedged scenarios) of the jobs without a deadline started as the \
 wedge starts, one per connection, those still holding a connection with their query hanging \
@@ -175,6 +215,47 @@ when the run ended. They are not requests: no other measure counts them.</dd>\n\
 most max_orphans revoked connections still held at a time. n/a: the pool has no hold \
 limit.</dd>\n</dl>\n",
         window = RECOVERY_WINDOW.as_millis(),
+        windows = RECOVERY_WINDOWS,
+    )
+}
+
+/// The effective capacity and how it was measured.
+fn calibration_html(report: &Report, calibration: &Calibration) -> String {
+    let mut table = Table {
+        caption: format!(
+            "Requests served per second in a saturated closed loop ({} workers, {} ms \
+             rounds); the best median is the effective capacity.",
+            calibration.workers,
+            calibration.round.as_millis()
+        ),
+        headers: vec!["pool".into()],
+        rows: Vec::new(),
+    };
+    let rounds = calibration.pools.first().map_or(0, |p| p.rounds_rps.len());
+    for i in 0..rounds {
+        table.headers.push(format!("round {}", i + 1));
+    }
+    table
+        .headers
+        .extend(["median".into(), "% of nominal".into()]);
+    for p in &calibration.pools {
+        let mut row = vec![p.pool.name().to_string()];
+        row.extend(p.rounds_rps.iter().map(|r| format!("{r:.0}")));
+        row.push(format!("{:.0}", p.median_rps));
+        row.push(format!("{:.1}", 100.0 * p.median_rps / report.capacity_rps));
+        table.rows.push(row);
+    }
+    format!(
+        "<h2>Capacity</h2>\n<p>Nominal: {} req/s (connections / service time). \
+         <b>Effective: {} req/s</b>, {:.1}% of nominal, reached by {} in a saturated \
+         closed loop on this machine: on the wall clock a query costs more than its \
+         service time (timer ticks, wake-ups, the pool's own work). Goodput is given as \
+         % of nominal / % of effective.</p>\n{}",
+        thousands(report.capacity_rps.round() as u64),
+        thousands(calibration.effective_rps.round() as u64),
+        calibration.effective_pct,
+        calibration.best.name(),
+        table_html(&table)
     )
 }
 

@@ -12,7 +12,9 @@ pub mod table;
 use serde::Serialize;
 
 use crate::base::{Backend, LabParams, PoolKind};
-use crate::metrics::{RecoveryRule, RunResult};
+use crate::calibration::Calibration;
+use crate::machine::Machine;
+use crate::metrics::{Capacity, RecoveryRule, RunResult};
 use crate::scenario::Scenario;
 
 /// Everything one invocation of the lab found.
@@ -26,14 +28,32 @@ pub struct Report {
     pub params: LabParams,
     /// How recovery was judged on this backend.
     pub recovery_rule: RecoveryRule,
-    /// Connections / service time, in requests per second.
+    /// Connections / service time, in requests per second: the nominal
+    /// capacity.
     pub capacity_rps: f64,
+    /// The effective capacity measured in this run, in requests per second
+    /// (real time on the simulated database only; `null` otherwise).
+    pub effective_capacity_rps: Option<f64>,
+    /// How the effective capacity was measured, and each pool's rates.
+    pub calibration: Option<Calibration>,
+    /// The machine the suite ran on.
+    pub machine: Machine,
     /// The pools, in report order.
     pub pools: Vec<PoolInfo>,
     /// The scenarios, in run order, each with one result per pool.
     pub scenarios: Vec<ScenarioReport>,
     /// How long the suite took on the machine, in seconds.
     pub wall_time_s: f64,
+}
+
+impl Report {
+    /// The capacities goodput is measured against.
+    pub fn capacity(&self) -> Capacity {
+        Capacity {
+            nominal_rps: self.capacity_rps,
+            effective_rps: self.effective_capacity_rps,
+        }
+    }
 }
 
 /// A pool as the report introduces it.
