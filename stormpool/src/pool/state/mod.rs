@@ -486,10 +486,13 @@ impl<M: Manager> State<M> {
     /// What the admission state needs to know of each class's queue:
     /// its head's age, its length, and whether FIFO would serve its newest
     /// waiter too late (the waiters ahead, in its class and those above, at
-    /// the measured service rate, would take more than four fifths of the
-    /// time it has left).
+    /// the measured service rate of the connections that serve, would take
+    /// more than four fifths of the time it has left).
     fn class_queues(&self, now: Instant) -> [ClassQueue; CLASSES] {
-        let gap = self.admission.service_gap(self.ledger.established());
+        // A lease stuck past `max_hold` that could not be revoked serves
+        // nobody: counted, it would make the queue look faster than it is.
+        let serving = self.ledger.established().saturating_sub(self.stuck_leases);
+        let gap = self.admission.service_gap(serving);
         let mut ahead = 0usize;
         std::array::from_fn(|class| {
             let len = self.waitlist.class_len(class);
