@@ -201,7 +201,7 @@ pub struct RestartRun {
 /// the server stopped and started `runs` times. Returns each run's figures
 /// after asserting, per run, that no `Connect` error reached a request
 /// started after the first success and that no request finished long past
-/// its deadline ([`LATE`]), and that the median time to the first success
+/// its deadline (250 ms), and that the median time to the first success
 /// after the server accepts is within a generous multiple of
 /// `connect_backoff_min` (50 ms).
 pub async fn restart_under_storm<H: StatementHarness>(url: &str, runs: usize) -> Vec<RestartRun> {
