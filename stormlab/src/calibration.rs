@@ -26,6 +26,13 @@
 //! ([`RecoveryRule::measured`]), as it is against the service time under the
 //! paused clock. Goodput is given as % of both capacities.
 //!
+//! A live server is measured the same way, through the suite's pools (the
+//! floor is a simulated-database pool): there a query costs the statement's
+//! time plus the round trip and the server's own work, and the measured
+//! rate is what the machine and the server serve together. Recovery on a
+//! live server keeps its own rule, against the statement's latency on an
+//! idle server.
+//!
 //! Under the virtual clock a query costs its service time exactly and no
 //! CPU time passes: the effective capacity is the nominal one, and no
 //! calibration runs.
@@ -102,10 +109,13 @@ fn scenario(params: &LabParams) -> Scenario {
     scenario
 }
 
-/// The pools the calibration runs for a suite of `pools`: the floor first,
-/// then the suite's, each once.
-fn pools(pools: &[PoolKind]) -> Vec<PoolKind> {
-    let mut out = vec![PoolKind::Semaphore];
+/// The pools the calibration runs for a suite of `pools` on `backend`: the
+/// floor first where the backend has it, then the suite's, each once.
+fn pools(pools: &[PoolKind], backend: &Backend) -> Vec<PoolKind> {
+    let mut out = Vec::new();
+    if backend.supports(PoolKind::Semaphore) {
+        out.push(PoolKind::Semaphore);
+    }
     for &pool in pools {
         if !out.contains(&pool) {
             out.push(pool);
@@ -114,22 +124,23 @@ fn pools(pools: &[PoolKind]) -> Vec<PoolKind> {
     out
 }
 
-/// The run time the calibration of a suite of `suite_pools` takes, for the
-/// progress bar.
-pub fn length(suite_pools: &[PoolKind], params: &LabParams) -> Duration {
+/// The run time the calibration of a suite of `suite_pools` on `backend`
+/// takes, for the progress bar.
+pub fn length(suite_pools: &[PoolKind], backend: &Backend, params: &LabParams) -> Duration {
     let per_run = driver::run_length(&scenario(params), params);
-    per_run * (ROUNDS * pools(suite_pools).len()) as u32
+    per_run * (ROUNDS * pools(suite_pools, backend).len()) as u32
 }
 
-/// Measures the effective capacity in real time on the simulated database,
-/// through the floor and `suite_pools`.
+/// Measures the effective capacity in real time on `backend`, through the
+/// floor (where the backend has it) and `suite_pools`.
 pub fn measure(
     suite_pools: &[PoolKind],
+    backend: &Backend,
     params: &LabParams,
     progress: &Progress,
 ) -> Result<Calibration, LabError> {
     let scenario = scenario(params);
-    let pools = pools(suite_pools);
+    let pools = pools(suite_pools, backend);
     let nominal = Capacity::nominal(params);
     let rule = RecoveryRule::simulated(params.service);
     let mut rates = vec![Vec::with_capacity(ROUNDS); pools.len()];
@@ -140,7 +151,7 @@ pub fn measure(
                 round + 1,
                 pool.name()
             ));
-            let raw = driver::run(pool, &scenario, params, &Backend::Sim, nominal, progress)?;
+            let raw = driver::run(pool, &scenario, params, backend, nominal, progress)?;
             let result = metrics::summarize(&raw, &scenario, nominal, rule);
             rates[i].push(result.throughput_rps);
         }
@@ -188,8 +199,15 @@ mod tests {
     fn the_floor_runs_first_and_once() {
         let suite = [PoolKind::Stormpool, PoolKind::Semaphore, PoolKind::Bb8];
         assert_eq!(
-            pools(&suite),
+            pools(&suite, &Backend::Sim),
             [PoolKind::Semaphore, PoolKind::Stormpool, PoolKind::Bb8]
+        );
+        let live =
+            Backend::from_options(Some("postgres://root@127.0.0.1:5432/test"), None).unwrap();
+        let suite = [PoolKind::Stormpool, PoolKind::Deadpool];
+        assert_eq!(
+            pools(&suite, &live),
+            [PoolKind::Stormpool, PoolKind::Deadpool]
         );
     }
 

@@ -1,8 +1,9 @@
 //! Runs a whole suite: every pool through every scenario, several runs at
 //! once under the virtual clock, printing each scenario's table as soon as
-//! all its runs are done, then writing the report. In real time on the
-//! simulated database, the effective capacity is measured first
-//! ([`calibration`]), and every goodput is given as % of it too.
+//! all its runs are done, then writing the report. In real time (on the
+//! simulated database with `--clock real`, and always on a live server),
+//! the effective capacity is measured first ([`calibration`]), and every
+//! goodput is given as % of it too.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -28,7 +29,8 @@ pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
     let mut machine = Machine::now();
     let params = &config.params;
     let mut recovery_rule = driver::prepare(&config.backend, params)?;
-    let calibrate = params.clock == Clock::Real && config.backend == Backend::Sim;
+    // A live server always runs in real time.
+    let calibrate = params.clock == Clock::Real || config.backend != Backend::Sim;
     let scenarios: Vec<Scenario> = config.scenarios.iter().map(|k| k.build(params)).collect();
     let jobs: Vec<(usize, usize)> = (0..scenarios.len())
         .flat_map(|s| (0..config.pools.len()).map(move |p| (s, p)))
@@ -38,15 +40,15 @@ pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
         .map(|&(s, _)| driver::run_length(&scenarios[s], params))
         .sum();
     if calibrate {
-        total += calibration::length(&config.pools, params);
+        total += calibration::length(&config.pools, &config.backend, params);
     }
     let visible = !config.quiet && std::io::stdout().is_terminal();
     let progress = Progress::new(total, visible);
-    if config.print_tables && params.clock == Clock::Real {
+    if config.print_tables && calibrate {
         progress.print(&format!("Machine: {}.\n", machine.describe()));
     }
     let calibration = if calibrate {
-        let measured = calibration::measure(&config.pools, params, &progress)?;
+        let measured = calibration::measure(&config.pools, &config.backend, params, &progress)?;
         if config.print_tables {
             let text = calibration_text(&measured, params.capacity_rps());
             progress.print(&format!("{text}\n"));
@@ -59,8 +61,9 @@ pub fn run(config: &LabConfig) -> Result<(Report, Vec<PathBuf>), LabError> {
         nominal_rps: params.capacity_rps(),
         effective_rps: calibration.as_ref().map(|c| c.effective_rps),
     };
-    if calibration.is_some() {
-        // Recovery against what a query takes on this machine.
+    if calibration.is_some() && config.backend == Backend::Sim {
+        // Recovery against what a query takes on this machine; a live
+        // server keeps its rule, against the statement's measured latency.
         recovery_rule = RecoveryRule::measured(capacity.query_time(params.connections));
     }
     let workers = match params.clock {

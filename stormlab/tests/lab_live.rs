@@ -1,7 +1,8 @@
 //! The lab against the live PostgreSQL server (`STORMPOOL_PG_URL`; skipped
 //! when unset, failing under `CI=true`): a short storm for stormpool and
-//! deadpool-postgres writes complete results, and stormpool leaves less dead
-//! work on the server. No absolute timing is asserted.
+//! deadpool-postgres writes complete results, the server's effective
+//! capacity measured first, and stormpool leaves less dead work on the
+//! server. No absolute timing is asserted.
 
 mod support;
 
@@ -31,6 +32,19 @@ fn a_short_storm_against_postgres() {
     let report: Value = serde_json::from_str(&json).expect("results.json parses");
     assert_eq!(report["backend"], "PostgreSQL");
     assert_eq!(report["recovery_rule"]["quantile"], 0.9);
+    // The capacity of the server and the machine together, measured through
+    // the run's pools (the semaphore floor exists on the simulation only).
+    let effective = report["effective_capacity_rps"]
+        .as_f64()
+        .expect("an effective capacity on a live server");
+    assert!(effective > 0.0, "{effective}");
+    let calibrated: Vec<&str> = report["calibration"]["pools"]
+        .as_array()
+        .expect("calibration pools")
+        .iter()
+        .map(|p| p["pool"].as_str().expect("pool name"))
+        .collect();
+    assert_eq!(calibrated, ["stormpool", "deadpool"]);
     let runs = report["scenarios"][0]["runs"].as_array().expect("runs");
     let dead = |pool: &str| {
         let run = runs

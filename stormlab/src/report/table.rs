@@ -1,6 +1,7 @@
 //! Tables of results, built once and rendered as text (terminal) or HTML.
 
 use super::{Report, ScenarioReport};
+use crate::base::PoolKind;
 use crate::calibration::Calibration;
 use crate::metrics::{Capacity, Recovery, RunResult};
 use crate::scenario::Scenario;
@@ -253,10 +254,14 @@ pub fn calibration_text(calibration: &Calibration, nominal_rps: f64) -> String {
             )
         })
         .collect();
+    let through = match calibration.pools.first() {
+        Some(p) if p.pool == PoolKind::Semaphore => "the semaphore floor and every pool",
+        _ => "every pool",
+    };
     format!(
         "Effective capacity: {} req/s, {:.1}% of the nominal {} req/s: the best median of \
-         {} rounds of {} ms of a saturated closed loop ({} workers) through the semaphore \
-         floor and every pool (req/s: {}).\n",
+         {} rounds of {} ms of a saturated closed loop ({} workers) through {through} \
+         (req/s: {}).\n",
         thousands(calibration.effective_rps.round() as u64),
         calibration.effective_pct,
         thousands(nominal_rps.round() as u64),
