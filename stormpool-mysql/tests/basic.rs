@@ -3,11 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
-use stormpool::Pool;
-use stormpool_mysql::MySqlManager;
-
 #[tokio::test]
 async fn acquire_query_release_and_reuse() {
     let Some(url) = common::url() else { return };
@@ -34,21 +29,7 @@ async fn concurrent_requests_stay_within_max_size() {
 #[tokio::test]
 async fn idle_connection_is_probed_after_check_interval() {
     let Some(url) = common::url() else { return };
-    let manager = MySqlManager::from_url(&url).expect("url");
-    let pool = Pool::builder(manager)
-        .check_interval(Duration::from_millis(20))
-        .build()
-        .expect("pool");
-    drop(pool.get().await.expect("acquire"));
-    drop(pool.get().await.expect("hot"));
-    assert_eq!(
-        pool.status().counters.checks,
-        0,
-        "a hot connection is not probed"
-    );
-    tokio::time::sleep(Duration::from_millis(40)).await;
-    drop(pool.get().await.expect("cold"));
-    assert_eq!(pool.status().counters.checks, 1);
+    stormpool_testkit::scenarios::probed_after_check_interval::<common::MariaDb>(&url).await;
 }
 
 #[tokio::test]

@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use stormpool::{Conn, Pool};
+use stormpool::Conn;
 use stormpool_postgres::PgManager;
 
 async fn backend_pid(conn: &Conn<PgManager>) -> i32 {
@@ -48,21 +46,7 @@ async fn concurrent_requests_stay_within_max_size() {
 #[tokio::test]
 async fn idle_connection_is_probed_after_check_interval() {
     let Some(url) = common::url() else { return };
-    let pool = Pool::builder(PgManager::new(common::config(&url, "stormpool_probe")))
-        .check_interval(Duration::from_millis(20))
-        .build()
-        .expect("pool");
-    drop(pool.get().await.expect("acquire"));
-    let hot = pool.get().await.expect("hot");
-    drop(hot);
-    assert_eq!(
-        pool.status().counters.checks,
-        0,
-        "a hot connection is not probed"
-    );
-    tokio::time::sleep(Duration::from_millis(40)).await;
-    drop(pool.get().await.expect("cold"));
-    assert_eq!(pool.status().counters.checks, 1);
+    stormpool_testkit::scenarios::probed_after_check_interval::<common::Pg>(&url).await;
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@
 //! scenarios the adapters share: faults ([`scenarios`]), outages with the
 //! pool's defaults ([`outages`]), statement hygiene, checked against the
 //! server's view of its sessions ([`statements`]), and transaction hygiene
-//! ([`transactions`]); a PgBouncer of the tests' own in front of the local
+//! ([`transactions`]), all asking the server through a connection of the
+//! test's own in SQL written once per server ([`side`]); a PgBouncer of the tests' own in front of the local
 //! PostgreSQL ([`pgbouncer`]). Beside them, a check that a crate's modules import
 //! each other without cycles ([`module_graph`]).
 //!
@@ -25,6 +26,7 @@ pub mod pgbouncer;
 pub mod proxy;
 pub mod scenarios;
 pub mod server;
+pub mod side;
 pub mod statements;
 pub mod transactions;
 

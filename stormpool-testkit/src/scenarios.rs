@@ -18,6 +18,7 @@ use stormpool::{AcquireError, AcquireOptions, Conn, Manager, Pool, Settings};
 use crate::load::{chain, wait_until, Load, LoadConfig, Outcome, Report, Step};
 use crate::proxy::{Fault, FaultProxy};
 use crate::server::{freeze, Server};
+use crate::side::{self, SideConnection};
 
 /// How a query failed, as the adapter's classifier sees it.
 #[derive(Clone, Debug)]
@@ -36,6 +37,10 @@ pub trait Harness: Send + Sync + 'static {
     /// The server the adapter's tests run against.
     const SERVER: Server;
 
+    /// A connection of the test's own, outside any pool, through which the
+    /// scenarios ask the server about its sessions.
+    type Side: SideConnection;
+
     /// A manager for `url` whose sessions the server can tell apart by
     /// `tag` (an application name, a user), so [`kill_sessions`](Harness::kill_sessions)
     /// finds exactly them. Each scenario uses its own tag; the scenarios run
@@ -48,11 +53,19 @@ pub trait Harness: Send + Sync + 'static {
 
     /// Ends, on the server, every session tagged `tag`, from a connection
     /// of its own; returns the ids of the sessions ended, once they are gone.
-    fn kill_sessions(url: &str, tag: &str) -> impl Future<Output = Vec<u64>> + Send;
+    fn kill_sessions(url: &str, tag: &str) -> impl Future<Output = Vec<u64>> + Send {
+        side::kill_sessions::<Self::Side>(Self::SERVER, url, tag)
+    }
 
     /// The process to freeze to make `session` hang: its backend process,
-    /// or the whole server when sessions have no process of their own.
-    fn freeze_target(session: u64) -> Option<u32>;
+    /// or the whole server when sessions have no process of their own
+    /// (MariaDB runs sessions as threads: freezing one means freezing all).
+    fn freeze_target(session: u64) -> Option<u32> {
+        match Self::SERVER {
+            Server::Postgres => u32::try_from(session).ok(),
+            Server::MariaDb => Server::MariaDb.main_pid(),
+        }
+    }
 
     /// The session's current value of the setting `name`, read from the
     /// server (`SHOW TimeZone`, `SELECT @@session.time_zone`).
@@ -671,6 +684,30 @@ pub async fn mixed_settings<H: Harness>(url: &str, name: &str, values: &[&str]) 
         checked += task.await.expect("task");
     }
     assert_eq!(checked, 480);
+}
+
+/// A connection idle for longer than `check_interval` (20 ms here) is
+/// probed at its next checkout; one returned just before is not.
+pub async fn probed_after_check_interval<H: Harness>(url: &str) {
+    let pool = Pool::builder(H::manager(url, "stormpool_probe"))
+        .check_interval(Duration::from_millis(20))
+        .build()
+        .expect("pool config");
+    let get = || async {
+        pool.get()
+            .await
+            .unwrap_or_else(|e| panic!("acquire: {}", acquire_error(&e)))
+    };
+    drop(get().await);
+    drop(get().await);
+    assert_eq!(
+        pool.status().counters.checks,
+        0,
+        "a hot connection is not probed"
+    );
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    drop(get().await);
+    assert_eq!(pool.status().counters.checks, 1);
 }
 
 /// A session killed on the server while a request holds it: the request's

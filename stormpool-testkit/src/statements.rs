@@ -14,6 +14,8 @@ use stormpool::{AcquireOptions, Conn, Pool};
 
 use crate::load::wait_until;
 use crate::scenarios::{acquire_error, Harness};
+use crate::server::Server;
+use crate::side::{self, SideConnection};
 
 /// How a tracked statement failed.
 #[derive(Clone, Debug)]
@@ -25,41 +27,49 @@ pub struct StatementError {
     pub timed_out: bool,
 }
 
-/// What a manager counted about its statements.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StatementStats {
-    /// Statements the server stopped at a bound propagated from a deadline.
-    pub stopped_by_deadline: u64,
-    /// Times a session's bound was set because a request's differed.
-    pub bound_changes: u64,
-    /// Tracked statements dropped before they completed.
-    pub abandoned: u64,
-}
+/// What a manager counted about its statements (every adapter's manager
+/// reports the core's counters).
+pub use stormpool::statements::StatementStats;
 
 /// What the statement scenarios need to know about one adapter, beyond
 /// [`Harness`].
 pub trait StatementHarness: Harness {
-    /// A connection of the test's own that reads the server's sessions.
-    type Observer: Send;
+    /// Runs hand-written SQL (no parameters) through the adapter's tracked
+    /// statements.
+    fn execute(
+        conn: &mut Conn<Self::M>,
+        sql: &str,
+    ) -> impl Future<Output = Result<(), StatementError>> + Send;
 
-    /// Opens an observer on `url`.
-    fn observer(url: &str) -> impl Future<Output = Self::Observer> + Send;
+    /// Opens an observer of the server's sessions on `url`.
+    fn observer(url: &str) -> impl Future<Output = Self::Side> + Send {
+        Self::Side::connect(url)
+    }
 
     /// Whether the server is running, on session `session`, a statement
     /// whose text contains `marker`.
     fn is_running(
-        observer: &mut Self::Observer,
+        observer: &mut Self::Side,
         session: u64,
         marker: &str,
-    ) -> impl Future<Output = bool> + Send;
+    ) -> impl Future<Output = bool> + Send {
+        side::is_running(Self::SERVER, observer, session, marker)
+    }
 
     /// Sleeps `seconds` on the server in one statement tagged with `marker`
-    /// (a comment), through the adapter's tracked statement API.
+    /// (a comment), through the adapter's tracked statement API
+    /// ([`execute`](Self::execute)).
     fn sleep(
         conn: &mut Conn<Self::M>,
         seconds: f64,
         marker: &str,
-    ) -> impl Future<Output = Result<(), StatementError>> + Send;
+    ) -> impl Future<Output = Result<(), StatementError>> + Send {
+        let sql = match Self::SERVER {
+            Server::Postgres => format!("SELECT pg_sleep({seconds}) /* {marker} */"),
+            Server::MariaDb => format!("SELECT SLEEP({seconds}) /* {marker} */"),
+        };
+        async move { Self::execute(conn, &sql).await }
+    }
 
     /// The bound the session puts on statements, as the server reports it
     /// to a tracked statement, in whole milliseconds (0: none).
@@ -70,21 +80,31 @@ pub trait StatementHarness: Harness {
 
     /// Blocks on the server for up to `seconds` in one statement tagged
     /// `marker` that a cancel stops at once, for as long as `observer`
-    /// holds what it waits for (see [`hold_for`](Self::hold_for)). The
-    /// default sleeps ([`sleep`](Self::sleep)).
+    /// holds what it waits for (see [`hold_for`](Self::hold_for)): on
+    /// MariaDB, `GET_LOCK` on the lock the observer holds (`KILL QUERY`
+    /// stops it at once, where it can take seconds to reach many
+    /// `SLEEP()`s); elsewhere a sleep ([`sleep`](Self::sleep)).
     fn block(
         conn: &mut Conn<Self::M>,
         seconds: f64,
         marker: &str,
     ) -> impl Future<Output = Result<(), StatementError>> + Send {
-        Self::sleep(conn, seconds, marker)
+        let lock = side::BLOCK_LOCK;
+        let sql = match Self::SERVER {
+            Server::Postgres => format!("SELECT pg_sleep({seconds}) /* {marker} */"),
+            Server::MariaDb => format!("SELECT GET_LOCK('{lock}', {seconds}) /* {marker} */"),
+        };
+        async move { Self::execute(conn, &sql).await }
     }
 
     /// Makes `observer` hold what [`block`](Self::block) waits for, until it
-    /// is dropped. The default holds nothing.
-    fn hold_for(observer: &mut Self::Observer) -> impl Future<Output = ()> + Send {
-        let _ = observer;
-        async {}
+    /// is dropped: the MariaDB lock; nothing elsewhere.
+    fn hold_for(observer: &mut Self::Side) -> impl Future<Output = ()> + Send {
+        async move {
+            if Self::SERVER == Server::MariaDb {
+                side::hold_lock(observer).await;
+            }
+        }
     }
 
     /// The most sessions the adapter opens beside the pool's own, at once
@@ -93,7 +113,9 @@ pub trait StatementHarness: Harness {
 
     /// How many sessions tagged `tag` (see [`Harness::manager`]) the server
     /// holds now.
-    fn sessions(observer: &mut Self::Observer, tag: &str) -> impl Future<Output = usize> + Send;
+    fn sessions(observer: &mut Self::Side, tag: &str) -> impl Future<Output = usize> + Send {
+        side::sessions(Self::SERVER, observer, tag)
+    }
 }
 
 pub(crate) fn pool_of_one<H: Harness>(url: &str, tag: &str, propagate: bool) -> Pool<H::M> {
@@ -118,7 +140,7 @@ pub(crate) fn within(budget: Duration) -> AcquireOptions {
 /// Polls the server every 2 ms until session `session` no longer runs the
 /// statement tagged `marker` (the instant it saw so) or `limit` passes.
 async fn wait_gone<H: StatementHarness>(
-    observer: &mut H::Observer,
+    observer: &mut H::Side,
     session: u64,
     marker: &str,
     limit: Duration,
@@ -133,6 +155,49 @@ async fn wait_gone<H: StatementHarness>(
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// Starts a 10 s sleep tagged `marker` on `conn` (session `session`),
+/// drives it until `observer` sees the server run it, drops the statement
+/// half-way (the server still runs it) and then returns the connection to
+/// its pool: within 100 ms of the return the server runs it no more (the
+/// figure is printed).
+pub async fn abandon_sleep<H: StatementHarness>(
+    mut conn: Conn<H::M>,
+    observer: &mut H::Side,
+    session: u64,
+    marker: &str,
+) {
+    {
+        let sleeping = H::sleep(&mut conn, 10.0, marker);
+        tokio::pin!(sleeping);
+        let until = Instant::now() + Duration::from_secs(5);
+        // Drives the statement while watching the server for it.
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut sleeping => panic!("the 10 s statement ended: {result:?}"),
+                _ = tokio::time::sleep(Duration::from_millis(2)) => {}
+            }
+            if H::is_running(observer, session, marker).await {
+                break;
+            }
+            assert!(Instant::now() < until, "the statement never showed up");
+        }
+    }
+    // The statement's future is gone; the server still runs it.
+    assert!(H::is_running(observer, session, marker).await);
+    let dropped = Instant::now();
+    drop(conn);
+    let stopped = wait_gone::<H>(observer, session, marker, Duration::from_secs(5))
+        .await
+        .expect("the abandoned statement still runs on the server after 5 s");
+    let took = stopped - dropped;
+    println!("measured: abandoned statement gone from the server {took:?} after the return");
+    assert!(
+        took <= Duration::from_millis(100),
+        "the abandoned statement ran on for {took:?}"
+    );
 }
 
 /// A request drops a 10 s sleep statement in the middle and returns its
@@ -154,37 +219,8 @@ pub async fn abandoned_statement_is_stopped<H: StatementHarness>(url: &str) {
     let counters = pool.status().counters;
     assert_eq!(counters.cancelled_on_return, 0, "a completed statement");
 
-    let mut conn = get::<H>(&pool, within(Duration::from_secs(60))).await;
-    {
-        let sleeping = H::sleep(&mut conn, 10.0, marker);
-        tokio::pin!(sleeping);
-        let until = Instant::now() + Duration::from_secs(5);
-        // Drives the statement while watching the server for it.
-        loop {
-            tokio::select! {
-                biased;
-                result = &mut sleeping => panic!("the 10 s statement ended: {result:?}"),
-                _ = tokio::time::sleep(Duration::from_millis(2)) => {}
-            }
-            if H::is_running(&mut observer, session, marker).await {
-                break;
-            }
-            assert!(Instant::now() < until, "the statement never showed up");
-        }
-    }
-    // The statement's future is gone; the server still runs it.
-    assert!(H::is_running(&mut observer, session, marker).await);
-    let dropped = Instant::now();
-    drop(conn);
-    let stopped = wait_gone::<H>(&mut observer, session, marker, Duration::from_secs(5))
-        .await
-        .expect("the abandoned statement still runs on the server after 5 s");
-    let took = stopped - dropped;
-    println!("measured: abandoned statement gone from the server {took:?} after the return");
-    assert!(
-        took <= Duration::from_millis(100),
-        "the abandoned statement ran on for {took:?}"
-    );
+    let conn = get::<H>(&pool, within(Duration::from_secs(60))).await;
+    abandon_sleep::<H>(conn, &mut observer, session, marker).await;
 
     let drained = wait_until(Duration::from_secs(2), || {
         pool.status().counters.drained == 1

@@ -13,6 +13,7 @@ use std::time::Duration;
 use stormpool::{Conn, Pool};
 
 use crate::load::wait_until;
+use crate::side;
 use crate::statements::{get, pool_of_one, within, StatementError, StatementHarness};
 
 /// How many requests follow the dirtying one.
@@ -23,17 +24,15 @@ const FOLLOWERS: usize = 100;
 pub trait TransactionHarness: StatementHarness {
     /// Creates `table (tag text)` anew, empty, from a connection of the
     /// test's own.
-    fn create_table(url: &str, table: &str) -> impl Future<Output = ()> + Send;
+    fn create_table(url: &str, table: &str) -> impl Future<Output = ()> + Send {
+        side::create_table::<Self::Side>(Self::SERVER, url, table)
+    }
 
     /// Rows of `table` with `tag`, as a connection of the test's own (so,
     /// committed ones) sees them.
-    fn committed(url: &str, table: &str, tag: &str) -> impl Future<Output = i64> + Send;
-
-    /// Runs hand-written SQL through the adapter's tracked statements.
-    fn execute(
-        conn: &mut Conn<Self::M>,
-        sql: &str,
-    ) -> impl Future<Output = Result<(), StatementError>> + Send;
+    fn committed(url: &str, table: &str, tag: &str) -> impl Future<Output = i64> + Send {
+        side::committed::<Self::Side>(url, table, tag)
+    }
 
     /// Rows of `table` with `tag`, as the session sees them.
     fn count(
@@ -66,7 +65,9 @@ pub trait TransactionHarness: StatementHarness {
     ) -> impl Future<Output = Result<(), StatementError>> + Send;
 
     /// What the manager counted as sessions rolled back on return.
-    fn rolled_back_on_return(manager: &Self::M) -> u64;
+    fn rolled_back_on_return(manager: &Self::M) -> u64 {
+        Self::stats(manager).rolled_back_on_return
+    }
 }
 
 fn insert(table: &str, tag: &str) -> String {

@@ -2,8 +2,6 @@
 //! and MariaDB connections, and helpers of the adapter's own tests.
 #![allow(dead_code)]
 
-use std::time::Duration;
-
 use diesel::sql_types::{BigInt, Integer, Text};
 use diesel_async::{
     AnsiTransactionManager, AsyncConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
@@ -14,13 +12,12 @@ use stormpool::{Conn, Pool};
 use stormpool_diesel_async::{DieselConnection, Driver, Error, MysqlManager, PgManager};
 use stormpool_testkit::load::chain;
 use stormpool_testkit::scenarios::{Harness, QueryError};
-use stormpool_testkit::server::{mariadb_sql, Server};
+use stormpool_testkit::server::Server;
+pub use stormpool_testkit::server::{ensure_mariadb_user as ensure_user, TEST_PASSWORD};
+use stormpool_testkit::side::{parse_integers, SideConnection};
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
 use stormpool_testkit::transactions::TransactionHarness;
 use tokio_postgres::NoTls;
-
-/// The password of the MariaDB users the tests create.
-pub const TEST_PASSWORD: &str = "stormpool-test-Pw-4711";
 
 pub fn pg_url() -> Option<String> {
     stormpool_testkit::db::pg_url()
@@ -34,16 +31,6 @@ pub fn pg_config(url: &str, application_name: &str) -> tokio_postgres::Config {
     let mut config: tokio_postgres::Config = url.parse().expect("STORMPOOL_PG_URL");
     config.application_name(application_name);
     config
-}
-
-/// Creates (once) a MariaDB user `name` with [`TEST_PASSWORD`] and every
-/// right on the test database.
-pub fn ensure_user(name: &str) {
-    let sql = format!(
-        "CREATE USER IF NOT EXISTS '{name}'@'%' IDENTIFIED BY '{TEST_PASSWORD}'; \
-         GRANT ALL ON test.* TO '{name}'@'%';"
-    );
-    mariadb_sql(&sql).expect("creating a test user");
 }
 
 /// `url`'s options, logging in as `user` with [`TEST_PASSWORD`], over TCP.
@@ -84,6 +71,41 @@ pub async fn mysql_side(url: &str) -> mysql_async::Conn {
     mysql_async::Conn::from_url(url)
         .await
         .expect("side connection")
+}
+
+/// A side connection to PostgreSQL through tokio-postgres's simple
+/// protocol.
+pub struct PgSide(pub tokio_postgres::Client);
+
+impl SideConnection for PgSide {
+    async fn connect(url: &str) -> Self {
+        PgSide(pg_side(url).await)
+    }
+
+    async fn query(&mut self, sql: &str) -> Result<Vec<i64>, String> {
+        let messages = self.0.simple_query(sql).await.map_err(|e| chain(&e))?;
+        Ok(parse_integers(messages.iter().map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0),
+            _ => None,
+        })))
+    }
+}
+
+/// A side connection to MariaDB through mysql_async's text protocol.
+pub struct MariaSide(pub mysql_async::Conn);
+
+impl SideConnection for MariaSide {
+    async fn connect(url: &str) -> Self {
+        MariaSide(mysql_side(url).await)
+    }
+
+    async fn query(&mut self, sql: &str) -> Result<Vec<i64>, String> {
+        self.0.query(sql).await.map_err(|e| chain(&e))
+    }
+
+    async fn close(self) {
+        let _ = self.0.disconnect().await;
+    }
 }
 
 fn query_error(e: diesel::result::Error) -> QueryError {
@@ -133,6 +155,7 @@ impl DieselPg {
 impl Harness for DieselPg {
     type M = PgManager;
     const SERVER: Server = Server::Postgres;
+    type Side = PgSide;
 
     fn manager(url: &str, tag: &str) -> PgManager {
         PgManager::new(pg_config(url, tag))
@@ -145,40 +168,6 @@ impl Harness for DieselPg {
         Ok(pid as u64)
     }
 
-    async fn kill_sessions(url: &str, tag: &str) -> Vec<u64> {
-        let client = pg_side(url).await;
-        let rows = client
-            .query(
-                "SELECT pid FROM \
-                 (SELECT pid FROM pg_stat_activity \
-                  WHERE application_name = $1 AND pid <> pg_backend_pid() OFFSET 0) s \
-                 WHERE pg_terminate_backend(pid)",
-                &[&tag],
-            )
-            .await
-            .expect("pg_terminate_backend");
-        let pids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-        for _ in 0..1000 {
-            let left: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-                    &[&pids],
-                )
-                .await
-                .expect("pg_stat_activity")
-                .get(0);
-            if left == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        pids.into_iter().map(|pid| pid as u64).collect()
-    }
-
-    fn freeze_target(session: u64) -> Option<u32> {
-        u32::try_from(session).ok()
-    }
-
     async fn read_setting(conn: &mut Conn<PgManager>, name: &str) -> String {
         scalar::<_, _, Text>(conn, &format!("current_setting('{name}')"))
             .await
@@ -187,34 +176,8 @@ impl Harness for DieselPg {
 }
 
 impl StatementHarness for DieselPg {
-    type Observer = tokio_postgres::Client;
-
-    async fn observer(url: &str) -> tokio_postgres::Client {
-        pg_side(url).await
-    }
-
-    async fn is_running(observer: &mut tokio_postgres::Client, session: u64, marker: &str) -> bool {
-        let pid = i32::try_from(session).expect("a backend pid");
-        let running: i64 = observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE pid = $1 AND state = 'active' AND strpos(query, $2) > 0",
-                &[&pid, &marker],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        running > 0
-    }
-
-    async fn sleep(
-        conn: &mut Conn<PgManager>,
-        seconds: f64,
-        marker: &str,
-    ) -> Result<(), StatementError> {
-        conn.batch_execute(&format!("SELECT pg_sleep({seconds}) /* {marker} */"))
-            .await
-            .map_err(statement_error)
+    async fn execute(conn: &mut Conn<PgManager>, sql: &str) -> Result<(), StatementError> {
+        conn.batch_execute(sql).await.map_err(statement_error)
     }
 
     async fn statement_bound_ms(conn: &mut Conn<PgManager>) -> u64 {
@@ -230,25 +193,8 @@ impl StatementHarness for DieselPg {
     /// A cancel request is no session: `pg_stat_activity` never lists it.
     const SIDE_SESSIONS: usize = 0;
 
-    async fn sessions(observer: &mut tokio_postgres::Client, tag: &str) -> usize {
-        let n: i64 = observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&tag],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        usize::try_from(n).expect("a count")
-    }
-
     fn stats(manager: &PgManager) -> StatementStats {
-        let stats = manager.stats();
-        StatementStats {
-            stopped_by_deadline: stats.stopped_by_deadline,
-            bound_changes: stats.bound_changes,
-            abandoned: stats.abandoned,
-        }
+        manager.stats()
     }
 }
 
@@ -295,32 +241,6 @@ async fn nested<C: Driver>(
 }
 
 impl TransactionHarness for DieselPg {
-    async fn create_table(url: &str, table: &str) {
-        pg_side(url)
-            .await
-            .batch_execute(&format!(
-                "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (tag text)"
-            ))
-            .await
-            .expect("create table");
-    }
-
-    async fn committed(url: &str, table: &str, tag: &str) -> i64 {
-        pg_side(url)
-            .await
-            .query_one(
-                &format!("SELECT count(*) FROM {table} WHERE tag = $1"),
-                &[&tag],
-            )
-            .await
-            .expect("count")
-            .get(0)
-    }
-
-    async fn execute(conn: &mut Conn<PgManager>, sql: &str) -> Result<(), StatementError> {
-        conn.batch_execute(sql).await.map_err(statement_error)
-    }
-
     async fn count(
         conn: &mut Conn<PgManager>,
         table: &str,
@@ -366,10 +286,6 @@ impl TransactionHarness for DieselPg {
     ) -> Result<(), StatementError> {
         nested(&mut **conn, table, outer, inner).await
     }
-
-    fn rolled_back_on_return(manager: &PgManager) -> u64 {
-        manager.stats().rolled_back_on_return
-    }
 }
 
 /// MariaDB through diesel-async.
@@ -378,6 +294,7 @@ pub struct DieselMaria;
 impl Harness for DieselMaria {
     type M = MysqlManager;
     const SERVER: Server = Server::MariaDb;
+    type Side = MariaSide;
 
     /// Sessions are told apart by user: `tag` is a user of its own.
     fn manager(url: &str, tag: &str) -> MysqlManager {
@@ -392,29 +309,6 @@ impl Harness for DieselMaria {
         Ok(id as u64)
     }
 
-    async fn kill_sessions(url: &str, tag: &str) -> Vec<u64> {
-        let mut side = mysql_side(url).await;
-        let list = "SELECT id FROM information_schema.processlist WHERE user = ?";
-        let ids: Vec<u64> = side.exec(list, (tag,)).await.expect("processlist");
-        for id in &ids {
-            let _ = side.query_drop(format!("KILL CONNECTION {id}")).await;
-        }
-        for _ in 0..1000 {
-            let left: Vec<u64> = side.exec(list, (tag,)).await.expect("processlist");
-            if !left.iter().any(|id| ids.contains(id)) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let _ = side.disconnect().await;
-        ids
-    }
-
-    /// MariaDB runs sessions as threads: freezing one means freezing all.
-    fn freeze_target(_session: u64) -> Option<u32> {
-        Server::MariaDb.main_pid()
-    }
-
     async fn read_setting(conn: &mut Conn<MysqlManager>, name: &str) -> String {
         scalar::<_, _, Text>(conn, &format!("CAST(@@session.{name} AS CHAR)"))
             .await
@@ -423,69 +317,13 @@ impl Harness for DieselMaria {
 }
 
 impl StatementHarness for DieselMaria {
-    type Observer = mysql_async::Conn;
-
-    async fn observer(url: &str) -> mysql_async::Conn {
-        mysql_side(url).await
+    async fn execute(conn: &mut Conn<MysqlManager>, sql: &str) -> Result<(), StatementError> {
+        conn.batch_execute(sql).await.map_err(statement_error)
     }
 
     /// `KILL QUERY` runs on side connections of the pool's user, at most
     /// `max_concurrent_cancels` (4 by default) at once.
     const SIDE_SESSIONS: usize = 4;
-
-    /// `GET_LOCK` on a lock the observer holds: `KILL QUERY` stops it at
-    /// once.
-    async fn block(
-        conn: &mut Conn<MysqlManager>,
-        seconds: f64,
-        marker: &str,
-    ) -> Result<(), StatementError> {
-        conn.batch_execute(&format!(
-            "SELECT GET_LOCK('stormpool_block', {seconds}) /* {marker} */"
-        ))
-        .await
-        .map_err(statement_error)
-    }
-
-    async fn hold_for(observer: &mut mysql_async::Conn) {
-        let _: Option<i64> = observer
-            .query_first("SELECT GET_LOCK('stormpool_block', 10)")
-            .await
-            .expect("GET_LOCK");
-    }
-
-    async fn sessions(observer: &mut mysql_async::Conn, tag: &str) -> usize {
-        let n: Option<i64> = observer
-            .exec_first(
-                "SELECT COUNT(*) FROM information_schema.processlist WHERE user = ?",
-                (tag,),
-            )
-            .await
-            .expect("processlist");
-        usize::try_from(n.unwrap_or(0)).expect("a count")
-    }
-
-    async fn is_running(observer: &mut mysql_async::Conn, session: u64, marker: &str) -> bool {
-        let running: Option<i64> = observer
-            .exec_first(
-                "SELECT COUNT(*) FROM information_schema.processlist \
-                 WHERE id = ? AND command = 'Query' AND INSTR(info, ?) > 0",
-                (session, marker),
-            )
-            .await
-            .expect("processlist");
-        running.unwrap_or(0) > 0
-    }
-
-    async fn sleep(
-        conn: &mut Conn<MysqlManager>,
-        seconds: f64,
-        marker: &str,
-    ) -> Result<(), StatementError> {
-        conn.batch_execute(&format!("SELECT SLEEP({seconds}) /* {marker} */"))
-            .await
-            .map_err(statement_error)
-    }
 
     async fn statement_bound_ms(conn: &mut Conn<MysqlManager>) -> u64 {
         let ms: i64 =
@@ -496,43 +334,11 @@ impl StatementHarness for DieselMaria {
     }
 
     fn stats(manager: &MysqlManager) -> StatementStats {
-        let stats = manager.stats();
-        StatementStats {
-            stopped_by_deadline: stats.stopped_by_deadline,
-            bound_changes: stats.bound_changes,
-            abandoned: stats.abandoned,
-        }
+        manager.stats()
     }
 }
 
 impl TransactionHarness for DieselMaria {
-    async fn create_table(url: &str, table: &str) {
-        let mut side = mysql_side(url).await;
-        side.query_drop(format!(
-            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (tag TEXT) ENGINE = InnoDB"
-        ))
-        .await
-        .expect("create table");
-        let _ = side.disconnect().await;
-    }
-
-    async fn committed(url: &str, table: &str, tag: &str) -> i64 {
-        let mut side = mysql_side(url).await;
-        let n: Option<i64> = side
-            .exec_first(
-                format!("SELECT COUNT(*) FROM {table} WHERE tag = ?"),
-                (tag,),
-            )
-            .await
-            .expect("count");
-        let _ = side.disconnect().await;
-        n.unwrap_or(0)
-    }
-
-    async fn execute(conn: &mut Conn<MysqlManager>, sql: &str) -> Result<(), StatementError> {
-        conn.batch_execute(sql).await.map_err(statement_error)
-    }
-
     async fn count(
         conn: &mut Conn<MysqlManager>,
         table: &str,
@@ -563,9 +369,5 @@ impl TransactionHarness for DieselMaria {
         inner: &str,
     ) -> Result<(), StatementError> {
         nested(&mut **conn, table, outer, inner).await
-    }
-
-    fn rolled_back_on_return(manager: &MysqlManager) -> u64 {
-        manager.stats().rolled_back_on_return
     }
 }

@@ -8,8 +8,10 @@ use stormpool::{Conn, Pool};
 use stormpool_postgres::tokio_postgres::error::SqlState;
 use stormpool_postgres::tokio_postgres::{self, NoTls, SimpleQueryMessage};
 use stormpool_postgres::{Classify, PgConnection, PgManager};
+use stormpool_testkit::load::chain;
 use stormpool_testkit::scenarios::{Harness, QueryError};
 use stormpool_testkit::server::Server;
+use stormpool_testkit::side::{parse_integers, SideConnection};
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
 use stormpool_testkit::transactions::TransactionHarness;
 
@@ -58,11 +60,29 @@ pub async fn tracked_scalar(conn: &PgConnection, sql: &str) -> Option<String> {
     })
 }
 
+/// A side connection through tokio-postgres's simple protocol.
+pub struct PgSide(pub tokio_postgres::Client);
+
+impl SideConnection for PgSide {
+    async fn connect(url: &str) -> Self {
+        PgSide(side(url).await)
+    }
+
+    async fn query(&mut self, sql: &str) -> Result<Vec<i64>, String> {
+        let messages = self.0.simple_query(sql).await.map_err(|e| chain(&e))?;
+        Ok(parse_integers(messages.iter().map(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0),
+            _ => None,
+        })))
+    }
+}
+
 pub struct Pg;
 
 impl Harness for Pg {
     type M = PgManager;
     const SERVER: Server = Server::Postgres;
+    type Side = PgSide;
 
     fn manager(url: &str, tag: &str) -> PgManager {
         PgManager::new(config(url, tag))
@@ -73,7 +93,7 @@ impl Harness for Pg {
             .simple_query("SELECT pg_backend_pid()")
             .await
             .map_err(|e| QueryError {
-                message: stormpool_testkit::load::chain(&e),
+                message: chain(&e),
                 connection_error: e.is_connection_error(),
             })?;
         let pid = messages.iter().find_map(|m| match m {
@@ -81,43 +101,6 @@ impl Harness for Pg {
             _ => None,
         });
         Ok(pid.expect("pg_backend_pid() returns a row"))
-    }
-
-    async fn kill_sessions(url: &str, tag: &str) -> Vec<u64> {
-        let client = side(url).await;
-        // The filter runs first (OFFSET 0 keeps the planner from merging
-        // the subquery and calling the function on other rows).
-        let rows = client
-            .query(
-                "SELECT pid FROM \
-                 (SELECT pid FROM pg_stat_activity \
-                  WHERE application_name = $1 AND pid <> pg_backend_pid() OFFSET 0) s \
-                 WHERE pg_terminate_backend(pid)",
-                &[&tag],
-            )
-            .await
-            .expect("pg_terminate_backend");
-        let pids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-        // Signalled all at once; now wait until every one is gone.
-        for _ in 0..1000 {
-            let left: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-                    &[&pids],
-                )
-                .await
-                .expect("pg_stat_activity")
-                .get(0);
-            if left == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        pids.into_iter().map(|pid| pid as u64).collect()
-    }
-
-    fn freeze_target(session: u64) -> Option<u32> {
-        u32::try_from(session).ok()
     }
 
     async fn read_setting(conn: &mut Conn<PgManager>, name: &str) -> String {
@@ -128,38 +111,8 @@ impl Harness for Pg {
 }
 
 impl StatementHarness for Pg {
-    type Observer = tokio_postgres::Client;
-
-    async fn observer(url: &str) -> tokio_postgres::Client {
-        side(url).await
-    }
-
-    async fn is_running(observer: &mut tokio_postgres::Client, session: u64, marker: &str) -> bool {
-        let pid = i32::try_from(session).expect("a backend pid");
-        let running: i64 = observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE pid = $1 AND state = 'active' AND strpos(query, $2) > 0",
-                &[&pid, &marker],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        running > 0
-    }
-
-    async fn sleep(
-        conn: &mut Conn<PgManager>,
-        seconds: f64,
-        marker: &str,
-    ) -> Result<(), StatementError> {
-        conn.simple_query(&format!("SELECT pg_sleep({seconds}) /* {marker} */"))
-            .await
-            .map(drop)
-            .map_err(|e| StatementError {
-                message: stormpool_testkit::load::chain(&e),
-                timed_out: e.code() == Some(&SqlState::QUERY_CANCELED),
-            })
+    async fn execute(conn: &mut Conn<PgManager>, sql: &str) -> Result<(), StatementError> {
+        conn.batch_execute(sql).await.map_err(statement_error)
     }
 
     async fn statement_bound_ms(conn: &mut Conn<PgManager>) -> u64 {
@@ -177,62 +130,19 @@ impl StatementHarness for Pg {
     /// A cancel request is no session: `pg_stat_activity` never lists it.
     const SIDE_SESSIONS: usize = 0;
 
-    async fn sessions(observer: &mut tokio_postgres::Client, tag: &str) -> usize {
-        let n: i64 = observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&tag],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        usize::try_from(n).expect("a count")
-    }
-
     fn stats(manager: &PgManager) -> StatementStats {
-        let stats = manager.stats();
-        StatementStats {
-            stopped_by_deadline: stats.stopped_by_deadline,
-            bound_changes: stats.bound_changes,
-            abandoned: stats.abandoned,
-        }
+        manager.stats()
     }
 }
 
 fn statement_error(e: stormpool_postgres::Error) -> StatementError {
     StatementError {
         timed_out: e.code() == Some(&SqlState::QUERY_CANCELED),
-        message: stormpool_testkit::load::chain(&e),
+        message: chain(&e),
     }
 }
 
 impl TransactionHarness for Pg {
-    async fn create_table(url: &str, table: &str) {
-        side(url)
-            .await
-            .batch_execute(&format!(
-                "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (tag text)"
-            ))
-            .await
-            .expect("create table");
-    }
-
-    async fn committed(url: &str, table: &str, tag: &str) -> i64 {
-        side(url)
-            .await
-            .query_one(
-                &format!("SELECT count(*) FROM {table} WHERE tag = $1"),
-                &[&tag],
-            )
-            .await
-            .expect("count")
-            .get(0)
-    }
-
-    async fn execute(conn: &mut Conn<PgManager>, sql: &str) -> Result<(), StatementError> {
-        conn.batch_execute(sql).await.map_err(statement_error)
-    }
-
     async fn count(
         conn: &mut Conn<PgManager>,
         table: &str,
@@ -285,10 +195,6 @@ impl TransactionHarness for Pg {
             .map_err(statement_error)?;
         savepoint.rollback().await.map_err(statement_error)?;
         tx.commit().await.map_err(statement_error)
-    }
-
-    fn rolled_back_on_return(manager: &PgManager) -> u64 {
-        manager.stats().rolled_back_on_return
     }
 }
 
