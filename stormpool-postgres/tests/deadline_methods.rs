@@ -28,6 +28,15 @@ async fn within(pool: &Pool<PgManager>, budget: Duration) -> Conn<PgManager> {
         .expect("acquire")
 }
 
+/// Reads a stream to its end: every item, then the first error if any.
+async fn drain<T, E>(stream: impl futures_util::Stream<Item = Result<T, E>>) -> Result<Vec<T>, E> {
+    stream
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+}
+
 /// The statement failed with a bound (the server's or the client's), well
 /// before its 2 s, and the connection serves the next request.
 async fn stopped<T, F, Fut>(pool: &Pool<PgManager>, name: &str, statement: F)
@@ -60,10 +69,7 @@ async fn query_family() {
     stopped(&pool, "query_raw", |c| async move {
         let none: [i32; 0] = [];
         let rows = c.query_raw(SLEEP, none).await?;
-        rows.collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
+        drain(rows).await
     })
     .await;
 }
@@ -87,10 +93,7 @@ async fn query_typed_family() {
     .await;
     stopped(&pool, "query_typed_raw", |c| async move {
         let rows = c.query_typed_raw(sleep, [(2.0f64, Type::FLOAT8)]).await?;
-        rows.collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
+        drain(rows).await
     })
     .await;
 }
@@ -126,11 +129,7 @@ async fn simple_family() {
     .await;
     stopped(&pool, "simple_query_raw", |c| async move {
         let messages = c.simple_query_raw(SLEEP).await?;
-        messages
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
+        drain(messages).await
     })
     .await;
 }
@@ -167,10 +166,7 @@ async fn copy_family() {
     let pool = pool(&url, "stormpool_bound_copy");
     stopped(&pool, "copy_out", |c| async move {
         let data = c.copy_out("COPY (SELECT pg_sleep(2)) TO STDOUT").await?;
-        data.collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
+        drain(data).await
     })
     .await;
     // Each row copied in sleeps in a trigger.

@@ -60,6 +60,17 @@ pub async fn tracked_scalar(conn: &PgConnection, sql: &str) -> Option<String> {
     })
 }
 
+/// The rows of `sql`, with its one parameter `n`, through `query_raw`,
+/// asserted to be `n`.
+pub async fn raw_rows(conn: &PgConnection, sql: &str, n: i32) -> Vec<tokio_postgres::Row> {
+    let rows = conn.query_raw(sql, [n]).await.expect("query_raw");
+    let rows: Vec<_> = futures_util::TryStreamExt::try_collect(rows)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), usize::try_from(n).expect("a count"), "{sql}");
+    rows
+}
+
 /// A side connection through tokio-postgres's simple protocol.
 pub struct PgSide(pub tokio_postgres::Client);
 
