@@ -70,18 +70,5 @@ async fn an_unknown_database_is_a_typed_connect_error_postgres() {
 #[tokio::test]
 async fn a_closed_port_fails_fast_with_the_cause_postgres() {
     let Some(url) = common::pg_url() else { return };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let refused = stormpool_testkit::db::with_addr(&url, ([127, 0, 0, 1], port).into());
-    let config = common::pg_config(&refused, "diesel_refused");
-    let (e, took) = scenarios::connect_error(PgManager::new(config)).await;
-    println!("measured: closed port refused after {took:?}: {e}");
-    assert!(
-        e.to_string()
-            .starts_with(&format!("could not connect to 127.0.0.1:{port}: ")),
-        "{e}"
-    );
-    assert!(e.is_connection_error() && e.is_retryable());
+    stormpool_testkit::errors::closed_port::<common::DieselPg>(&url).await;
 }

@@ -7,8 +7,8 @@
 //! by the core's storm tests and the storm lab); and the
 //! scenarios the adapters share: faults ([`scenarios`]), outages with the
 //! pool's defaults ([`outages`]), statement hygiene, checked against the
-//! server's view of its sessions ([`statements`]), and transaction hygiene
-//! ([`transactions`]), all asking the server through a connection of the
+//! server's view of its sessions ([`statements`]), transaction hygiene
+//! ([`transactions`]) and the adapters' typed errors ([`errors`]), all asking the server through a connection of the
 //! test's own in SQL written once per server ([`side`]); a PgBouncer of the tests' own in front of the local
 //! PostgreSQL ([`pgbouncer`]). Beside them, a check that a crate's modules import
 //! each other without cycles ([`module_graph`]).
@@ -18,6 +18,7 @@
 //! leaves the servers running.
 
 pub mod db;
+pub mod errors;
 pub mod load;
 pub mod module_graph;
 pub mod open_loop;

@@ -10,6 +10,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder};
 use stormpool::{Conn, Pool};
 use stormpool_diesel_async::{DieselConnection, Driver, Error, MysqlManager, PgManager};
+use stormpool_testkit::errors::{Classified, ErrorHarness};
 use stormpool_testkit::load::chain;
 use stormpool_testkit::scenarios::{Harness, QueryError};
 use stormpool_testkit::server::Server;
@@ -142,6 +143,18 @@ where
 
 /// PostgreSQL through diesel-async.
 pub struct DieselPg;
+
+impl ErrorHarness for DieselPg {
+    fn classify(e: &Error) -> Classified {
+        Classified {
+            operation: format!("{:?}", e.operation()),
+            code: e.sqlstate(),
+            driver: e.as_driver().is_some(),
+            connection_error: e.is_connection_error(),
+            retryable: e.is_retryable(),
+        }
+    }
+}
 
 impl DieselPg {
     /// Whether the session is in a transaction, for a test's own checks.

@@ -6,6 +6,7 @@ use stormpool::{Conn, Pool};
 use stormpool_mysql::mysql_async::prelude::Queryable;
 use stormpool_mysql::mysql_async::{self, Opts, OptsBuilder};
 use stormpool_mysql::{Classify, MySqlManager};
+use stormpool_testkit::errors::{Classified, ErrorHarness};
 use stormpool_testkit::load::chain;
 use stormpool_testkit::scenarios::{Harness, QueryError};
 use stormpool_testkit::server::Server;
@@ -177,5 +178,17 @@ impl TransactionHarness for MariaDb {
             .map_err(statement_error)?;
         savepoint.rollback().await.map_err(statement_error)?;
         tx.commit().await.map_err(statement_error)
+    }
+}
+
+impl ErrorHarness for MariaDb {
+    fn classify(e: &stormpool_mysql::Error) -> Classified {
+        Classified {
+            operation: format!("{:?}", e.operation()),
+            code: e.server_code().map(|c| c.to_string()),
+            driver: e.as_driver().is_some(),
+            connection_error: e.is_connection_error(),
+            retryable: e.is_retryable(),
+        }
     }
 }

@@ -8,6 +8,7 @@ use stormpool::{Conn, Pool};
 use stormpool_postgres::tokio_postgres::error::SqlState;
 use stormpool_postgres::tokio_postgres::{self, NoTls, SimpleQueryMessage};
 use stormpool_postgres::{Classify, PgConnection, PgManager};
+use stormpool_testkit::errors::{Classified, ErrorHarness};
 use stormpool_testkit::load::chain;
 use stormpool_testkit::scenarios::{Harness, QueryError};
 use stormpool_testkit::server::Server;
@@ -206,6 +207,18 @@ impl TransactionHarness for Pg {
             .map_err(statement_error)?;
         savepoint.rollback().await.map_err(statement_error)?;
         tx.commit().await.map_err(statement_error)
+    }
+}
+
+impl ErrorHarness for Pg {
+    fn classify(e: &stormpool_postgres::Error) -> Classified {
+        Classified {
+            operation: format!("{:?}", e.operation()),
+            code: e.sqlstate().map(|s| s.code().to_owned()),
+            driver: e.as_driver().is_some(),
+            connection_error: e.is_connection_error(),
+            retryable: e.is_retryable(),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Executor};
 use stormpool::{Conn, Pool};
 use stormpool_sqlx::{Error, MySqlManager, PgManager};
+use stormpool_testkit::errors::{Classified, ErrorHarness};
 use stormpool_testkit::load::chain;
 use stormpool_testkit::scenarios::{Harness, QueryError};
 use stormpool_testkit::server::Server;
@@ -121,6 +122,18 @@ fn statement_error(e: sqlx::Error) -> StatementError {
 
 /// PostgreSQL through sqlx.
 pub struct SqlxPg;
+
+impl ErrorHarness for SqlxPg {
+    fn classify(e: &Error) -> Classified {
+        Classified {
+            operation: format!("{:?}", e.operation()),
+            code: e.sqlstate().map(|c| c.into_owned()),
+            driver: e.as_sqlx().is_some(),
+            connection_error: e.is_connection_error(),
+            retryable: e.is_retryable(),
+        }
+    }
+}
 
 impl Harness for SqlxPg {
     type M = PgManager;
