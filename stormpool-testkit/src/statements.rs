@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use stormpool::{AcquireOptions, Conn, Pool};
+use stormpool::{AcquireOptions, Conn, Pool, Settings};
 
 use crate::load::wait_until;
 use crate::scenarios::{acquire_error, Harness};
@@ -353,4 +353,102 @@ where
         "{name}: ran for {took:?}: {result:?}"
     );
     result
+}
+
+/// What the statement cache scenarios need to know about one adapter,
+/// beyond [`StatementHarness`].
+pub trait CacheHarness: StatementHarness {
+    /// A prepared statement, as the adapter's cache hands it out.
+    type Statement: Send;
+
+    /// A pool of one connection whose sessions cache up to `capacity`
+    /// prepared statements.
+    fn cache_pool(url: &str, capacity: usize) -> Pool<Self::M>;
+
+    /// The `i`-th of distinct statements that add their one integer
+    /// parameter to `i`.
+    fn numbered(i: usize) -> String;
+
+    /// Prepares `sql` through the session's statement cache.
+    fn prepare_cached(
+        conn: &mut Conn<Self::M>,
+        sql: &str,
+    ) -> impl Future<Output = Self::Statement> + Send;
+
+    /// Runs `statement` with the parameter 1 and returns its value.
+    fn run(
+        conn: &mut Conn<Self::M>,
+        statement: &Self::Statement,
+    ) -> impl Future<Output = i64> + Send;
+
+    /// How many statements the session's cache holds.
+    fn cached_statements(conn: &Conn<Self::M>) -> usize;
+
+    /// How many statements the server holds prepared on the session, where
+    /// the tests can ask it (`None` elsewhere).
+    fn server_prepared(conn: &mut Conn<Self::M>) -> impl Future<Output = Option<i64>> + Send;
+
+    /// Session settings other than the defaults: a request asking for them
+    /// makes the pool reset the session when it comes back.
+    fn other_settings() -> Settings;
+}
+
+/// `prepare_cached`: two hot statements used over and over are prepared
+/// once each (98 hits, 2 misses); five distinct statements through a cache
+/// of three leave three cached (and, where the server can be asked, at most
+/// three prepared on it: evicted ones are closed); a reset empties the
+/// cache, and statements work after it. Prints the hit rate.
+pub async fn cache_bound_and_hit_rate<H: CacheHarness>(url: &str) {
+    let pool = H::cache_pool(url, 3);
+    let queries: Vec<String> = (0..5).map(H::numbered).collect();
+    for _ in 0..50 {
+        let mut conn = get::<H>(&pool, AcquireOptions::new()).await;
+        for (i, query) in queries[..2].iter().enumerate() {
+            let statement = H::prepare_cached(&mut conn, query).await;
+            assert_eq!(H::run(&mut conn, &statement).await, i as i64 + 1);
+        }
+    }
+    let stats = H::stats(pool.manager());
+    assert_eq!((stats.cache_hits, stats.cache_misses), (98, 2));
+    let mut conn = get::<H>(&pool, AcquireOptions::new()).await;
+    for query in &queries {
+        H::prepare_cached(&mut conn, query).await;
+    }
+    assert_eq!(H::cached_statements(&conn), 3);
+    if let Some(prepared) = H::server_prepared(&mut conn).await {
+        assert!(
+            prepared <= 3,
+            "{prepared} statements prepared on the server"
+        );
+    }
+    let stats = H::stats(pool.manager());
+    println!(
+        "measured: statement cache: {} hits, {} misses, hit rate {:.3}, {} held of 3",
+        stats.cache_hits,
+        stats.cache_misses,
+        stats.cache_hit_rate().unwrap_or_default(),
+        H::cached_statements(&conn)
+    );
+    drop(conn);
+
+    // A reset (other settings than the session carries) empties the
+    // cache, and the next use prepares again.
+    let options = AcquireOptions::new().settings(H::other_settings());
+    drop(get::<H>(&pool, options).await);
+    let mut conn = get::<H>(&pool, AcquireOptions::new()).await;
+    assert_eq!(H::cached_statements(&conn), 0, "emptied by the reset");
+    let statement = H::prepare_cached(&mut conn, &queries[0]).await;
+    assert_eq!(H::run(&mut conn, &statement).await, 1, "after the reset");
+}
+
+/// A cache of capacity zero caches nothing: every `prepare_cached` is a
+/// miss.
+pub async fn zero_capacity_caches_nothing<H: CacheHarness>(url: &str) {
+    let pool = H::cache_pool(url, 0);
+    let mut conn = get::<H>(&pool, AcquireOptions::new()).await;
+    for _ in 0..3 {
+        H::prepare_cached(&mut conn, &H::numbered(0)).await;
+    }
+    assert_eq!(H::cached_statements(&conn), 0);
+    assert_eq!(H::stats(pool.manager()).cache_misses, 3);
 }

@@ -109,6 +109,23 @@ async fn settled<H: TransactionHarness>(pool: &Pool<H::M>) {
     assert!(idle.is_some(), "not drained in 5 s: {:?}", pool.status());
 }
 
+/// After a request left its session in a transaction with rows tagged
+/// `tag`: the followers are clean, nothing was committed, the manager
+/// rolled the session back on return, and that one session, kept, served
+/// every request.
+async fn rolled_back_in_place<H: TransactionHarness>(
+    pool: &Pool<H::M>,
+    url: &str,
+    table: &str,
+    tag: &str,
+) {
+    followers_are_clean::<H>(pool, table, tag).await;
+    assert_eq!(H::committed(url, table, tag).await, 0);
+    assert!(H::rolled_back_on_return(pool.manager()) >= 1);
+    settled::<H>(pool).await;
+    assert_eq!(pool.status().counters.connects_ok, 1, "the same session");
+}
+
 /// A request begins a transaction by hand, inserts, and drops its
 /// connection between two statements: the next 100 requests are not in a
 /// transaction and see no uncommitted row; the server rolled it back.
@@ -123,11 +140,7 @@ pub async fn dropped_between_statements<H: TransactionHarness>(url: &str, table:
         .expect("INSERT");
     assert!(H::in_transaction(&mut conn).await.expect("in transaction"));
     drop(conn);
-    followers_are_clean::<H>(&pool, table, tag).await;
-    assert_eq!(H::committed(url, table, tag).await, 0);
-    assert!(H::rolled_back_on_return(pool.manager()) >= 1);
-    settled::<H>(&pool).await;
-    assert_eq!(pool.status().counters.connects_ok, 1, "the same session");
+    rolled_back_in_place::<H>(&pool, url, table, tag).await;
 }
 
 /// A request begins a transaction by hand, inserts, and drops its
@@ -211,11 +224,7 @@ pub async fn transaction_dropped_with_its_connection<H: TransactionHarness>(
     let mut conn = get::<H>(&pool, within(Duration::from_secs(10))).await;
     H::insert_and_drop(&mut conn, table, tag).await;
     drop(conn);
-    followers_are_clean::<H>(&pool, table, tag).await;
-    assert_eq!(H::committed(url, table, tag).await, 0);
-    assert!(H::rolled_back_on_return(pool.manager()) >= 1);
-    settled::<H>(&pool).await;
-    assert_eq!(pool.status().counters.connects_ok, 1, "the same session");
+    rolled_back_in_place::<H>(&pool, url, table, tag).await;
 }
 
 /// A savepoint rolled back inside the adapter's transaction keeps the
