@@ -128,3 +128,37 @@ pub async fn closed_port<H: ErrorHarness>(url: &str) -> Arc<ErrorOf<H>> {
     assert!(took < Duration::from_secs(2), "took {took:?}");
     e
 }
+
+/// A connect the server refuses (a wrong password, an unknown role or
+/// database) fails within 2 s with a `Connect` error carrying the server's
+/// `code`, not worth retrying, whose message, sources and debug form never
+/// show `secret` (the password the manager was given, if any). Returns the
+/// error (printed) for the adapter's own checks of the server's message.
+pub async fn refused_by_the_server<H: ErrorHarness>(
+    manager: H::M,
+    code: &str,
+    secret: Option<&str>,
+) -> Arc<ErrorOf<H>> {
+    let (e, took) = connect_error(manager).await;
+    let shown = chain(&*e);
+    println!("measured: refused after {took:?}: {shown}");
+    let classified = H::classify(&e);
+    assert_eq!(classified.operation, "Connect", "{classified:?}");
+    assert_eq!(classified.code.as_deref(), Some(code), "{e:?}");
+    assert!(!classified.retryable, "{classified:?}");
+    if let Some(secret) = secret {
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(!format!("{e:?}").contains(secret), "{e:?}");
+    }
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    e
+}
+
+/// `manager` connects: a pool of it hands out a connection (the control of
+/// a refusal test: the refusal was about what the test changed).
+pub async fn connects<M: Manager>(manager: M) {
+    let pool = Pool::builder(manager).build().expect("pool config");
+    if let Err(e) = pool.get().await {
+        panic!("does not connect: {}", acquire_error(&e));
+    }
+}

@@ -109,6 +109,17 @@ impl SideConnection for MariaSide {
     }
 }
 
+/// How the adapter classifies an error, for the shared error scenarios.
+fn classified(e: &Error) -> Classified {
+    Classified {
+        operation: format!("{:?}", e.operation()),
+        code: e.sqlstate(),
+        driver: e.as_driver().is_some(),
+        connection_error: e.is_connection_error(),
+        retryable: e.is_retryable(),
+    }
+}
+
 fn query_error(e: diesel::result::Error) -> QueryError {
     let e = Error::from(e);
     QueryError {
@@ -146,13 +157,7 @@ pub struct DieselPg;
 
 impl ErrorHarness for DieselPg {
     fn classify(e: &Error) -> Classified {
-        Classified {
-            operation: format!("{:?}", e.operation()),
-            code: e.sqlstate(),
-            driver: e.as_driver().is_some(),
-            connection_error: e.is_connection_error(),
-            retryable: e.is_retryable(),
-        }
+        classified(e)
     }
 }
 
@@ -303,6 +308,12 @@ impl TransactionHarness for DieselPg {
 
 /// MariaDB through diesel-async.
 pub struct DieselMaria;
+
+impl ErrorHarness for DieselMaria {
+    fn classify(e: &Error) -> Classified {
+        classified(e)
+    }
+}
 
 impl Harness for DieselMaria {
     type M = MysqlManager;

@@ -99,6 +99,17 @@ sqlx_side!(
     MySqlConnection
 );
 
+/// How the adapter classifies an error, for the shared error scenarios.
+fn classified(e: &Error) -> Classified {
+    Classified {
+        operation: format!("{:?}", e.operation()),
+        code: e.sqlstate().map(|c| c.into_owned()),
+        driver: e.as_sqlx().is_some(),
+        connection_error: e.is_connection_error(),
+        retryable: e.is_retryable(),
+    }
+}
+
 fn query_error(e: sqlx::Error) -> QueryError {
     let e = Error::from(e);
     QueryError {
@@ -125,13 +136,7 @@ pub struct SqlxPg;
 
 impl ErrorHarness for SqlxPg {
     fn classify(e: &Error) -> Classified {
-        Classified {
-            operation: format!("{:?}", e.operation()),
-            code: e.sqlstate().map(|c| c.into_owned()),
-            driver: e.as_sqlx().is_some(),
-            connection_error: e.is_connection_error(),
-            retryable: e.is_retryable(),
-        }
+        classified(e)
     }
 }
 
@@ -244,6 +249,12 @@ impl TransactionHarness for SqlxPg {
 
 /// MariaDB through sqlx.
 pub struct SqlxMaria;
+
+impl ErrorHarness for SqlxMaria {
+    fn classify(e: &Error) -> Classified {
+        classified(e)
+    }
+}
 
 impl Harness for SqlxMaria {
     type M = MySqlManager;
