@@ -29,6 +29,29 @@ pub struct QueryError {
     pub connection_error: bool,
 }
 
+/// How a statement on a pooled connection failed, as the adapter's
+/// classifier sees it: what [`QueryError`] and
+/// [`StatementError`](crate::statements::StatementError) are made of.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The error with its sources.
+    pub message: String,
+    /// Whether the adapter calls it a connection error.
+    pub connection_error: bool,
+    /// Whether the server stopped the statement at its time bound
+    /// (SQLSTATE `57014` in PostgreSQL, error 1969 in MariaDB).
+    pub timed_out: bool,
+}
+
+impl From<Failure> for QueryError {
+    fn from(f: Failure) -> Self {
+        QueryError {
+            message: f.message,
+            connection_error: f.connection_error,
+        }
+    }
+}
+
 /// What the scenarios need to know about one adapter.
 pub trait Harness: Send + Sync + 'static {
     /// The adapter's manager.
@@ -47,9 +70,30 @@ pub trait Harness: Send + Sync + 'static {
     /// one at a time.
     fn manager(url: &str, tag: &str) -> Self::M;
 
+    /// Runs `sql` (one statement without parameters, by the driver's
+    /// simple protocol where it has one) through the adapter's tracked
+    /// statements, and returns the first column of its first row as text
+    /// (`None`: no row, or NULL). The statements the kit sends cast what
+    /// they read to text.
+    fn text(
+        conn: &mut Conn<Self::M>,
+        sql: &str,
+    ) -> impl Future<Output = Result<Option<String>, Failure>> + Send;
+
     /// Runs a trivial query on `conn` and returns the server's id of its
     /// session (backend pid, connection id).
-    fn session(conn: &mut Conn<Self::M>) -> impl Future<Output = Result<u64, QueryError>> + Send;
+    fn session(conn: &mut Conn<Self::M>) -> impl Future<Output = Result<u64, QueryError>> + Send {
+        let sql = match Self::SERVER {
+            Server::Postgres => "SELECT pg_backend_pid()::text",
+            Server::MariaDb => "SELECT CAST(CONNECTION_ID() AS CHAR)",
+        };
+        async move {
+            let id = Self::text(conn, sql).await?;
+            Ok(id
+                .and_then(|id| id.parse().ok())
+                .unwrap_or_else(|| panic!("{sql}: no session id")))
+        }
+    }
 
     /// Ends, on the server, every session tagged `tag`, from a connection
     /// of its own; returns the ids of the sessions ended, once they are gone.
@@ -68,8 +112,19 @@ pub trait Harness: Send + Sync + 'static {
     }
 
     /// The session's current value of the setting `name`, read from the
-    /// server (`SHOW TimeZone`, `SELECT @@session.time_zone`).
-    fn read_setting(conn: &mut Conn<Self::M>, name: &str) -> impl Future<Output = String> + Send;
+    /// server (`current_setting('TimeZone')`, `@@session.time_zone`).
+    fn read_setting(conn: &mut Conn<Self::M>, name: &str) -> impl Future<Output = String> + Send {
+        let sql = match Self::SERVER {
+            Server::Postgres => format!("SELECT current_setting('{name}')"),
+            Server::MariaDb => format!("SELECT CAST(@@session.{name} AS CHAR)"),
+        };
+        async move {
+            Self::text(conn, &sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {}", e.message))
+                .unwrap_or_else(|| panic!("{sql}: no value"))
+        }
+    }
 }
 
 /// The error of an acquire, displayed with its sources.

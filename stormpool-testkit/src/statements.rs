@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use stormpool::{AcquireOptions, Conn, Pool, Settings};
 
 use crate::load::wait_until;
-use crate::scenarios::{acquire_error, Harness};
+use crate::scenarios::{acquire_error, Failure, Harness};
 use crate::server::Server;
 use crate::side::{self, SideConnection};
 
@@ -25,6 +25,15 @@ pub struct StatementError {
     /// Whether the server stopped the statement at its time bound
     /// (SQLSTATE `57014` in PostgreSQL, error 1969 in MariaDB).
     pub timed_out: bool,
+}
+
+impl From<Failure> for StatementError {
+    fn from(f: Failure) -> Self {
+        StatementError {
+            message: f.message,
+            timed_out: f.timed_out,
+        }
+    }
 }
 
 /// What a manager counted about its statements (every adapter's manager
@@ -73,7 +82,21 @@ pub trait StatementHarness: Harness {
 
     /// The bound the session puts on statements, as the server reports it
     /// to a tracked statement, in whole milliseconds (0: none).
-    fn statement_bound_ms(conn: &mut Conn<Self::M>) -> impl Future<Output = u64> + Send;
+    fn statement_bound_ms(conn: &mut Conn<Self::M>) -> impl Future<Output = u64> + Send {
+        let sql = match Self::SERVER {
+            Server::Postgres => "SELECT setting FROM pg_settings WHERE name = 'statement_timeout'",
+            Server::MariaDb => {
+                "SELECT CAST(CAST(ROUND(@@session.max_statement_time * 1000) AS SIGNED) AS CHAR)"
+            }
+        };
+        async move {
+            let ms = Self::text(conn, sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {}", e.message));
+            ms.and_then(|ms| ms.parse().ok())
+                .unwrap_or_else(|| panic!("{sql}: not a bound of 0 or more"))
+        }
+    }
 
     /// The manager's statement counters.
     fn stats(manager: &Self::M) -> StatementStats;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use stormpool::{Conn, Pool};
 
 use crate::load::wait_until;
+use crate::server::Server;
 use crate::side;
 use crate::statements::{get, pool_of_one, within, StatementError, StatementHarness};
 
@@ -39,12 +40,39 @@ pub trait TransactionHarness: StatementHarness {
         conn: &mut Conn<Self::M>,
         table: &str,
         tag: &str,
-    ) -> impl Future<Output = Result<i64, StatementError>> + Send;
+    ) -> impl Future<Output = Result<i64, StatementError>> + Send {
+        let count = side::count_sql(table, tag);
+        let sql = match Self::SERVER {
+            Server::Postgres => format!("SELECT ({count})::text"),
+            Server::MariaDb => format!("SELECT CAST(({count}) AS CHAR)"),
+        };
+        async move {
+            let n = Self::text(conn, &sql).await?;
+            Ok(n.and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{sql}: not a count")))
+        }
+    }
 
-    /// Whether the session is inside a transaction, as the server says.
+    /// Whether the session is inside a transaction, as the server says:
+    /// in PostgreSQL, inside a transaction block the transaction started
+    /// before this statement did (by the simple protocol; the extended one
+    /// starts a statement's clock at its Bind).
     fn in_transaction(
         conn: &mut Conn<Self::M>,
-    ) -> impl Future<Output = Result<bool, StatementError>> + Send;
+    ) -> impl Future<Output = Result<bool, StatementError>> + Send {
+        let sql = match Self::SERVER {
+            Server::Postgres => "SELECT (transaction_timestamp() <> statement_timestamp())::text",
+            Server::MariaDb => "SELECT CAST(@@in_transaction AS CHAR)",
+        };
+        async move {
+            let value = Self::text(conn, sql).await?;
+            match value.as_deref() {
+                Some("true" | "1") => Ok(true),
+                Some("false" | "0") => Ok(false),
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+    }
 
     /// Through the adapter's own transaction API: begins, inserts `tag`
     /// into `table`, and drops the transaction without committing.

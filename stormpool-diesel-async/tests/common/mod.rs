@@ -2,7 +2,7 @@
 //! and MariaDB connections, and helpers of the adapter's own tests.
 #![allow(dead_code)]
 
-use diesel::sql_types::{BigInt, Integer, Text};
+use diesel::sql_types::{Nullable, Text};
 use diesel_async::{
     AnsiTransactionManager, AsyncConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
 };
@@ -12,7 +12,7 @@ use stormpool::{Conn, Pool};
 use stormpool_diesel_async::{DieselConnection, Driver, Error, MysqlManager, PgManager};
 use stormpool_testkit::errors::{Classified, ErrorHarness};
 use stormpool_testkit::load::chain;
-use stormpool_testkit::scenarios::{Harness, QueryError};
+use stormpool_testkit::scenarios::{Failure, Harness};
 use stormpool_testkit::server::Server;
 pub use stormpool_testkit::server::{ensure_mariadb_user as ensure_user, TEST_PASSWORD};
 use stormpool_testkit::side::{parse_integers, SideConnection};
@@ -120,21 +120,18 @@ fn classified(e: &Error) -> Classified {
     }
 }
 
-fn query_error(e: diesel::result::Error) -> QueryError {
+fn failure(e: diesel::result::Error) -> Failure {
     let e = Error::from(e);
-    QueryError {
-        message: chain(&e),
+    let text = e.to_string();
+    Failure {
+        timed_out: text.contains("statement timeout") || e.is_timeout(),
         connection_error: e.is_connection_error(),
+        message: chain(&e),
     }
 }
 
 pub fn statement_error(e: diesel::result::Error) -> StatementError {
-    let e = Error::from(e);
-    let text = e.to_string();
-    StatementError {
-        timed_out: text.contains("statement timeout") || e.is_timeout(),
-        message: chain(&e),
-    }
+    failure(e).into()
 }
 
 /// The one value of a one-row, one-column query written in SQL.
@@ -150,70 +147,6 @@ where
     // `'static`: the query owns its SQL.
     let query: diesel::dsl::select<diesel::expression::SqlLiteral<ST>> = query;
     query.get_result::<T>(conn).await
-}
-
-/// PostgreSQL through diesel-async.
-pub struct DieselPg;
-
-impl ErrorHarness for DieselPg {
-    fn classify(e: &Error) -> Classified {
-        classified(e)
-    }
-}
-
-impl DieselPg {
-    /// Whether the session is in a transaction, for a test's own checks.
-    pub async fn in_transaction_now(conn: &mut Conn<PgManager>) -> bool {
-        <DieselPg as TransactionHarness>::in_transaction(conn)
-            .await
-            .expect("in transaction")
-    }
-}
-
-impl Harness for DieselPg {
-    type M = PgManager;
-    const SERVER: Server = Server::Postgres;
-    type Side = PgSide;
-
-    fn manager(url: &str, tag: &str) -> PgManager {
-        PgManager::new(pg_config(url, tag))
-    }
-
-    async fn session(conn: &mut Conn<PgManager>) -> Result<u64, QueryError> {
-        let pid: i32 = scalar::<_, _, Integer>(conn, "pg_backend_pid()")
-            .await
-            .map_err(query_error)?;
-        Ok(pid as u64)
-    }
-
-    async fn read_setting(conn: &mut Conn<PgManager>, name: &str) -> String {
-        scalar::<_, _, Text>(conn, &format!("current_setting('{name}')"))
-            .await
-            .expect("current_setting")
-    }
-}
-
-impl StatementHarness for DieselPg {
-    async fn execute(conn: &mut Conn<PgManager>, sql: &str) -> Result<(), StatementError> {
-        conn.batch_execute(sql).await.map_err(statement_error)
-    }
-
-    async fn statement_bound_ms(conn: &mut Conn<PgManager>) -> u64 {
-        let ms: i64 = scalar::<_, _, BigInt>(
-            conn,
-            "(SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout')",
-        )
-        .await
-        .expect("pg_settings");
-        u64::try_from(ms).expect("a bound of 0 or more")
-    }
-
-    /// A cancel request is no session: `pg_stat_activity` never lists it.
-    const SIDE_SESSIONS: usize = 0;
-
-    fn stats(manager: &PgManager) -> StatementStats {
-        manager.stats()
-    }
 }
 
 /// Begins diesel's transaction (its manager's `begin_transaction`, what
@@ -258,140 +191,129 @@ async fn nested<C: Driver>(
         .map_err(statement_error)
 }
 
-impl TransactionHarness for DieselPg {
-    async fn count(
-        conn: &mut Conn<PgManager>,
-        table: &str,
-        tag: &str,
-    ) -> Result<i64, StatementError> {
-        let sql = format!("(SELECT count(*) FROM {table} WHERE tag = '{tag}')");
-        scalar::<_, _, BigInt>(conn, &sql)
-            .await
-            .map_err(statement_error)
-    }
-
-    /// By the simple protocol (diesel's query builder uses the extended one,
-    /// which restarts a statement's clock at `Execute`): an error raised
-    /// inside a transaction block only. Inside one, it aborts it.
-    async fn in_transaction(conn: &mut Conn<PgManager>) -> Result<bool, StatementError> {
-        let probe = conn
-            .batch_execute(
-                "DO $$BEGIN IF transaction_timestamp() < statement_timestamp() \
-                 THEN RAISE EXCEPTION 'probe: in a transaction block'; END IF; END$$",
-            )
-            .await;
-        match probe {
-            Ok(()) => Ok(false),
-            Err(diesel::result::Error::DatabaseError(_, info))
-                if info.message().contains("in a transaction block") =>
-            {
-                Ok(true)
+/// The harness of one of diesel-async's backends: `$name` for `$manager`
+/// on `$server`, its sessions told apart by `$manager_fn(url, tag)`,
+/// `$side_sessions` cancel sessions beside the pool's, and `$extra` items
+/// of its transaction harness.
+macro_rules! diesel_harness {
+    (
+        $name:ident, $manager:ty, $server:expr, $side:ty, $manager_fn:expr,
+        $side_sessions:expr, { $($extra:item)* }
+    ) => {
+        impl ErrorHarness for $name {
+            fn classify(e: &Error) -> Classified {
+                classified(e)
             }
-            Err(e) => Err(statement_error(e)),
         }
-    }
 
-    async fn insert_and_drop(conn: &mut Conn<PgManager>, table: &str, tag: &str) {
-        let insert = format!("INSERT INTO {table} (tag) VALUES ('{tag}')");
-        insert_in_a_transaction_and_drop(&mut **conn, insert).await;
-    }
+        impl Harness for $name {
+            type M = $manager;
+            const SERVER: Server = $server;
+            type Side = $side;
 
-    async fn nested_rollback(
-        conn: &mut Conn<PgManager>,
-        table: &str,
-        outer: &str,
-        inner: &str,
-    ) -> Result<(), StatementError> {
-        nested(&mut **conn, table, outer, inner).await
+            fn manager(url: &str, tag: &str) -> $manager {
+                $manager_fn(url, tag)
+            }
+
+            /// As a scalar subquery of diesel's `select`.
+            async fn text(conn: &mut Conn<$manager>, sql: &str) -> Result<Option<String>, Failure> {
+                scalar::<_, _, Nullable<Text>>(conn, &format!("({sql})"))
+                    .await
+                    .map_err(failure)
+            }
+        }
+
+        impl StatementHarness for $name {
+            async fn execute(conn: &mut Conn<$manager>, sql: &str) -> Result<(), StatementError> {
+                conn.batch_execute(sql).await.map_err(statement_error)
+            }
+
+            const SIDE_SESSIONS: usize = $side_sessions;
+
+            fn stats(manager: &$manager) -> StatementStats {
+                manager.stats()
+            }
+        }
+
+        impl TransactionHarness for $name {
+            $($extra)*
+
+            async fn insert_and_drop(conn: &mut Conn<$manager>, table: &str, tag: &str) {
+                let insert = format!("INSERT INTO {table} (tag) VALUES ('{tag}')");
+                insert_in_a_transaction_and_drop(&mut **conn, insert).await;
+            }
+
+            async fn nested_rollback(
+                conn: &mut Conn<$manager>,
+                table: &str,
+                outer: &str,
+                inner: &str,
+            ) -> Result<(), StatementError> {
+                nested(&mut **conn, table, outer, inner).await
+            }
+        }
+    };
+}
+
+/// PostgreSQL through diesel-async.
+pub struct DieselPg;
+
+impl DieselPg {
+    /// Whether the session is in a transaction, for a test's own checks.
+    pub async fn in_transaction_now(conn: &mut Conn<PgManager>) -> bool {
+        <DieselPg as TransactionHarness>::in_transaction(conn)
+            .await
+            .expect("in transaction")
     }
 }
+
+// A cancel request is no session: `pg_stat_activity` never lists it.
+diesel_harness!(
+    DieselPg,
+    PgManager,
+    Server::Postgres,
+    PgSide,
+    |url, tag| PgManager::new(pg_config(url, tag)),
+    0,
+    {
+        /// By the simple protocol (diesel's query builder uses the extended one,
+        /// which restarts a statement's clock at `Execute`): an error raised
+        /// inside a transaction block only. Inside one, it aborts it.
+        async fn in_transaction(conn: &mut Conn<PgManager>) -> Result<bool, StatementError> {
+            let probe = conn
+                .batch_execute(
+                    "DO $$BEGIN IF transaction_timestamp() < statement_timestamp() \
+                 THEN RAISE EXCEPTION 'probe: in a transaction block'; END IF; END$$",
+                )
+                .await;
+            match probe {
+                Ok(()) => Ok(false),
+                Err(diesel::result::Error::DatabaseError(_, info))
+                    if info.message().contains("in a transaction block") =>
+                {
+                    Ok(true)
+                }
+                Err(e) => Err(statement_error(e)),
+            }
+        }
+    }
+);
 
 /// MariaDB through diesel-async.
 pub struct DieselMaria;
 
-impl ErrorHarness for DieselMaria {
-    fn classify(e: &Error) -> Classified {
-        classified(e)
-    }
-}
-
-impl Harness for DieselMaria {
-    type M = MysqlManager;
-    const SERVER: Server = Server::MariaDb;
-    type Side = MariaSide;
-
-    /// Sessions are told apart by user: `tag` is a user of its own.
-    fn manager(url: &str, tag: &str) -> MysqlManager {
+// Sessions are told apart by user: `tag` is a user of its own. `KILL
+// QUERY` runs on side connections of the pool's user, at most
+// `max_concurrent_cancels` (4 by default) at once.
+diesel_harness!(
+    DieselMaria,
+    MysqlManager,
+    Server::MariaDb,
+    MariaSide,
+    |url, tag| {
         ensure_user(tag);
         MysqlManager::new(mysql_opts_as(url, tag))
-    }
-
-    async fn session(conn: &mut Conn<MysqlManager>) -> Result<u64, QueryError> {
-        let id: i64 = scalar::<_, _, BigInt>(conn, "CAST(CONNECTION_ID() AS SIGNED)")
-            .await
-            .map_err(query_error)?;
-        Ok(id as u64)
-    }
-
-    async fn read_setting(conn: &mut Conn<MysqlManager>, name: &str) -> String {
-        scalar::<_, _, Text>(conn, &format!("CAST(@@session.{name} AS CHAR)"))
-            .await
-            .expect("setting")
-    }
-}
-
-impl StatementHarness for DieselMaria {
-    async fn execute(conn: &mut Conn<MysqlManager>, sql: &str) -> Result<(), StatementError> {
-        conn.batch_execute(sql).await.map_err(statement_error)
-    }
-
-    /// `KILL QUERY` runs on side connections of the pool's user, at most
-    /// `max_concurrent_cancels` (4 by default) at once.
-    const SIDE_SESSIONS: usize = 4;
-
-    async fn statement_bound_ms(conn: &mut Conn<MysqlManager>) -> u64 {
-        let ms: i64 =
-            scalar::<_, _, BigInt>(conn, "CAST(@@session.max_statement_time * 1000 AS SIGNED)")
-                .await
-                .expect("max_statement_time");
-        u64::try_from(ms).expect("a bound of 0 or more")
-    }
-
-    fn stats(manager: &MysqlManager) -> StatementStats {
-        manager.stats()
-    }
-}
-
-impl TransactionHarness for DieselMaria {
-    async fn count(
-        conn: &mut Conn<MysqlManager>,
-        table: &str,
-        tag: &str,
-    ) -> Result<i64, StatementError> {
-        let sql = format!("(SELECT COUNT(*) FROM {table} WHERE tag = '{tag}')");
-        scalar::<_, _, BigInt>(conn, &sql)
-            .await
-            .map_err(statement_error)
-    }
-
-    async fn in_transaction(conn: &mut Conn<MysqlManager>) -> Result<bool, StatementError> {
-        let n: i64 = scalar::<_, _, BigInt>(conn, "CAST(@@in_transaction AS SIGNED)")
-            .await
-            .map_err(statement_error)?;
-        Ok(n == 1)
-    }
-
-    async fn insert_and_drop(conn: &mut Conn<MysqlManager>, table: &str, tag: &str) {
-        let insert = format!("INSERT INTO {table} (tag) VALUES ('{tag}')");
-        insert_in_a_transaction_and_drop(&mut **conn, insert).await;
-    }
-
-    async fn nested_rollback(
-        conn: &mut Conn<MysqlManager>,
-        table: &str,
-        outer: &str,
-        inner: &str,
-    ) -> Result<(), StatementError> {
-        nested(&mut **conn, table, outer, inner).await
-    }
-}
+    },
+    4,
+    {}
+);

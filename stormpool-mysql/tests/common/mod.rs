@@ -8,7 +8,7 @@ use stormpool_mysql::mysql_async::{self, Opts, OptsBuilder};
 use stormpool_mysql::{Classify, MySqlManager};
 use stormpool_testkit::errors::{Classified, ErrorHarness};
 use stormpool_testkit::load::chain;
-use stormpool_testkit::scenarios::{Harness, QueryError};
+use stormpool_testkit::scenarios::{Failure, Harness};
 use stormpool_testkit::server::Server;
 pub use stormpool_testkit::server::{ensure_mariadb_user as ensure_user, TEST_PASSWORD};
 use stormpool_testkit::side::SideConnection;
@@ -65,6 +65,18 @@ impl SideConnection for MariaSide {
 
 pub struct MariaDb;
 
+fn failure(e: stormpool_mysql::Error) -> Failure {
+    Failure {
+        timed_out: e.server_code() == Some(1969),
+        connection_error: e.is_connection_error(),
+        message: chain(&e),
+    }
+}
+
+fn statement_error(e: stormpool_mysql::Error) -> StatementError {
+    failure(e).into()
+}
+
 impl Harness for MariaDb {
     type M = MySqlManager;
     const SERVER: Server = Server::MariaDb;
@@ -76,22 +88,10 @@ impl Harness for MariaDb {
         MySqlManager::new(opts_as(url, tag))
     }
 
-    async fn session(conn: &mut Conn<MySqlManager>) -> Result<u64, QueryError> {
-        let id: Option<u64> = conn
-            .query_first("SELECT CONNECTION_ID()")
-            .await
-            .map_err(|e| QueryError {
-                message: chain(&e),
-                connection_error: e.is_connection_error(),
-            })?;
-        Ok(id.expect("CONNECTION_ID() returns a row"))
-    }
-
-    async fn read_setting(conn: &mut Conn<MySqlManager>, name: &str) -> String {
-        conn.query_first(format!("SELECT @@session.{name}"))
-            .await
-            .expect("query")
-            .expect("a row")
+    async fn text(conn: &mut Conn<MySqlManager>, sql: &str) -> Result<Option<String>, Failure> {
+        let value: Option<Option<String>> =
+            conn.query_first(sql.to_owned()).await.map_err(failure)?;
+        Ok(value.flatten())
     }
 }
 
@@ -106,50 +106,12 @@ impl StatementHarness for MariaDb {
     /// `max_concurrent_cancels` (4 by default) at once.
     const SIDE_SESSIONS: usize = 4;
 
-    async fn statement_bound_ms(conn: &mut Conn<MySqlManager>) -> u64 {
-        let seconds: Option<f64> = conn
-            .query_first("SELECT @@session.max_statement_time")
-            .await
-            .expect("max_statement_time");
-        (seconds.expect("a row") * 1000.0).round() as u64
-    }
-
     fn stats(manager: &MySqlManager) -> StatementStats {
         manager.stats()
     }
 }
 
-fn statement_error(e: stormpool_mysql::Error) -> StatementError {
-    StatementError {
-        timed_out: e.server_code() == Some(1969),
-        message: chain(&e),
-    }
-}
-
 impl TransactionHarness for MariaDb {
-    async fn count(
-        conn: &mut Conn<MySqlManager>,
-        table: &str,
-        tag: &str,
-    ) -> Result<i64, StatementError> {
-        let n: Option<i64> = conn
-            .exec_first(
-                format!("SELECT COUNT(*) FROM {table} WHERE tag = ?"),
-                (tag.to_owned(),),
-            )
-            .await
-            .map_err(statement_error)?;
-        Ok(n.unwrap_or(0))
-    }
-
-    async fn in_transaction(conn: &mut Conn<MySqlManager>) -> Result<bool, StatementError> {
-        let in_tx: Option<i64> = conn
-            .query_first("SELECT @@in_transaction")
-            .await
-            .map_err(statement_error)?;
-        Ok(in_tx == Some(1))
-    }
-
     async fn insert_and_drop(conn: &mut Conn<MySqlManager>, table: &str, tag: &str) {
         let mut tx = conn.transaction().await.expect("START TRANSACTION");
         tx.exec_drop(

@@ -10,7 +10,7 @@ use stormpool_postgres::tokio_postgres::{self, NoTls, SimpleQueryMessage};
 use stormpool_postgres::{Classify, PgConnection, PgManager};
 use stormpool_testkit::errors::{Classified, ErrorHarness};
 use stormpool_testkit::load::chain;
-use stormpool_testkit::scenarios::{Harness, QueryError};
+use stormpool_testkit::scenarios::{Failure, Harness};
 use stormpool_testkit::server::Server;
 use stormpool_testkit::side::{parse_integers, SideConnection};
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
@@ -91,6 +91,18 @@ impl SideConnection for PgSide {
 
 pub struct Pg;
 
+fn failure(e: stormpool_postgres::Error) -> Failure {
+    Failure {
+        timed_out: e.code() == Some(&SqlState::QUERY_CANCELED),
+        connection_error: e.is_connection_error(),
+        message: chain(&e),
+    }
+}
+
+fn statement_error(e: stormpool_postgres::Error) -> StatementError {
+    failure(e).into()
+}
+
 impl Harness for Pg {
     type M = PgManager;
     const SERVER: Server = Server::Postgres;
@@ -100,43 +112,18 @@ impl Harness for Pg {
         PgManager::new(config(url, tag))
     }
 
-    async fn session(conn: &mut Conn<PgManager>) -> Result<u64, QueryError> {
-        let messages = conn
-            .simple_query("SELECT pg_backend_pid()")
-            .await
-            .map_err(|e| QueryError {
-                message: chain(&e),
-                connection_error: e.is_connection_error(),
-            })?;
-        let pid = messages.iter().find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => row.get(0).and_then(|v| v.parse().ok()),
+    async fn text(conn: &mut Conn<PgManager>, sql: &str) -> Result<Option<String>, Failure> {
+        let messages = conn.simple_query(sql).await.map_err(failure)?;
+        Ok(messages.into_iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
             _ => None,
-        });
-        Ok(pid.expect("pg_backend_pid() returns a row"))
-    }
-
-    async fn read_setting(conn: &mut Conn<PgManager>, name: &str) -> String {
-        tracked_scalar(conn, &format!("SHOW {name}"))
-            .await
-            .expect("SHOW returns a row")
+        }))
     }
 }
 
 impl StatementHarness for Pg {
     async fn execute(conn: &mut Conn<PgManager>, sql: &str) -> Result<(), StatementError> {
         conn.batch_execute(sql).await.map_err(statement_error)
-    }
-
-    async fn statement_bound_ms(conn: &mut Conn<PgManager>) -> u64 {
-        let ms: i64 = conn
-            .query_one(
-                "SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'",
-                &[],
-            )
-            .await
-            .expect("pg_settings")
-            .get(0);
-        u64::try_from(ms).expect("a bound of 0 or more")
     }
 
     /// A cancel request is no session: `pg_stat_activity` never lists it.
@@ -147,41 +134,7 @@ impl StatementHarness for Pg {
     }
 }
 
-fn statement_error(e: stormpool_postgres::Error) -> StatementError {
-    StatementError {
-        timed_out: e.code() == Some(&SqlState::QUERY_CANCELED),
-        message: chain(&e),
-    }
-}
-
 impl TransactionHarness for Pg {
-    async fn count(
-        conn: &mut Conn<PgManager>,
-        table: &str,
-        tag: &str,
-    ) -> Result<i64, StatementError> {
-        conn.query_one(
-            &format!("SELECT count(*) FROM {table} WHERE tag = $1"),
-            &[&tag],
-        )
-        .await
-        .map(|row| row.get(0))
-        .map_err(statement_error)
-    }
-
-    async fn in_transaction(conn: &mut Conn<PgManager>) -> Result<bool, StatementError> {
-        // Inside a transaction block, the transaction started before this
-        // statement did (in the simple protocol; the extended one starts a
-        // statement's clock at its Bind).
-        let messages = conn
-            .simple_query("SELECT transaction_timestamp() <> statement_timestamp()")
-            .await
-            .map_err(statement_error)?;
-        Ok(messages
-            .iter()
-            .any(|m| matches!(m, SimpleQueryMessage::Row(row) if row.get(0) == Some("t"))))
-    }
-
     async fn insert_and_drop(conn: &mut Conn<PgManager>, table: &str, tag: &str) {
         let tx = conn.transaction().await.expect("BEGIN");
         tx.execute(&format!("INSERT INTO {table} (tag) VALUES ($1)"), &[&tag])
