@@ -6,10 +6,9 @@
 mod common;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use stormpool::{AcquireOptions, Conn, Pool};
+use stormpool::{Conn, Pool};
 use stormpool_postgres::tokio_postgres::types::Type;
 use stormpool_postgres::{Error, PgManager};
 use stormpool_testkit::statements;
@@ -20,12 +19,6 @@ fn pool(url: &str, tag: &str) -> Pool<PgManager> {
     let pool = common::pool(url, tag);
     pool.resize(1).expect("resize");
     pool
-}
-
-async fn within(pool: &Pool<PgManager>, budget: Duration) -> Conn<PgManager> {
-    pool.get_with(AcquireOptions::new().deadline((Instant::now() + budget).into()))
-        .await
-        .expect("acquire")
 }
 
 /// Reads a stream to its end: every item, then the first error if any.
@@ -45,12 +38,7 @@ where
     F: FnOnce(Conn<PgManager>) -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
-    let result = statements::bounded_by_deadline(pool, name, statement).await;
-    let err = result.expect_err(name);
-    let by_server = err.code().map(|c| c.code()) == Some("57014");
-    assert!(by_server || err.is_timeout(), "{name}: {err}");
-    let conn = within(pool, Duration::from_secs(10)).await;
-    conn.simple_query("SELECT 1").await.expect("next statement");
+    statements::stopped_and_served::<common::Pg, _, _, _>(pool, name, true, statement).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

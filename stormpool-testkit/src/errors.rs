@@ -27,6 +27,9 @@ pub struct Classified {
     pub connection_error: bool,
     /// Whether the adapter calls it worth retrying.
     pub retryable: bool,
+    /// Whether the client gave up on the statement (at its deadline plus
+    /// the grace), the server not having answered.
+    pub timeout: bool,
 }
 
 /// The adapter's manager's error.

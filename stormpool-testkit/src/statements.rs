@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use stormpool::{AcquireOptions, Conn, Pool, Settings};
 
+use crate::errors::{ErrorHarness, ErrorOf};
 use crate::load::wait_until;
 use crate::scenarios::{acquire_error, Failure, Harness};
 use crate::server::Server;
@@ -376,6 +377,43 @@ where
         "{name}: ran for {took:?}: {result:?}"
     );
     result
+}
+
+/// [`bounded_by_deadline`] through `H`'s manager, then: the statement
+/// failed with a bound (the server's timeout error, or the client giving up
+/// at the deadline plus the grace) or, unless `must_fail`, ended early
+/// without one; and the pool serves the next request at once, a statement
+/// under a 10 s deadline.
+pub async fn stopped_and_served<H, T, F, Fut>(
+    pool: &Pool<H::M>,
+    name: &str,
+    must_fail: bool,
+    statement: F,
+) where
+    H: ErrorHarness,
+    T: std::fmt::Debug,
+    F: FnOnce(Conn<H::M>) -> Fut,
+    Fut: Future<Output = Result<T, ErrorOf<H>>>,
+{
+    let result = bounded_by_deadline(pool, name, statement).await;
+    match &result {
+        Err(e) => {
+            let classified = H::classify(e);
+            let timeout_code = match H::SERVER {
+                Server::Postgres => "57014",
+                Server::MariaDb => "1969",
+            };
+            assert!(
+                classified.code.as_deref() == Some(timeout_code) || classified.timeout,
+                "{name}: {e}"
+            );
+        }
+        Ok(value) => assert!(!must_fail, "{name}: not stopped: {value:?}"),
+    }
+    let mut conn = get::<H>(pool, within(Duration::from_secs(10))).await;
+    H::text(&mut conn, "SELECT 1")
+        .await
+        .unwrap_or_else(|e| panic!("{name}: next statement: {}", e.message));
 }
 
 /// What the statement cache scenarios need to know about one adapter,

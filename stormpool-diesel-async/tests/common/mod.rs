@@ -117,6 +117,7 @@ fn classified(e: &Error) -> Classified {
         driver: e.as_driver().is_some(),
         connection_error: e.is_connection_error(),
         retryable: e.is_retryable(),
+        timeout: e.is_timeout(),
     }
 }
 

@@ -151,6 +151,7 @@ impl ErrorHarness for MariaDb {
             driver: e.as_driver().is_some(),
             connection_error: e.is_connection_error(),
             retryable: e.is_retryable(),
+            timeout: e.is_timeout(),
         }
     }
 }

@@ -171,6 +171,7 @@ impl ErrorHarness for Pg {
             driver: e.as_driver().is_some(),
             connection_error: e.is_connection_error(),
             retryable: e.is_retryable(),
+            timeout: e.is_timeout(),
         }
     }
 }
