@@ -8,15 +8,20 @@
 //! scenarios the adapters share: faults ([`scenarios`]), outages with the
 //! pool's defaults ([`outages`]), statement hygiene, checked against the
 //! server's view of its sessions ([`statements`]), transaction hygiene
-//! ([`transactions`]) and the adapters' typed errors ([`errors`]), all asking the server through a connection of the
-//! test's own in SQL written once per server ([`side`]); a PgBouncer of the tests' own in front of the local
-//! PostgreSQL ([`pgbouncer`]). Beside them, a check that a crate's modules import
-//! each other without cycles ([`module_graph`]).
+//! ([`transactions`]) and the adapters' typed errors ([`errors`]), all
+//! asking the server through a connection of the test's own in SQL written
+//! once per server ([`side`]); a PgBouncer of the tests' own in front of
+//! the local PostgreSQL ([`pgbouncer`]). Beside them, a check that a
+//! crate's modules import each other without cycles ([`module_graph`]),
+//! and, with the feature `serde`, a service's configuration file
+//! (`config_file`).
 //!
 //! Everything here talks to loopback addresses only, and every fault a test
 //! injects into a server is undone by a drop guard, so a failing test still
 //! leaves the servers running.
 
+#[cfg(feature = "serde")]
+pub mod config_file;
 pub mod db;
 pub mod errors;
 pub mod load;
