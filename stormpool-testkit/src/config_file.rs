@@ -1,7 +1,15 @@
 //! A service's configuration file (TOML) read with serde: the database URL
 //! and the pool's settings, as a service might keep them beside its own.
 
+use std::time::Duration;
+
 use serde::Deserialize;
+use stormpool::{Manager, Pool};
+
+/// The pool settings every adapter's file carries (a name, a size and an
+/// acquire timeout), checked by [`pool_of`].
+pub const COMMON_POOL_SETTINGS: &str =
+    "name = \"orders\"\nmax_size = 3\nacquire_timeout = \"750ms\"\n";
 
 /// What a service might keep in its own configuration file.
 #[derive(Debug, Deserialize)]
@@ -26,14 +34,16 @@ pub fn parse(text: &str) -> Result<ServiceConfig, String> {
 }
 
 /// The configuration of a `[database]` table naming `url`, with the pool
-/// settings `pool` (TOML lines of `[database.pool]`), written to a file of
-/// its own and read back from it, as a service reads its file.
+/// settings [`COMMON_POOL_SETTINGS`] and `pool` (more TOML lines of
+/// `[database.pool]`), written to a file of its own and read back from it,
+/// as a service reads its file.
 ///
 /// # Panics
 ///
 /// When the file cannot be written or read, or does not parse.
 pub fn through_a_file(url: &str, pool: &str) -> ServiceConfig {
-    let text = format!("[database]\nurl = \"{url}\"\n\n[database.pool]\n{pool}");
+    let text =
+        format!("[database]\nurl = \"{url}\"\n\n[database.pool]\n{COMMON_POOL_SETTINGS}{pool}");
     let path = std::env::temp_dir().join(format!(
         "stormpool-config-{}-{:?}.toml",
         std::process::id(),
@@ -43,4 +53,21 @@ pub fn through_a_file(url: &str, pool: &str) -> ServiceConfig {
     let read = std::fs::read_to_string(&path).expect("read the file");
     std::fs::remove_file(&path).ok();
     parse(&read).expect("a valid file")
+}
+
+/// A pool of `manager` with the file's pool settings `config`: the common
+/// ones ([`COMMON_POOL_SETTINGS`]) took effect.
+///
+/// # Panics
+///
+/// When the settings are not a valid pool configuration.
+pub fn pool_of<M: Manager>(manager: M, config: stormpool::Config) -> Pool<M> {
+    let pool = Pool::builder(manager)
+        .config(config)
+        .build()
+        .expect("a valid pool configuration");
+    assert_eq!(pool.config().name, "orders");
+    assert_eq!(pool.config().acquire_timeout, Duration::from_millis(750));
+    assert_eq!(pool.status().max_size, 3);
+    pool
 }
