@@ -2,11 +2,15 @@
 //! and MariaDB connections, and helpers of the adapter's own tests.
 #![allow(dead_code)]
 
+#[path = "../../../stormpool-testkit/sides/mysql_async.rs"]
+mod maria_side;
+#[path = "../../../stormpool-testkit/sides/tokio_postgres.rs"]
+mod pg_side;
+
 use diesel::sql_types::{Nullable, Text};
 use diesel_async::{
     AnsiTransactionManager, AsyncConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
 };
-use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder};
 use stormpool::{Conn, Pool};
 use stormpool_diesel_async::{DieselConnection, Driver, Error, MysqlManager, PgManager};
@@ -15,10 +19,21 @@ use stormpool_testkit::load::chain;
 use stormpool_testkit::scenarios::{Failure, Harness};
 use stormpool_testkit::server::Server;
 pub use stormpool_testkit::server::{ensure_mariadb_user as ensure_user, TEST_PASSWORD};
-use stormpool_testkit::side::{parse_integers, SideConnection};
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
 use stormpool_testkit::transactions::TransactionHarness;
-use tokio_postgres::NoTls;
+
+pub use maria_side::MariaSide;
+pub use pg_side::PgSide;
+
+/// A PostgreSQL connection of the test's own, outside any pool.
+pub async fn pg_side(url: &str) -> tokio_postgres::Client {
+    pg_side::connect(url).await
+}
+
+/// A MariaDB connection of the test's own, outside any pool.
+pub async fn mysql_side(url: &str) -> mysql_async::Conn {
+    maria_side::connect(url).await
+}
 
 pub fn pg_url() -> Option<String> {
     stormpool_testkit::db::pg_url()
@@ -56,57 +71,6 @@ pub fn mysql_pool(url: &str) -> Pool<MysqlManager> {
         .max_size(4)
         .build()
         .expect("pool config")
-}
-
-/// A PostgreSQL connection of the test's own, outside any pool.
-pub async fn pg_side(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .expect("side connection");
-    tokio::spawn(connection);
-    client
-}
-
-/// A MariaDB connection of the test's own, outside any pool.
-pub async fn mysql_side(url: &str) -> mysql_async::Conn {
-    mysql_async::Conn::from_url(url)
-        .await
-        .expect("side connection")
-}
-
-/// A side connection to PostgreSQL through tokio-postgres's simple
-/// protocol.
-pub struct PgSide(pub tokio_postgres::Client);
-
-impl SideConnection for PgSide {
-    async fn connect(url: &str) -> Self {
-        PgSide(pg_side(url).await)
-    }
-
-    async fn query(&mut self, sql: &str) -> Result<Vec<i64>, String> {
-        let messages = self.0.simple_query(sql).await.map_err(|e| chain(&e))?;
-        Ok(parse_integers(messages.iter().map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0),
-            _ => None,
-        })))
-    }
-}
-
-/// A side connection to MariaDB through mysql_async's text protocol.
-pub struct MariaSide(pub mysql_async::Conn);
-
-impl SideConnection for MariaSide {
-    async fn connect(url: &str) -> Self {
-        MariaSide(mysql_side(url).await)
-    }
-
-    async fn query(&mut self, sql: &str) -> Result<Vec<i64>, String> {
-        self.0.query(sql).await.map_err(|e| chain(&e))
-    }
-
-    async fn close(self) {
-        let _ = self.0.disconnect().await;
-    }
 }
 
 /// How the adapter classifies an error, for the shared error scenarios.

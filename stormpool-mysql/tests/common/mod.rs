@@ -2,8 +2,10 @@
 //! MariaDB, and helpers of the adapter's own tests.
 #![allow(dead_code)]
 
+#[path = "../../../stormpool-testkit/sides/mysql_async.rs"]
+mod maria_side;
+
 use stormpool::{Conn, Pool};
-use stormpool_mysql::mysql_async::prelude::Queryable;
 use stormpool_mysql::mysql_async::{self, Opts, OptsBuilder};
 use stormpool_mysql::{Classify, MySqlManager};
 use stormpool_testkit::errors::{Classified, ErrorHarness};
@@ -11,9 +13,15 @@ use stormpool_testkit::load::chain;
 use stormpool_testkit::scenarios::{Failure, Harness};
 use stormpool_testkit::server::Server;
 pub use stormpool_testkit::server::{ensure_mariadb_user as ensure_user, TEST_PASSWORD};
-use stormpool_testkit::side::SideConnection;
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
 use stormpool_testkit::transactions::TransactionHarness;
+
+pub use maria_side::MariaSide;
+
+/// A connection of the test's own, outside any pool.
+pub async fn side(url: &str) -> mysql_async::Conn {
+    maria_side::connect(url).await
+}
 
 /// The live database's URL, or `None` (skip) when unset outside CI.
 pub fn url() -> Option<String> {
@@ -37,30 +45,6 @@ pub fn pool(url: &str) -> Pool<MySqlManager> {
         .max_size(4)
         .build()
         .expect("pool config")
-}
-
-/// A connection of the test's own, outside any pool.
-pub async fn side(url: &str) -> mysql_async::Conn {
-    mysql_async::Conn::from_url(url)
-        .await
-        .expect("side connection")
-}
-
-/// A side connection through mysql_async's text protocol.
-pub struct MariaSide(pub mysql_async::Conn);
-
-impl SideConnection for MariaSide {
-    async fn connect(url: &str) -> Self {
-        MariaSide(side(url).await)
-    }
-
-    async fn query(&mut self, sql: &str) -> Result<Vec<i64>, String> {
-        self.0.query(sql).await.map_err(|e| chain(&e))
-    }
-
-    async fn close(self) {
-        let _ = self.0.disconnect().await;
-    }
 }
 
 pub struct MariaDb;

@@ -2,19 +2,28 @@
 //! PostgreSQL, and helpers of the adapter's own tests.
 #![allow(dead_code)]
 
+#[path = "../../../stormpool-testkit/sides/tokio_postgres.rs"]
+mod pg_side;
+
 use std::time::Duration;
 
 use stormpool::{Conn, Pool};
 use stormpool_postgres::tokio_postgres::error::SqlState;
-use stormpool_postgres::tokio_postgres::{self, NoTls, SimpleQueryMessage};
+use stormpool_postgres::tokio_postgres::{self, SimpleQueryMessage};
 use stormpool_postgres::{Classify, PgConnection, PgManager};
 use stormpool_testkit::errors::{Classified, ErrorHarness};
 use stormpool_testkit::load::chain;
 use stormpool_testkit::scenarios::{Failure, Harness};
 use stormpool_testkit::server::Server;
-use stormpool_testkit::side::{parse_integers, SideConnection};
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
 use stormpool_testkit::transactions::TransactionHarness;
+
+pub use pg_side::PgSide;
+
+/// A connection of the test's own, outside any pool.
+pub async fn side(url: &str) -> tokio_postgres::Client {
+    pg_side::connect(url).await
+}
 
 /// The live database's URL, or `None` (skip) when unset outside CI.
 pub fn url() -> Option<String> {
@@ -32,15 +41,6 @@ pub fn pool(url: &str, application_name: &str) -> Pool<PgManager> {
         .max_size(4)
         .build()
         .expect("pool config")
-}
-
-/// A connection of the test's own, outside any pool.
-pub async fn side(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .expect("side connection");
-    tokio::spawn(connection);
-    client
 }
 
 /// The first column of the first row of a simple query.
@@ -70,23 +70,6 @@ pub async fn raw_rows(conn: &PgConnection, sql: &str, n: i32) -> Vec<tokio_postg
         .expect("rows");
     assert_eq!(rows.len(), usize::try_from(n).expect("a count"), "{sql}");
     rows
-}
-
-/// A side connection through tokio-postgres's simple protocol.
-pub struct PgSide(pub tokio_postgres::Client);
-
-impl SideConnection for PgSide {
-    async fn connect(url: &str) -> Self {
-        PgSide(side(url).await)
-    }
-
-    async fn query(&mut self, sql: &str) -> Result<Vec<i64>, String> {
-        let messages = self.0.simple_query(sql).await.map_err(|e| chain(&e))?;
-        Ok(parse_integers(messages.iter().map(|m| match m {
-            SimpleQueryMessage::Row(row) => row.get(0),
-            _ => None,
-        })))
-    }
 }
 
 pub struct Pg;
