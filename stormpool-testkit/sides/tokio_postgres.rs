@@ -7,6 +7,14 @@ use stormpool_testkit::load::chain;
 use stormpool_testkit::side::{parse_integers, SideConnection};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
+/// `url`'s configuration, its sessions named `application_name` (how the
+/// tests tell them apart on the server).
+pub fn config(url: &str, application_name: &str) -> tokio_postgres::Config {
+    let mut config: tokio_postgres::Config = url.parse().expect("STORMPOOL_PG_URL");
+    config.application_name(application_name);
+    config
+}
+
 /// A connection of the test's own, outside any pool.
 pub async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls)

@@ -11,19 +11,18 @@ use diesel::sql_types::{Nullable, Text};
 use diesel_async::{
     AnsiTransactionManager, AsyncConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
 };
-use mysql_async::{Opts, OptsBuilder};
 use stormpool::{Conn, Pool};
 use stormpool_diesel_async::{DieselConnection, Driver, Error, MysqlManager, PgManager};
 use stormpool_testkit::errors::{Classified, ErrorHarness};
 use stormpool_testkit::load::chain;
 use stormpool_testkit::scenarios::{Failure, Harness};
+pub use stormpool_testkit::server::ensure_mariadb_user as ensure_user;
 use stormpool_testkit::server::Server;
-pub use stormpool_testkit::server::{ensure_mariadb_user as ensure_user, TEST_PASSWORD};
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
 use stormpool_testkit::transactions::TransactionHarness;
 
-pub use maria_side::MariaSide;
-pub use pg_side::PgSide;
+pub use maria_side::{opts_as as mysql_opts_as, MariaSide};
+pub use pg_side::{config as pg_config, PgSide};
 
 /// A PostgreSQL connection of the test's own, outside any pool.
 pub async fn pg_side(url: &str) -> tokio_postgres::Client {
@@ -41,22 +40,6 @@ pub fn pg_url() -> Option<String> {
 
 pub fn mysql_url() -> Option<String> {
     stormpool_testkit::db::mysql_url()
-}
-
-pub fn pg_config(url: &str, application_name: &str) -> tokio_postgres::Config {
-    let mut config: tokio_postgres::Config = url.parse().expect("STORMPOOL_PG_URL");
-    config.application_name(application_name);
-    config
-}
-
-/// `url`'s options, logging in as `user` with [`TEST_PASSWORD`], over TCP.
-pub fn mysql_opts_as(url: &str, user: &str) -> Opts {
-    let opts = Opts::from_url(url).expect("STORMPOOL_MYSQL_URL");
-    OptsBuilder::from_opts(opts)
-        .user(Some(user))
-        .pass(Some(TEST_PASSWORD))
-        .prefer_socket(false)
-        .into()
 }
 
 pub fn pg_pool(url: &str, application_name: &str) -> Pool<PgManager> {

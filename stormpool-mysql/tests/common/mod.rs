@@ -6,38 +6,29 @@
 mod maria_side;
 
 use stormpool::{Conn, Pool};
-use stormpool_mysql::mysql_async::{self, Opts, OptsBuilder};
+use stormpool_mysql::mysql_async;
 use stormpool_mysql::{Classify, MySqlManager};
 use stormpool_testkit::errors::{Classified, ErrorHarness};
 use stormpool_testkit::load::chain;
 use stormpool_testkit::scenarios::{Failure, Harness};
+pub use stormpool_testkit::server::ensure_mariadb_user as ensure_user;
 use stormpool_testkit::server::Server;
-pub use stormpool_testkit::server::{ensure_mariadb_user as ensure_user, TEST_PASSWORD};
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
 use stormpool_testkit::transactions::TransactionHarness;
 
-pub use maria_side::MariaSide;
+pub use maria_side::{opts_as, MariaSide};
 
 /// A connection of the test's own, outside any pool.
 pub async fn side(url: &str) -> mysql_async::Conn {
     maria_side::connect(url).await
 }
 
+/// The password of the users the tests create.
+pub const TEST_PASSWORD: &str = stormpool_testkit::server::TEST_PASSWORD;
+
 /// The live database's URL, or `None` (skip) when unset outside CI.
 pub fn url() -> Option<String> {
     stormpool_testkit::db::mysql_url()
-}
-
-/// `url`'s options, logging in as `user` with [`TEST_PASSWORD`], always
-/// over TCP: by default mysql_async moves a connection to 127.0.0.1 onto
-/// the server's Unix socket, which would bypass a fault proxy.
-pub fn opts_as(url: &str, user: &str) -> Opts {
-    let opts = Opts::from_url(url).expect("STORMPOOL_MYSQL_URL");
-    OptsBuilder::from_opts(opts)
-        .user(Some(user))
-        .pass(Some(TEST_PASSWORD))
-        .prefer_socket(false)
-        .into()
 }
 
 pub fn pool(url: &str) -> Pool<MySqlManager> {

@@ -18,7 +18,7 @@ use stormpool_testkit::server::Server;
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
 use stormpool_testkit::transactions::TransactionHarness;
 
-pub use pg_side::PgSide;
+pub use pg_side::{config, PgSide};
 
 /// A connection of the test's own, outside any pool.
 pub async fn side(url: &str) -> tokio_postgres::Client {
@@ -28,12 +28,6 @@ pub async fn side(url: &str) -> tokio_postgres::Client {
 /// The live database's URL, or `None` (skip) when unset outside CI.
 pub fn url() -> Option<String> {
     stormpool_testkit::db::pg_url()
-}
-
-pub fn config(url: &str, application_name: &str) -> tokio_postgres::Config {
-    let mut config: tokio_postgres::Config = url.parse().expect("STORMPOOL_PG_URL");
-    config.application_name(application_name);
-    config
 }
 
 pub fn pool(url: &str, application_name: &str) -> Pool<PgManager> {
