@@ -3,6 +3,8 @@
 
 mod common;
 
+use stormpool_testkit::scenarios;
+
 #[tokio::test]
 async fn acquire_query_release_and_reuse() {
     let Some(url) = common::url() else { return };
@@ -10,30 +12,23 @@ async fn acquire_query_release_and_reuse() {
     let mut conn = pool.get().await.expect("acquire");
     let sum: Option<i64> = conn.exec_first("SELECT 1 + ?", (41,)).await.expect("query");
     assert_eq!(sum, Some(42));
-    let id = conn.id();
-    drop(conn);
-    let status = pool.status();
-    assert_eq!((status.open, status.idle, status.in_use), (1, 1, 0));
-
-    let conn = pool.get().await.expect("acquire again");
-    assert_eq!(conn.id(), id, "the idle connection is reused");
-    assert_eq!(pool.status().counters.connects_ok, 1);
+    scenarios::released_and_reused::<common::MariaDb>(&pool, conn).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_stay_within_max_size() {
     let Some(url) = common::url() else { return };
-    stormpool_testkit::scenarios::concurrent_within_max_size::<common::MariaDb>(&url).await;
+    scenarios::concurrent_within_max_size::<common::MariaDb>(&url).await;
 }
 
 #[tokio::test]
 async fn idle_connection_is_probed_after_check_interval() {
     let Some(url) = common::url() else { return };
-    stormpool_testkit::scenarios::probed_after_check_interval::<common::MariaDb>(&url).await;
+    scenarios::probed_after_check_interval::<common::MariaDb>(&url).await;
 }
 
 #[tokio::test]
 async fn connection_killed_in_use_is_closed_on_return() {
     let Some(url) = common::url() else { return };
-    stormpool_testkit::scenarios::killed_in_use::<common::MariaDb>(&url).await;
+    scenarios::killed_in_use::<common::MariaDb>(&url).await;
 }

@@ -741,6 +741,28 @@ pub async fn mixed_settings<H: Harness>(url: &str, name: &str, values: &[&str]) 
     assert_eq!(checked, 480);
 }
 
+/// `conn`, which has just served a query, goes back to `pool`: the pool
+/// holds one connection, idle, none in use; and the next request gets the
+/// same session (the idle connection is reused, not replaced: one connect
+/// in all).
+pub async fn released_and_reused<H: Harness>(pool: &Pool<H::M>, mut conn: Conn<H::M>) {
+    let session = H::session(&mut conn).await.expect("session query");
+    drop(conn);
+    let status = pool.status();
+    assert_eq!(
+        (status.open, status.idle, status.in_use),
+        (1, 1, 0),
+        "{status:?}"
+    );
+    let mut conn = pool
+        .get()
+        .await
+        .unwrap_or_else(|e| panic!("acquire again: {}", acquire_error(&e)));
+    let again = H::session(&mut conn).await.expect("session query");
+    assert_eq!(again, session, "the idle connection is reused");
+    assert_eq!(pool.status().counters.connects_ok, 1);
+}
+
 /// A connection idle for longer than `check_interval` (20 ms here) is
 /// probed at its next checkout; one returned just before is not.
 pub async fn probed_after_check_interval<H: Harness>(url: &str) {
