@@ -5,8 +5,8 @@
 //!
 //! The SQL is written here once per [`Server`]; an adapter's tests only say
 //! how their driver connects and runs one statement. Every value a
-//! statement here reads is cast to a 64-bit integer, so any driver can
-//! decode it as `i64`.
+//! statement here reads is an integer, cast to a 64-bit one where the
+//! server would send a narrower type, so any driver can decode it as `i64`.
 
 use std::future::Future;
 use std::time::Duration;

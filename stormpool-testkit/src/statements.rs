@@ -113,12 +113,16 @@ pub trait StatementHarness: Harness {
         seconds: f64,
         marker: &str,
     ) -> impl Future<Output = Result<(), StatementError>> + Send {
-        let lock = side::BLOCK_LOCK;
-        let sql = match Self::SERVER {
-            Server::Postgres => format!("SELECT pg_sleep({seconds}) /* {marker} */"),
-            Server::MariaDb => format!("SELECT GET_LOCK('{lock}', {seconds}) /* {marker} */"),
-        };
-        async move { Self::execute(conn, &sql).await }
+        async move {
+            match Self::SERVER {
+                Server::Postgres => Self::sleep(conn, seconds, marker).await,
+                Server::MariaDb => {
+                    let lock = side::BLOCK_LOCK;
+                    let sql = format!("SELECT GET_LOCK('{lock}', {seconds}) /* {marker} */");
+                    Self::execute(conn, &sql).await
+                }
+            }
+        }
     }
 
     /// Makes `observer` hold what [`block`](Self::block) waits for, until it
