@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{DieselMaria, DieselPg};
 use stormpool::{AcquireOptions, Pool};
@@ -34,35 +34,7 @@ async fn dropped_statement_is_stopped_and_the_connection_replaced_mariadb() {
     let options = || AcquireOptions::new().timeout(Duration::from_secs(10));
     let mut conn = pool.get_with(options()).await.expect("acquire");
     let session = DieselMaria::session(&mut conn).await.expect("session");
-    {
-        let sleeping = DieselMaria::sleep(&mut conn, 10.0, marker);
-        tokio::pin!(sleeping);
-        let until = Instant::now() + Duration::from_secs(5);
-        loop {
-            tokio::select! {
-                biased;
-                result = &mut sleeping => panic!("the 10 s statement ended: {result:?}"),
-                _ = tokio::time::sleep(Duration::from_millis(2)) => {}
-            }
-            if DieselMaria::is_running(&mut observer, session, marker).await {
-                break;
-            }
-            assert!(Instant::now() < until, "the statement never showed up");
-        }
-    }
-    let dropped = Instant::now();
-    drop(conn);
-    let mut gone = None;
-    while dropped.elapsed() < Duration::from_secs(5) {
-        if !DieselMaria::is_running(&mut observer, session, marker).await {
-            gone = Some(dropped.elapsed());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let gone = gone.expect("the abandoned statement still runs on the server after 5 s");
-    println!("measured: abandoned statement gone from the server {gone:?} after the return");
-    assert!(gone <= Duration::from_millis(100), "ran on for {gone:?}");
+    statements::abandon_sleep::<DieselMaria>(conn, &mut observer, session, marker).await;
     assert_eq!(DieselMaria::stats(pool.manager()).abandoned, 1);
 
     let replaced = wait_until(Duration::from_secs(2), || pool.status().open == 0).await;

@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::{DieselMaria, DieselPg};
 use stormpool_diesel_async::{MysqlManager, Operation, PgManager};
+use stormpool_testkit::errors;
 use stormpool_testkit::load::chain;
-use stormpool_testkit::scenarios;
 
 const SECRET: &str = "Sekr3t-Pw-In-Url";
 
@@ -45,14 +44,8 @@ async fn a_wrong_password_carries_the_server_report_mariadb() {
             .pass(Some(SECRET));
     let manager = MysqlManager::new(opts.into());
     assert!(!format!("{manager:?}").contains(SECRET));
-    let (e, took) = scenarios::connect_error(manager).await;
-    println!("measured: wrong password refused after {took:?}: {e}");
-    assert_eq!(e.operation(), Operation::Connect);
-    assert_eq!(e.sqlstate().as_deref(), Some("28000"), "{e:?}");
+    let e = errors::refused_by_the_server::<DieselMaria>(manager, "28000", Some(SECRET)).await;
     assert!(e.to_string().contains("Access denied"), "{e}");
-    assert!(!chain(&*e).contains(SECRET) && !format!("{e:?}").contains(SECRET));
-    assert!(!e.is_retryable());
-    assert!(took < Duration::from_secs(2), "took {took:?}");
 }
 
 #[tokio::test]
@@ -60,28 +53,11 @@ async fn an_unknown_database_is_a_typed_connect_error_postgres() {
     let Some(url) = common::pg_url() else { return };
     let mut config = common::pg_config(&url, "diesel_bad_db");
     config.dbname("no_such_database_x");
-    let (e, took) = scenarios::connect_error(PgManager::new(config)).await;
-    println!("measured: unknown database refused after {took:?}: {e}");
-    assert_eq!(e.operation(), Operation::Connect);
-    assert_eq!(e.sqlstate().as_deref(), Some("3D000"), "{e:?}");
-    assert!(!e.is_retryable());
+    errors::refused_by_the_server::<DieselPg>(PgManager::new(config), "3D000", None).await;
 }
 
 #[tokio::test]
 async fn a_closed_port_fails_fast_with_the_cause_postgres() {
     let Some(url) = common::pg_url() else { return };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let refused = stormpool_testkit::db::with_addr(&url, ([127, 0, 0, 1], port).into());
-    let config = common::pg_config(&refused, "diesel_refused");
-    let (e, took) = scenarios::connect_error(PgManager::new(config)).await;
-    println!("measured: closed port refused after {took:?}: {e}");
-    assert!(
-        e.to_string()
-            .starts_with(&format!("could not connect to 127.0.0.1:{port}: ")),
-        "{e}"
-    );
-    assert!(e.is_connection_error() && e.is_retryable());
+    stormpool_testkit::errors::closed_port::<common::DieselPg>(&url).await;
 }

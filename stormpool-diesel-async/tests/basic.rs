@@ -9,7 +9,7 @@ use diesel::sql_types::{BigInt, Integer};
 use diesel_async::AsyncConnection;
 use stormpool::{AcquireError, AcquireOptions, Pool, Settings};
 use stormpool_diesel_async::{Operation, PgManager};
-use stormpool_testkit::scenarios::{self, Harness};
+use stormpool_testkit::scenarios;
 
 #[tokio::test]
 async fn acquire_query_release_and_reuse_postgres() {
@@ -20,13 +20,7 @@ async fn acquire_query_release_and_reuse_postgres() {
         .await
         .expect("query");
     assert_eq!(sum, 42);
-    let pid = DieselPg::session(&mut conn).await.expect("session");
-    drop(conn);
-    let status = pool.status();
-    assert_eq!((status.open, status.idle, status.in_use), (1, 1, 0));
-    let mut conn = pool.get().await.expect("acquire again");
-    assert_eq!(DieselPg::session(&mut conn).await.expect("session"), pid);
-    assert_eq!(pool.status().counters.connects_ok, 1);
+    scenarios::released_and_reused::<DieselPg>(&pool, conn).await;
     assert_eq!(pool.manager().stats().rolled_back_on_return, 0);
 }
 
@@ -41,14 +35,7 @@ async fn acquire_query_release_and_reuse_mariadb() {
         .await
         .expect("query");
     assert_eq!(sum, 42);
-    let id = conn.session().connection_id();
-    drop(conn);
-    let conn = pool.get().await.expect("acquire again");
-    assert_eq!(
-        conn.session().connection_id(),
-        id,
-        "the idle connection is reused"
-    );
+    scenarios::released_and_reused::<DieselMaria>(&pool, conn).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

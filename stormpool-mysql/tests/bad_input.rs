@@ -5,15 +5,14 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use stormpool::Pool;
 use stormpool_mysql::mysql_async::{Opts, OptsBuilder};
 use stormpool_mysql::{Classify, MySqlManager, Operation};
-use stormpool_testkit::scenarios;
+use stormpool_testkit::{errors, scenarios};
 
-async fn connect_error(opts: Opts) -> (Arc<stormpool_mysql::Error>, Duration) {
-    scenarios::connect_error(MySqlManager::new(opts)).await
+/// The server refuses `opts`' connect with `code`; returns the error.
+async fn refused(opts: Opts, code: &str) -> Arc<stormpool_mysql::Error> {
+    errors::refused_by_the_server::<common::MariaDb>(MySqlManager::new(opts), code, None).await
 }
 
 #[tokio::test]
@@ -22,21 +21,11 @@ async fn wrong_password_carries_the_server_message() {
     common::ensure_user("stormpool_pw");
     let opts = OptsBuilder::from_opts(common::opts_as(&url, "stormpool_pw"))
         .pass(Some("not-the-password"));
-    let (e, took) = connect_error(opts.into()).await;
-    assert_eq!(e.operation(), Operation::Connect);
-    assert_eq!(e.server_code(), Some(1045), "{e:?}");
-    assert!(e
-        .server_message()
-        .unwrap_or_default()
-        .contains("Access denied"));
-    assert!(!e.is_retryable());
-    assert!(took < Duration::from_secs(2), "took {took:?}");
-
+    let e = refused(opts.into(), "1045").await;
+    let message = e.server_message().unwrap_or_default();
+    assert!(message.contains("Access denied"), "{e:?}");
     // The right password works, so the refusal was about the password.
-    let pool = Pool::builder(MySqlManager::new(common::opts_as(&url, "stormpool_pw")))
-        .build()
-        .expect("pool");
-    pool.get().await.expect("the right password connects");
+    errors::connects(MySqlManager::new(common::opts_as(&url, "stormpool_pw"))).await;
 }
 
 #[tokio::test]
@@ -44,14 +33,9 @@ async fn unknown_database_carries_the_server_message() {
     let Some(url) = common::url() else { return };
     let opts = OptsBuilder::from_opts(Opts::from_url(&url).expect("url"))
         .db_name(Some("stormpool_no_such_db"));
-    let (e, took) = connect_error(opts.into()).await;
-    assert_eq!(e.server_code(), Some(1049), "{e:?}");
-    assert!(e
-        .server_message()
-        .unwrap_or_default()
-        .contains("Unknown database"));
-    assert!(!e.is_retryable());
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let e = refused(opts.into(), "1049").await;
+    let message = e.server_message().unwrap_or_default();
+    assert!(message.contains("Unknown database"), "{e:?}");
 }
 
 #[tokio::test]

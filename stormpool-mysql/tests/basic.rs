@@ -3,10 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use stormpool::Pool;
-use stormpool_mysql::MySqlManager;
+use stormpool_testkit::scenarios;
 
 #[tokio::test]
 async fn acquire_query_release_and_reuse() {
@@ -15,44 +12,23 @@ async fn acquire_query_release_and_reuse() {
     let mut conn = pool.get().await.expect("acquire");
     let sum: Option<i64> = conn.exec_first("SELECT 1 + ?", (41,)).await.expect("query");
     assert_eq!(sum, Some(42));
-    let id = conn.id();
-    drop(conn);
-    let status = pool.status();
-    assert_eq!((status.open, status.idle, status.in_use), (1, 1, 0));
-
-    let conn = pool.get().await.expect("acquire again");
-    assert_eq!(conn.id(), id, "the idle connection is reused");
-    assert_eq!(pool.status().counters.connects_ok, 1);
+    scenarios::released_and_reused::<common::MariaDb>(&pool, conn).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_stay_within_max_size() {
     let Some(url) = common::url() else { return };
-    stormpool_testkit::scenarios::concurrent_within_max_size::<common::MariaDb>(&url).await;
+    scenarios::concurrent_within_max_size::<common::MariaDb>(&url).await;
 }
 
 #[tokio::test]
 async fn idle_connection_is_probed_after_check_interval() {
     let Some(url) = common::url() else { return };
-    let manager = MySqlManager::from_url(&url).expect("url");
-    let pool = Pool::builder(manager)
-        .check_interval(Duration::from_millis(20))
-        .build()
-        .expect("pool");
-    drop(pool.get().await.expect("acquire"));
-    drop(pool.get().await.expect("hot"));
-    assert_eq!(
-        pool.status().counters.checks,
-        0,
-        "a hot connection is not probed"
-    );
-    tokio::time::sleep(Duration::from_millis(40)).await;
-    drop(pool.get().await.expect("cold"));
-    assert_eq!(pool.status().counters.checks, 1);
+    scenarios::probed_after_check_interval::<common::MariaDb>(&url).await;
 }
 
 #[tokio::test]
 async fn connection_killed_in_use_is_closed_on_return() {
     let Some(url) = common::url() else { return };
-    stormpool_testkit::scenarios::killed_in_use::<common::MariaDb>(&url).await;
+    scenarios::killed_in_use::<common::MariaDb>(&url).await;
 }

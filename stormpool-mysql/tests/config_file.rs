@@ -5,56 +5,21 @@ mod common;
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use stormpool_mysql::{MySqlManager, Pool};
-
-/// What a service might keep in its own configuration file.
-#[derive(Deserialize)]
-struct ServiceConfig {
-    database: DatabaseConfig,
-}
-
-#[derive(Deserialize)]
-struct DatabaseConfig {
-    url: String,
-    #[serde(default)]
-    pool: stormpool::Config,
-}
+use stormpool_testkit::config_file;
 
 #[tokio::test]
 async fn a_toml_file_builds_a_working_pool() {
     let Some(url) = common::url() else { return };
-    let text = format!(
-        r#"
-[database]
-url = "{url}"
-
-[database.pool]
-name = "orders"
-max_size = 3
-acquire_timeout = "750ms"
+    let pool_settings = r#"
 max_lifetime = "10min"
 deadline_aware = "learned_hold"
-"#
-    );
-    let path = std::env::temp_dir().join(format!(
-        "stormpool-mysql-config-{}.toml",
-        std::process::id()
-    ));
-    std::fs::write(&path, text).expect("write the file");
-    let read = std::fs::read_to_string(&path).expect("read the file");
-    std::fs::remove_file(&path).ok();
-    let config: ServiceConfig = toml::from_str(&read).expect("a valid file");
+"#;
+    let config = config_file::through_a_file(&url, pool_settings);
 
     let manager = MySqlManager::from_url(&config.database.url).expect("the URL");
-    let pool: Pool = Pool::builder(manager)
-        .config(config.database.pool)
-        .build()
-        .expect("a valid pool configuration");
-    assert_eq!(pool.config().name, "orders");
-    assert_eq!(pool.config().acquire_timeout, Duration::from_millis(750));
+    let pool: Pool = config_file::pool_of(manager, config.database.pool);
     assert_eq!(pool.config().max_lifetime, Some(Duration::from_secs(600)));
-    assert_eq!(pool.status().max_size, 3);
 
     let mut conn = pool.get().await.expect("acquire");
     let answer: Option<i64> = conn.query_first("SELECT 40 + 2").await.expect("query");

@@ -6,11 +6,10 @@
 mod common;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
 
-use stormpool::{AcquireOptions, Conn, Pool};
+use stormpool::{Conn, Pool};
 use stormpool_mysql::mysql_async::prelude::Queryable;
-use stormpool_mysql::{Classify, Error, MySqlManager};
+use stormpool_mysql::{Error, MySqlManager};
 use stormpool_testkit::statements;
 
 /// `SLEEP()` stopped by `max_statement_time` returns 1 instead of failing
@@ -24,12 +23,6 @@ fn pool(url: &str) -> Pool<MySqlManager> {
     pool
 }
 
-async fn within(pool: &Pool<MySqlManager>, budget: Duration) -> Conn<MySqlManager> {
-    pool.get_with(AcquireOptions::new().deadline((Instant::now() + budget).into()))
-        .await
-        .expect("acquire")
-}
-
 /// The statement was stopped (an error, by the server or the client; or
 /// the sleep cut short) well before its 2 s, and the connection serves the
 /// next request.
@@ -39,15 +32,7 @@ where
     F: FnOnce(Conn<MySqlManager>) -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
-    let result = statements::bounded_by_deadline(pool, name, statement).await;
-    if let Err(err) = &result {
-        assert!(
-            err.server_code() == Some(1969) || err.is_timeout(),
-            "{name}: {err}"
-        );
-    }
-    let mut conn = within(pool, Duration::from_secs(10)).await;
-    conn.query_drop("SELECT 1").await.expect("next statement");
+    statements::stopped_and_served::<common::MariaDb, _, _, _>(pool, name, false, statement).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,10 +4,10 @@
 
 mod common;
 
-use stormpool::{AcquireError, AcquireOptions, Conn, Settings};
+use stormpool::{AcquireOptions, Conn, Settings};
 use stormpool_mysql::mysql_async::prelude::Queryable;
-use stormpool_mysql::{Classify, MySqlManager, Operation};
-use stormpool_testkit::scenarios;
+use stormpool_mysql::MySqlManager;
+use stormpool_testkit::{errors, scenarios};
 
 async fn time_zone(conn: &mut Conn<MySqlManager>) -> String {
     conn.query_first("SELECT @@session.time_zone")
@@ -70,26 +70,14 @@ async fn settings_are_applied_and_reset() {
 #[tokio::test]
 async fn bad_settings_fail_the_request_with_apply() {
     let Some(url) = common::url() else { return };
-    let pool = common::pool(&url);
-    let injected = Settings::new([("time_zone = '+00:00'; DROP TABLE x; --", "1")]);
-    match pool
-        .get_with(AcquireOptions::new().settings(injected))
-        .await
-    {
-        Err(AcquireError::Apply(e)) => {
-            assert_eq!(e.operation(), Operation::Apply);
-            assert!(e.as_driver().is_none(), "rejected before any I/O");
-        }
-        other => panic!("expected Apply, got {other:?}"),
-    }
-    let unknown = Settings::new([("no_such_variable", "1")]);
-    match pool.get_with(AcquireOptions::new().settings(unknown)).await {
-        Err(AcquireError::Apply(e)) => {
-            assert_eq!(e.server_code(), Some(1193), "{e:?}");
-            assert!(!e.is_retryable());
-        }
-        other => panic!("expected Apply, got {other:?}"),
-    }
+    let injected = "time_zone = '+00:00'; DROP TABLE x; --";
+    errors::bad_settings_fail_with_apply::<common::MariaDb>(
+        &url,
+        injected,
+        "no_such_variable",
+        "1193",
+    )
+    .await;
 }
 
 /// Requests asking for different time zones, at random, on few

@@ -3,17 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use stormpool::{Conn, Pool};
-use stormpool_postgres::PgManager;
-
-async fn backend_pid(conn: &Conn<PgManager>) -> i32 {
-    conn.query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .expect("query")
-        .get(0)
-}
+use stormpool_testkit::scenarios;
 
 #[tokio::test]
 async fn acquire_query_release_and_reuse() {
@@ -25,48 +15,23 @@ async fn acquire_query_release_and_reuse() {
         .await
         .expect("query");
     assert_eq!(row.get::<_, i32>(0), 42);
-    let pid = backend_pid(&conn).await;
-    drop(conn);
-    let status = pool.status();
-    assert_eq!((status.open, status.idle, status.in_use), (1, 1, 0));
-
-    let conn = pool.get().await.expect("acquire again");
-    assert_eq!(
-        backend_pid(&conn).await,
-        pid,
-        "the idle connection is reused"
-    );
-    assert_eq!(pool.status().counters.connects_ok, 1);
+    scenarios::released_and_reused::<common::Pg>(&pool, conn).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_stay_within_max_size() {
     let Some(url) = common::url() else { return };
-    stormpool_testkit::scenarios::concurrent_within_max_size::<common::Pg>(&url).await;
+    scenarios::concurrent_within_max_size::<common::Pg>(&url).await;
 }
 
 #[tokio::test]
 async fn idle_connection_is_probed_after_check_interval() {
     let Some(url) = common::url() else { return };
-    let pool = Pool::builder(PgManager::new(common::config(&url, "stormpool_probe")))
-        .check_interval(Duration::from_millis(20))
-        .build()
-        .expect("pool");
-    drop(pool.get().await.expect("acquire"));
-    let hot = pool.get().await.expect("hot");
-    drop(hot);
-    assert_eq!(
-        pool.status().counters.checks,
-        0,
-        "a hot connection is not probed"
-    );
-    tokio::time::sleep(Duration::from_millis(40)).await;
-    drop(pool.get().await.expect("cold"));
-    assert_eq!(pool.status().counters.checks, 1);
+    scenarios::probed_after_check_interval::<common::Pg>(&url).await;
 }
 
 #[tokio::test]
 async fn connection_killed_in_use_is_closed_on_return() {
     let Some(url) = common::url() else { return };
-    stormpool_testkit::scenarios::killed_in_use::<common::Pg>(&url).await;
+    scenarios::killed_in_use::<common::Pg>(&url).await;
 }

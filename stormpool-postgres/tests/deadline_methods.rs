@@ -6,10 +6,9 @@
 mod common;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use stormpool::{AcquireOptions, Conn, Pool};
+use stormpool::{Conn, Pool};
 use stormpool_postgres::tokio_postgres::types::Type;
 use stormpool_postgres::{Error, PgManager};
 use stormpool_testkit::statements;
@@ -22,10 +21,13 @@ fn pool(url: &str, tag: &str) -> Pool<PgManager> {
     pool
 }
 
-async fn within(pool: &Pool<PgManager>, budget: Duration) -> Conn<PgManager> {
-    pool.get_with(AcquireOptions::new().deadline((Instant::now() + budget).into()))
+/// Reads a stream to its end: every item, then the first error if any.
+async fn drain<T, E>(stream: impl futures_util::Stream<Item = Result<T, E>>) -> Result<Vec<T>, E> {
+    stream
+        .collect::<Vec<_>>()
         .await
-        .expect("acquire")
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
 }
 
 /// The statement failed with a bound (the server's or the client's), well
@@ -36,12 +38,7 @@ where
     F: FnOnce(Conn<PgManager>) -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
-    let result = statements::bounded_by_deadline(pool, name, statement).await;
-    let err = result.expect_err(name);
-    let by_server = err.code().map(|c| c.code()) == Some("57014");
-    assert!(by_server || err.is_timeout(), "{name}: {err}");
-    let conn = within(pool, Duration::from_secs(10)).await;
-    conn.simple_query("SELECT 1").await.expect("next statement");
+    statements::stopped_and_served::<common::Pg, _, _, _>(pool, name, true, statement).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,10 +57,7 @@ async fn query_family() {
     stopped(&pool, "query_raw", |c| async move {
         let none: [i32; 0] = [];
         let rows = c.query_raw(SLEEP, none).await?;
-        rows.collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
+        drain(rows).await
     })
     .await;
 }
@@ -87,10 +81,7 @@ async fn query_typed_family() {
     .await;
     stopped(&pool, "query_typed_raw", |c| async move {
         let rows = c.query_typed_raw(sleep, [(2.0f64, Type::FLOAT8)]).await?;
-        rows.collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
+        drain(rows).await
     })
     .await;
 }
@@ -126,11 +117,7 @@ async fn simple_family() {
     .await;
     stopped(&pool, "simple_query_raw", |c| async move {
         let messages = c.simple_query_raw(SLEEP).await?;
-        messages
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
+        drain(messages).await
     })
     .await;
 }
@@ -167,10 +154,7 @@ async fn copy_family() {
     let pool = pool(&url, "stormpool_bound_copy");
     stopped(&pool, "copy_out", |c| async move {
         let data = c.copy_out("COPY (SELECT pg_sleep(2)) TO STDOUT").await?;
-        data.collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
+        drain(data).await
     })
     .await;
     // Each row copied in sleeps in a trigger.

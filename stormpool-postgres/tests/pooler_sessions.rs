@@ -220,17 +220,12 @@ async fn a_bounded_stream_ends_its_own_transaction() {
         .expect("acquire");
     let fresh = "SELECT (transaction_timestamp() = statement_timestamp())::text";
 
-    let rows = conn
-        .query_raw(
-            "SELECT current_setting('statement_timeout') FROM generate_series(1, $1::int4)",
-            [3i32],
-        )
-        .await
-        .expect("query_raw");
-    let rows: Vec<_> = futures_util::TryStreamExt::try_collect(rows)
-        .await
-        .expect("rows");
-    assert_eq!(rows.len(), 3);
+    let rows = common::raw_rows(
+        &conn,
+        "SELECT current_setting('statement_timeout') FROM generate_series(1, $1::int4)",
+        3,
+    )
+    .await;
     assert_ne!(rows[0].get::<_, String>(0), "0", "the stream ran unbounded");
     assert_eq!(
         common::tracked_scalar(&conn, fresh).await.as_deref(),

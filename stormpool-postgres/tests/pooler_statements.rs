@@ -186,12 +186,6 @@ async fn statements_the_connection_did_not_describe_are_refused() {
         .await
         .expect("execute_raw");
     assert_eq!(n, 5);
-    let rows = conn
-        .query_raw("SELECT generate_series(1, $1::int4)", [3i32])
-        .await
-        .expect("query_raw");
-    let rows: Vec<_> = futures_util::TryStreamExt::try_collect(rows)
-        .await
-        .expect("rows");
+    let rows = common::raw_rows(&conn, "SELECT generate_series(1, $1::int4)", 3).await;
     assert_eq!(rows.len(), 3);
 }

@@ -4,9 +4,9 @@
 
 mod common;
 
-use stormpool::{AcquireError, AcquireOptions, Conn, Settings};
-use stormpool_postgres::{Classify, ManagerConfig, Operation, PgManager};
-use stormpool_testkit::scenarios;
+use stormpool::{AcquireOptions, Conn, Settings};
+use stormpool_postgres::{ManagerConfig, PgManager};
+use stormpool_testkit::{errors, scenarios};
 
 async fn show(conn: &Conn<PgManager>, name: &str) -> String {
     common::tracked_scalar(conn, &format!("SHOW {name}"))
@@ -93,26 +93,14 @@ async fn list_values_keep_their_meaning() {
 #[tokio::test]
 async fn bad_settings_fail_the_request_with_apply() {
     let Some(url) = common::url() else { return };
-    let pool = common::pool(&url, "stormpool_settings_bad");
-    let injected = Settings::new([("TimeZone = 'UTC'; DROP TABLE x; --", "1")]);
-    match pool
-        .get_with(AcquireOptions::new().settings(injected))
-        .await
-    {
-        Err(AcquireError::Apply(e)) => {
-            assert_eq!(e.operation(), Operation::Apply);
-            assert!(e.as_driver().is_none(), "rejected before any I/O");
-        }
-        other => panic!("expected Apply, got {other:?}"),
-    }
-    let unknown = Settings::new([("no_such_parameter", "1")]);
-    match pool.get_with(AcquireOptions::new().settings(unknown)).await {
-        Err(AcquireError::Apply(e)) => {
-            assert_eq!(e.sqlstate().map(|s| s.code()), Some("42704"));
-            assert!(!e.is_retryable());
-        }
-        other => panic!("expected Apply, got {other:?}"),
-    }
+    let injected = "TimeZone = 'UTC'; DROP TABLE x; --";
+    errors::bad_settings_fail_with_apply::<common::Pg>(
+        &url,
+        injected,
+        "no_such_parameter",
+        "42704",
+    )
+    .await;
 }
 
 /// Requests asking for different time zones, at random, on few

@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::{SqlxMaria, SqlxPg};
 use stormpool_sqlx::{MySqlManager, Operation, PgManager};
+use stormpool_testkit::errors;
 use stormpool_testkit::load::chain;
-use stormpool_testkit::scenarios;
 
 const SECRET: &str = "Sekr3t-Pw-In-Url";
 
@@ -42,51 +41,25 @@ async fn a_wrong_password_carries_the_server_message_mariadb() {
     let options = common::mysql_options_as(&url, "stormpool_sqlx_pw").password(SECRET);
     let manager = MySqlManager::new(options);
     assert!(!format!("{manager:?}").contains(SECRET));
-    let (e, took) = scenarios::connect_error(manager).await;
-    println!("measured: wrong password refused after {took:?}: {e}");
-    assert_eq!(e.operation(), Operation::Connect);
-    assert_eq!(e.sqlstate().as_deref(), Some("28000"), "{e:?}");
+    let e = errors::refused_by_the_server::<SqlxMaria>(manager, "28000", Some(SECRET)).await;
     assert!(e.to_string().contains("Access denied"), "{e}");
-    assert!(!chain(&*e).contains(SECRET) && !format!("{e:?}").contains(SECRET));
-    assert!(!e.is_retryable());
-    assert!(took < Duration::from_secs(2), "took {took:?}");
-
     // The right password works, so the refusal was about the password.
-    let pool = stormpool::Pool::builder(MySqlManager::new(common::mysql_options_as(
+    errors::connects(MySqlManager::new(common::mysql_options_as(
         &url,
         "stormpool_sqlx_pw",
     )))
-    .build()
-    .expect("pool");
-    pool.get().await.expect("the right password connects");
+    .await;
 }
 
 #[tokio::test]
 async fn an_unknown_database_is_a_typed_connect_error_postgres() {
     let Some(url) = common::pg_url() else { return };
     let options = common::pg_options(&url, "sqlx_bad_db").database("no_such_database_x");
-    let (e, took) = scenarios::connect_error(PgManager::new(options)).await;
-    println!("measured: unknown database refused after {took:?}: {e}");
-    assert_eq!(e.operation(), Operation::Connect);
-    assert_eq!(e.sqlstate().as_deref(), Some("3D000"), "{e:?}");
-    assert!(!e.is_retryable());
+    errors::refused_by_the_server::<SqlxPg>(PgManager::new(options), "3D000", None).await;
 }
 
 #[tokio::test]
 async fn a_closed_port_fails_fast_with_the_cause_postgres() {
     let Some(url) = common::pg_url() else { return };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let options = common::pg_options(&url, "sqlx_refused").port(port);
-    let (e, took) = scenarios::connect_error(PgManager::new(options)).await;
-    println!("measured: closed port refused after {took:?}: {e}");
-    assert!(
-        e.to_string()
-            .starts_with(&format!("could not connect to 127.0.0.1:{port}: ")),
-        "{e}"
-    );
-    assert!(e.is_connection_error() && e.is_retryable());
-    assert!(took < Duration::from_secs(2));
+    stormpool_testkit::errors::closed_port::<common::SqlxPg>(&url).await;
 }

@@ -22,13 +22,7 @@ async fn acquire_query_release_and_reuse_postgres() {
     let pid = conn.session().pid();
     let token = pool.manager().cancel_token(&conn);
     assert_eq!(token.pid(), pid);
-    drop(conn);
-    let status = pool.status();
-    assert_eq!((status.open, status.idle, status.in_use), (1, 1, 0));
-
-    let conn = pool.get().await.expect("acquire again");
-    assert_eq!(conn.session().pid(), pid, "the idle connection is reused");
-    assert_eq!(pool.status().counters.connects_ok, 1);
+    scenarios::released_and_reused::<SqlxPg>(&pool, conn).await;
     assert_eq!(pool.manager().stats().rolled_back_on_return, 0);
 }
 
@@ -45,15 +39,7 @@ async fn acquire_query_release_and_reuse_mariadb() {
         .await
         .expect("query");
     assert_eq!(sum, 42);
-    let id = conn.session().connection_id();
-    drop(conn);
-    let conn = pool.get().await.expect("acquire again");
-    assert_eq!(
-        conn.session().connection_id(),
-        id,
-        "the idle connection is reused"
-    );
-    assert_eq!(pool.status().counters.connects_ok, 1);
+    scenarios::released_and_reused::<SqlxMaria>(&pool, conn).await;
 }
 
 /// A hand-written transaction ended by a bare `COMMIT`, and a tracked one

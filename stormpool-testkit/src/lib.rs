@@ -7,16 +7,23 @@
 //! by the core's storm tests and the storm lab); and the
 //! scenarios the adapters share: faults ([`scenarios`]), outages with the
 //! pool's defaults ([`outages`]), statement hygiene, checked against the
-//! server's view of its sessions ([`statements`]), and transaction hygiene
-//! ([`transactions`]); a PgBouncer of the tests' own in front of the local
-//! PostgreSQL ([`pgbouncer`]). Beside them, a check that a crate's modules import
-//! each other without cycles ([`module_graph`]).
+//! server's view of its sessions ([`statements`]), transaction hygiene
+//! ([`transactions`]) and the adapters' typed errors ([`errors`]), all
+//! asking the server through a connection of the test's own in SQL written
+//! once per server ([`side`]); a PgBouncer of the tests' own in front of
+//! the local PostgreSQL ([`pgbouncer`]). Beside them, a check that a
+//! crate's modules import each other without cycles ([`module_graph`]),
+//! and, with the feature `serde`, a service's configuration file
+//! (`config_file`).
 //!
 //! Everything here talks to loopback addresses only, and every fault a test
 //! injects into a server is undone by a drop guard, so a failing test still
 //! leaves the servers running.
 
+#[cfg(feature = "serde")]
+pub mod config_file;
 pub mod db;
+pub mod errors;
 pub mod load;
 pub mod module_graph;
 pub mod open_loop;
@@ -25,6 +32,7 @@ pub mod pgbouncer;
 pub mod proxy;
 pub mod scenarios;
 pub mod server;
+pub mod side;
 pub mod statements;
 pub mod transactions;
 

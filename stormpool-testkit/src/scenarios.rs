@@ -18,6 +18,7 @@ use stormpool::{AcquireError, AcquireOptions, Conn, Manager, Pool, Settings};
 use crate::load::{chain, wait_until, Load, LoadConfig, Outcome, Report, Step};
 use crate::proxy::{Fault, FaultProxy};
 use crate::server::{freeze, Server};
+use crate::side::{self, SideConnection};
 
 /// How a query failed, as the adapter's classifier sees it.
 #[derive(Clone, Debug)]
@@ -28,6 +29,29 @@ pub struct QueryError {
     pub connection_error: bool,
 }
 
+/// How a statement on a pooled connection failed, as the adapter's
+/// classifier sees it: what [`QueryError`] and
+/// [`StatementError`](crate::statements::StatementError) are made of.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The error with its sources.
+    pub message: String,
+    /// Whether the adapter calls it a connection error.
+    pub connection_error: bool,
+    /// Whether the server stopped the statement at its time bound
+    /// (SQLSTATE `57014` in PostgreSQL, error 1969 in MariaDB).
+    pub timed_out: bool,
+}
+
+impl From<Failure> for QueryError {
+    fn from(f: Failure) -> Self {
+        QueryError {
+            message: f.message,
+            connection_error: f.connection_error,
+        }
+    }
+}
+
 /// What the scenarios need to know about one adapter.
 pub trait Harness: Send + Sync + 'static {
     /// The adapter's manager.
@@ -36,27 +60,71 @@ pub trait Harness: Send + Sync + 'static {
     /// The server the adapter's tests run against.
     const SERVER: Server;
 
+    /// A connection of the test's own, outside any pool, through which the
+    /// scenarios ask the server about its sessions.
+    type Side: SideConnection;
+
     /// A manager for `url` whose sessions the server can tell apart by
     /// `tag` (an application name, a user), so [`kill_sessions`](Harness::kill_sessions)
     /// finds exactly them. Each scenario uses its own tag; the scenarios run
     /// one at a time.
     fn manager(url: &str, tag: &str) -> Self::M;
 
+    /// Runs `sql` (one statement without parameters, by the driver's
+    /// simple protocol where it has one) through the adapter's tracked
+    /// statements, and returns the first column of its first row as text
+    /// (`None`: no row, or NULL). The statements the kit sends cast what
+    /// they read to text.
+    fn text(
+        conn: &mut Conn<Self::M>,
+        sql: &str,
+    ) -> impl Future<Output = Result<Option<String>, Failure>> + Send;
+
     /// Runs a trivial query on `conn` and returns the server's id of its
     /// session (backend pid, connection id).
-    fn session(conn: &mut Conn<Self::M>) -> impl Future<Output = Result<u64, QueryError>> + Send;
+    fn session(conn: &mut Conn<Self::M>) -> impl Future<Output = Result<u64, QueryError>> + Send {
+        let sql = match Self::SERVER {
+            Server::Postgres => "SELECT pg_backend_pid()::text",
+            Server::MariaDb => "SELECT CAST(CONNECTION_ID() AS CHAR)",
+        };
+        async move {
+            let id = Self::text(conn, sql).await?;
+            Ok(id
+                .and_then(|id| id.parse().ok())
+                .unwrap_or_else(|| panic!("{sql}: no session id")))
+        }
+    }
 
     /// Ends, on the server, every session tagged `tag`, from a connection
     /// of its own; returns the ids of the sessions ended, once they are gone.
-    fn kill_sessions(url: &str, tag: &str) -> impl Future<Output = Vec<u64>> + Send;
+    fn kill_sessions(url: &str, tag: &str) -> impl Future<Output = Vec<u64>> + Send {
+        side::kill_sessions::<Self::Side>(Self::SERVER, url, tag)
+    }
 
     /// The process to freeze to make `session` hang: its backend process,
-    /// or the whole server when sessions have no process of their own.
-    fn freeze_target(session: u64) -> Option<u32>;
+    /// or the whole server when sessions have no process of their own
+    /// (MariaDB runs sessions as threads: freezing one means freezing all).
+    fn freeze_target(session: u64) -> Option<u32> {
+        match Self::SERVER {
+            Server::Postgres => u32::try_from(session).ok(),
+            Server::MariaDb => Server::MariaDb.main_pid(),
+        }
+    }
 
     /// The session's current value of the setting `name`, read from the
-    /// server (`SHOW TimeZone`, `SELECT @@session.time_zone`).
-    fn read_setting(conn: &mut Conn<Self::M>, name: &str) -> impl Future<Output = String> + Send;
+    /// server (`current_setting('TimeZone')`, `@@session.time_zone`).
+    fn read_setting(conn: &mut Conn<Self::M>, name: &str) -> impl Future<Output = String> + Send {
+        let sql = match Self::SERVER {
+            Server::Postgres => format!("SELECT current_setting('{name}')"),
+            Server::MariaDb => format!("SELECT CAST(@@session.{name} AS CHAR)"),
+        };
+        async move {
+            Self::text(conn, &sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {}", e.message))
+                .unwrap_or_else(|| panic!("{sql}: no value"))
+        }
+    }
 }
 
 /// The error of an acquire, displayed with its sources.
@@ -671,6 +739,52 @@ pub async fn mixed_settings<H: Harness>(url: &str, name: &str, values: &[&str]) 
         checked += task.await.expect("task");
     }
     assert_eq!(checked, 480);
+}
+
+/// `conn`, which has just served a query, goes back to `pool`: the pool
+/// holds one connection, idle, none in use; and the next request gets the
+/// same session (the idle connection is reused, not replaced: one connect
+/// in all).
+pub async fn released_and_reused<H: Harness>(pool: &Pool<H::M>, mut conn: Conn<H::M>) {
+    let session = H::session(&mut conn).await.expect("session query");
+    drop(conn);
+    let status = pool.status();
+    assert_eq!(
+        (status.open, status.idle, status.in_use),
+        (1, 1, 0),
+        "{status:?}"
+    );
+    let mut conn = pool
+        .get()
+        .await
+        .unwrap_or_else(|e| panic!("acquire again: {}", acquire_error(&e)));
+    let again = H::session(&mut conn).await.expect("session query");
+    assert_eq!(again, session, "the idle connection is reused");
+    assert_eq!(pool.status().counters.connects_ok, 1);
+}
+
+/// A connection idle for longer than `check_interval` (20 ms here) is
+/// probed at its next checkout; one returned just before is not.
+pub async fn probed_after_check_interval<H: Harness>(url: &str) {
+    let pool = Pool::builder(H::manager(url, "stormpool_probe"))
+        .check_interval(Duration::from_millis(20))
+        .build()
+        .expect("pool config");
+    let get = || async {
+        pool.get()
+            .await
+            .unwrap_or_else(|e| panic!("acquire: {}", acquire_error(&e)))
+    };
+    drop(get().await);
+    drop(get().await);
+    assert_eq!(
+        pool.status().counters.checks,
+        0,
+        "a hot connection is not probed"
+    );
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    drop(get().await);
+    assert_eq!(pool.status().counters.checks, 1);
 }
 
 /// A session killed on the server while a request holds it: the request's

@@ -291,3 +291,21 @@ pub fn mariadb_sql(sql: &str) -> io::Result<String> {
         )))
     }
 }
+
+/// The password of the MariaDB users the tests create
+/// ([`ensure_mariadb_user`]).
+pub const TEST_PASSWORD: &str = "stormpool-test-Pw-4711";
+
+/// Creates (once) a MariaDB user `name` with [`TEST_PASSWORD`] and every
+/// right on the test database: the tests tell their sessions apart by user.
+///
+/// # Panics
+///
+/// When the `mysql` client cannot create it.
+pub fn ensure_mariadb_user(name: &str) {
+    let sql = format!(
+        "CREATE USER IF NOT EXISTS '{name}'@'%' IDENTIFIED BY '{TEST_PASSWORD}'; \
+         GRANT ALL ON test.* TO '{name}'@'%';"
+    );
+    mariadb_sql(&sql).expect("creating a test user");
+}

@@ -13,6 +13,8 @@ use std::time::Duration;
 use stormpool::{Conn, Pool};
 
 use crate::load::wait_until;
+use crate::server::Server;
+use crate::side;
 use crate::statements::{get, pool_of_one, within, StatementError, StatementHarness};
 
 /// How many requests follow the dirtying one.
@@ -23,29 +25,54 @@ const FOLLOWERS: usize = 100;
 pub trait TransactionHarness: StatementHarness {
     /// Creates `table (tag text)` anew, empty, from a connection of the
     /// test's own.
-    fn create_table(url: &str, table: &str) -> impl Future<Output = ()> + Send;
+    fn create_table(url: &str, table: &str) -> impl Future<Output = ()> + Send {
+        side::create_table::<Self::Side>(Self::SERVER, url, table)
+    }
 
     /// Rows of `table` with `tag`, as a connection of the test's own (so,
     /// committed ones) sees them.
-    fn committed(url: &str, table: &str, tag: &str) -> impl Future<Output = i64> + Send;
-
-    /// Runs hand-written SQL through the adapter's tracked statements.
-    fn execute(
-        conn: &mut Conn<Self::M>,
-        sql: &str,
-    ) -> impl Future<Output = Result<(), StatementError>> + Send;
+    fn committed(url: &str, table: &str, tag: &str) -> impl Future<Output = i64> + Send {
+        side::committed::<Self::Side>(url, table, tag)
+    }
 
     /// Rows of `table` with `tag`, as the session sees them.
     fn count(
         conn: &mut Conn<Self::M>,
         table: &str,
         tag: &str,
-    ) -> impl Future<Output = Result<i64, StatementError>> + Send;
+    ) -> impl Future<Output = Result<i64, StatementError>> + Send {
+        let count = side::count_sql(table, tag);
+        let sql = match Self::SERVER {
+            Server::Postgres => format!("SELECT ({count})::text"),
+            Server::MariaDb => format!("SELECT CAST(({count}) AS CHAR)"),
+        };
+        async move {
+            let n = Self::text(conn, &sql).await?;
+            Ok(n.and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{sql}: not a count")))
+        }
+    }
 
-    /// Whether the session is inside a transaction, as the server says.
+    /// Whether the session is inside a transaction, as the server says:
+    /// in PostgreSQL, inside a transaction block the transaction started
+    /// before this statement did (by the simple protocol; the extended one
+    /// starts a statement's clock at its Bind).
     fn in_transaction(
         conn: &mut Conn<Self::M>,
-    ) -> impl Future<Output = Result<bool, StatementError>> + Send;
+    ) -> impl Future<Output = Result<bool, StatementError>> + Send {
+        let sql = match Self::SERVER {
+            Server::Postgres => "SELECT (transaction_timestamp() <> statement_timestamp())::text",
+            Server::MariaDb => "SELECT CAST(@@in_transaction AS CHAR)",
+        };
+        async move {
+            let value = Self::text(conn, sql).await?;
+            match value.as_deref() {
+                Some("true" | "1") => Ok(true),
+                Some("false" | "0") => Ok(false),
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+    }
 
     /// Through the adapter's own transaction API: begins, inserts `tag`
     /// into `table`, and drops the transaction without committing.
@@ -66,7 +93,9 @@ pub trait TransactionHarness: StatementHarness {
     ) -> impl Future<Output = Result<(), StatementError>> + Send;
 
     /// What the manager counted as sessions rolled back on return.
-    fn rolled_back_on_return(manager: &Self::M) -> u64;
+    fn rolled_back_on_return(manager: &Self::M) -> u64 {
+        Self::stats(manager).rolled_back_on_return
+    }
 }
 
 fn insert(table: &str, tag: &str) -> String {
@@ -108,6 +137,23 @@ async fn settled<H: TransactionHarness>(pool: &Pool<H::M>) {
     assert!(idle.is_some(), "not drained in 5 s: {:?}", pool.status());
 }
 
+/// After a request left its session in a transaction with rows tagged
+/// `tag`: the followers are clean, nothing was committed, the manager
+/// rolled the session back on return, and that one session, kept, served
+/// every request.
+async fn rolled_back_in_place<H: TransactionHarness>(
+    pool: &Pool<H::M>,
+    url: &str,
+    table: &str,
+    tag: &str,
+) {
+    followers_are_clean::<H>(pool, table, tag).await;
+    assert_eq!(H::committed(url, table, tag).await, 0);
+    assert!(H::rolled_back_on_return(pool.manager()) >= 1);
+    settled::<H>(pool).await;
+    assert_eq!(pool.status().counters.connects_ok, 1, "the same session");
+}
+
 /// A request begins a transaction by hand, inserts, and drops its
 /// connection between two statements: the next 100 requests are not in a
 /// transaction and see no uncommitted row; the server rolled it back.
@@ -122,11 +168,7 @@ pub async fn dropped_between_statements<H: TransactionHarness>(url: &str, table:
         .expect("INSERT");
     assert!(H::in_transaction(&mut conn).await.expect("in transaction"));
     drop(conn);
-    followers_are_clean::<H>(&pool, table, tag).await;
-    assert_eq!(H::committed(url, table, tag).await, 0);
-    assert!(H::rolled_back_on_return(pool.manager()) >= 1);
-    settled::<H>(&pool).await;
-    assert_eq!(pool.status().counters.connects_ok, 1, "the same session");
+    rolled_back_in_place::<H>(&pool, url, table, tag).await;
 }
 
 /// A request begins a transaction by hand, inserts, and drops its
@@ -210,11 +252,7 @@ pub async fn transaction_dropped_with_its_connection<H: TransactionHarness>(
     let mut conn = get::<H>(&pool, within(Duration::from_secs(10))).await;
     H::insert_and_drop(&mut conn, table, tag).await;
     drop(conn);
-    followers_are_clean::<H>(&pool, table, tag).await;
-    assert_eq!(H::committed(url, table, tag).await, 0);
-    assert!(H::rolled_back_on_return(pool.manager()) >= 1);
-    settled::<H>(&pool).await;
-    assert_eq!(pool.status().counters.connects_ok, 1, "the same session");
+    rolled_back_in_place::<H>(&pool, url, table, tag).await;
 }
 
 /// A savepoint rolled back inside the adapter's transaction keeps the

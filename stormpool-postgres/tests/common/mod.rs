@@ -2,26 +2,32 @@
 //! PostgreSQL, and helpers of the adapter's own tests.
 #![allow(dead_code)]
 
+#[path = "../../../stormpool-testkit/sides/tokio_postgres.rs"]
+mod pg_side;
+
 use std::time::Duration;
 
 use stormpool::{Conn, Pool};
 use stormpool_postgres::tokio_postgres::error::SqlState;
-use stormpool_postgres::tokio_postgres::{self, NoTls, SimpleQueryMessage};
+use stormpool_postgres::tokio_postgres::{self, SimpleQueryMessage};
 use stormpool_postgres::{Classify, PgConnection, PgManager};
-use stormpool_testkit::scenarios::{Harness, QueryError};
+use stormpool_testkit::errors::{Classified, ErrorHarness};
+use stormpool_testkit::load::chain;
+use stormpool_testkit::scenarios::{Failure, Harness};
 use stormpool_testkit::server::Server;
 use stormpool_testkit::statements::{StatementError, StatementHarness, StatementStats};
 use stormpool_testkit::transactions::TransactionHarness;
 
+pub use pg_side::{config, PgSide};
+
+/// A connection of the test's own, outside any pool.
+pub async fn side(url: &str) -> tokio_postgres::Client {
+    pg_side::connect(url).await
+}
+
 /// The live database's URL, or `None` (skip) when unset outside CI.
 pub fn url() -> Option<String> {
     stormpool_testkit::db::pg_url()
-}
-
-pub fn config(url: &str, application_name: &str) -> tokio_postgres::Config {
-    let mut config: tokio_postgres::Config = url.parse().expect("STORMPOOL_PG_URL");
-    config.application_name(application_name);
-    config
 }
 
 pub fn pool(url: &str, application_name: &str) -> Pool<PgManager> {
@@ -29,15 +35,6 @@ pub fn pool(url: &str, application_name: &str) -> Pool<PgManager> {
         .max_size(4)
         .build()
         .expect("pool config")
-}
-
-/// A connection of the test's own, outside any pool.
-pub async fn side(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .expect("side connection");
-    tokio::spawn(connection);
-    client
 }
 
 /// The first column of the first row of a simple query.
@@ -58,208 +55,63 @@ pub async fn tracked_scalar(conn: &PgConnection, sql: &str) -> Option<String> {
     })
 }
 
+/// The rows of `sql`, with its one parameter `n`, through `query_raw`,
+/// asserted to be `n`.
+pub async fn raw_rows(conn: &PgConnection, sql: &str, n: i32) -> Vec<tokio_postgres::Row> {
+    let rows = conn.query_raw(sql, [n]).await.expect("query_raw");
+    let rows: Vec<_> = futures_util::TryStreamExt::try_collect(rows)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), usize::try_from(n).expect("a count"), "{sql}");
+    rows
+}
+
 pub struct Pg;
+
+fn failure(e: stormpool_postgres::Error) -> Failure {
+    Failure {
+        timed_out: e.code() == Some(&SqlState::QUERY_CANCELED),
+        connection_error: e.is_connection_error(),
+        message: chain(&e),
+    }
+}
+
+fn statement_error(e: stormpool_postgres::Error) -> StatementError {
+    failure(e).into()
+}
 
 impl Harness for Pg {
     type M = PgManager;
     const SERVER: Server = Server::Postgres;
+    type Side = PgSide;
 
     fn manager(url: &str, tag: &str) -> PgManager {
         PgManager::new(config(url, tag))
     }
 
-    async fn session(conn: &mut Conn<PgManager>) -> Result<u64, QueryError> {
-        let messages = conn
-            .simple_query("SELECT pg_backend_pid()")
-            .await
-            .map_err(|e| QueryError {
-                message: stormpool_testkit::load::chain(&e),
-                connection_error: e.is_connection_error(),
-            })?;
-        let pid = messages.iter().find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => row.get(0).and_then(|v| v.parse().ok()),
+    async fn text(conn: &mut Conn<PgManager>, sql: &str) -> Result<Option<String>, Failure> {
+        let messages = conn.simple_query(sql).await.map_err(failure)?;
+        Ok(messages.into_iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
             _ => None,
-        });
-        Ok(pid.expect("pg_backend_pid() returns a row"))
-    }
-
-    async fn kill_sessions(url: &str, tag: &str) -> Vec<u64> {
-        let client = side(url).await;
-        // The filter runs first (OFFSET 0 keeps the planner from merging
-        // the subquery and calling the function on other rows).
-        let rows = client
-            .query(
-                "SELECT pid FROM \
-                 (SELECT pid FROM pg_stat_activity \
-                  WHERE application_name = $1 AND pid <> pg_backend_pid() OFFSET 0) s \
-                 WHERE pg_terminate_backend(pid)",
-                &[&tag],
-            )
-            .await
-            .expect("pg_terminate_backend");
-        let pids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-        // Signalled all at once; now wait until every one is gone.
-        for _ in 0..1000 {
-            let left: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-                    &[&pids],
-                )
-                .await
-                .expect("pg_stat_activity")
-                .get(0);
-            if left == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        pids.into_iter().map(|pid| pid as u64).collect()
-    }
-
-    fn freeze_target(session: u64) -> Option<u32> {
-        u32::try_from(session).ok()
-    }
-
-    async fn read_setting(conn: &mut Conn<PgManager>, name: &str) -> String {
-        tracked_scalar(conn, &format!("SHOW {name}"))
-            .await
-            .expect("SHOW returns a row")
+        }))
     }
 }
 
 impl StatementHarness for Pg {
-    type Observer = tokio_postgres::Client;
-
-    async fn observer(url: &str) -> tokio_postgres::Client {
-        side(url).await
-    }
-
-    async fn is_running(observer: &mut tokio_postgres::Client, session: u64, marker: &str) -> bool {
-        let pid = i32::try_from(session).expect("a backend pid");
-        let running: i64 = observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE pid = $1 AND state = 'active' AND strpos(query, $2) > 0",
-                &[&pid, &marker],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        running > 0
-    }
-
-    async fn sleep(
-        conn: &mut Conn<PgManager>,
-        seconds: f64,
-        marker: &str,
-    ) -> Result<(), StatementError> {
-        conn.simple_query(&format!("SELECT pg_sleep({seconds}) /* {marker} */"))
-            .await
-            .map(drop)
-            .map_err(|e| StatementError {
-                message: stormpool_testkit::load::chain(&e),
-                timed_out: e.code() == Some(&SqlState::QUERY_CANCELED),
-            })
-    }
-
-    async fn statement_bound_ms(conn: &mut Conn<PgManager>) -> u64 {
-        let ms: i64 = conn
-            .query_one(
-                "SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'",
-                &[],
-            )
-            .await
-            .expect("pg_settings")
-            .get(0);
-        u64::try_from(ms).expect("a bound of 0 or more")
+    async fn execute(conn: &mut Conn<PgManager>, sql: &str) -> Result<(), StatementError> {
+        conn.batch_execute(sql).await.map_err(statement_error)
     }
 
     /// A cancel request is no session: `pg_stat_activity` never lists it.
     const SIDE_SESSIONS: usize = 0;
 
-    async fn sessions(observer: &mut tokio_postgres::Client, tag: &str) -> usize {
-        let n: i64 = observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&tag],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        usize::try_from(n).expect("a count")
-    }
-
     fn stats(manager: &PgManager) -> StatementStats {
-        let stats = manager.stats();
-        StatementStats {
-            stopped_by_deadline: stats.stopped_by_deadline,
-            bound_changes: stats.bound_changes,
-            abandoned: stats.abandoned,
-        }
-    }
-}
-
-fn statement_error(e: stormpool_postgres::Error) -> StatementError {
-    StatementError {
-        timed_out: e.code() == Some(&SqlState::QUERY_CANCELED),
-        message: stormpool_testkit::load::chain(&e),
+        manager.stats()
     }
 }
 
 impl TransactionHarness for Pg {
-    async fn create_table(url: &str, table: &str) {
-        side(url)
-            .await
-            .batch_execute(&format!(
-                "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (tag text)"
-            ))
-            .await
-            .expect("create table");
-    }
-
-    async fn committed(url: &str, table: &str, tag: &str) -> i64 {
-        side(url)
-            .await
-            .query_one(
-                &format!("SELECT count(*) FROM {table} WHERE tag = $1"),
-                &[&tag],
-            )
-            .await
-            .expect("count")
-            .get(0)
-    }
-
-    async fn execute(conn: &mut Conn<PgManager>, sql: &str) -> Result<(), StatementError> {
-        conn.batch_execute(sql).await.map_err(statement_error)
-    }
-
-    async fn count(
-        conn: &mut Conn<PgManager>,
-        table: &str,
-        tag: &str,
-    ) -> Result<i64, StatementError> {
-        conn.query_one(
-            &format!("SELECT count(*) FROM {table} WHERE tag = $1"),
-            &[&tag],
-        )
-        .await
-        .map(|row| row.get(0))
-        .map_err(statement_error)
-    }
-
-    async fn in_transaction(conn: &mut Conn<PgManager>) -> Result<bool, StatementError> {
-        // Inside a transaction block, the transaction started before this
-        // statement did (in the simple protocol; the extended one starts a
-        // statement's clock at its Bind).
-        let messages = conn
-            .simple_query("SELECT transaction_timestamp() <> statement_timestamp()")
-            .await
-            .map_err(statement_error)?;
-        Ok(messages
-            .iter()
-            .any(|m| matches!(m, SimpleQueryMessage::Row(row) if row.get(0) == Some("t"))))
-    }
-
     async fn insert_and_drop(conn: &mut Conn<PgManager>, table: &str, tag: &str) {
         let tx = conn.transaction().await.expect("BEGIN");
         tx.execute(&format!("INSERT INTO {table} (tag) VALUES ($1)"), &[&tag])
@@ -286,9 +138,18 @@ impl TransactionHarness for Pg {
         savepoint.rollback().await.map_err(statement_error)?;
         tx.commit().await.map_err(statement_error)
     }
+}
 
-    fn rolled_back_on_return(manager: &PgManager) -> u64 {
-        manager.stats().rolled_back_on_return
+impl ErrorHarness for Pg {
+    fn classify(e: &stormpool_postgres::Error) -> Classified {
+        Classified {
+            operation: format!("{:?}", e.operation()),
+            code: e.sqlstate().map(|s| s.code().to_owned()),
+            driver: e.as_driver().is_some(),
+            connection_error: e.is_connection_error(),
+            retryable: e.is_retryable(),
+            timeout: e.is_timeout(),
+        }
     }
 }
 
