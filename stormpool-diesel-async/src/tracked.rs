@@ -23,10 +23,11 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::stream::Stream;
 use futures_util::FutureExt;
-use stormpool::statements::{ends_transaction, mentions_keyword, StatementCounters};
+use stormpool::statements::{
+    ends_transaction, mentions_keyword, Bound, SessionBound, StatementCounters,
+};
 use tokio::time::{Instant, Sleep};
 
-use crate::deadline::{Bound, SessionBound};
 use crate::error::{is_connection_error, no_answer};
 
 /// What a connection knows of its session and its statements, beside the
@@ -62,7 +63,7 @@ impl Tracking {
         Tracking {
             deadline: None,
             grace,
-            bound: bounds.then_some(SessionBound::Known(Bound::Default)),
+            bound: bounds.then(SessionBound::default),
             abandoned: false,
             control_cut: false,
             suspect: false,
@@ -142,7 +143,7 @@ impl<'t> Flight<'t> {
     /// The `SET` to send with the statement, if the bound must change.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn setting(&self) -> Option<String> {
-        self.setting.map(Bound::statement)
+        self.setting.map(crate::deadline::statement)
     }
 
     /// The `SET` with the statement went through or failed.
@@ -153,7 +154,7 @@ impl<'t> Flight<'t> {
         if let Some(session) = self.track.bound.as_mut() {
             match outcome {
                 Ok(()) => session.set(bound, self.in_transaction),
-                Err(_) => *session = SessionBound::Unknown,
+                Err(_) => session.forget(),
             }
         }
     }
@@ -213,7 +214,7 @@ impl Drop for Flight<'_> {
         self.track.counters.abandoned();
         if self.setting.is_some() {
             if let Some(bound) = self.track.bound.as_mut() {
-                *bound = SessionBound::Unknown;
+                bound.forget();
             }
         }
     }

@@ -24,11 +24,10 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, Stream};
 use futures_util::{FutureExt, StreamExt};
 use sqlx::{Connection, Describe, Either, Execute};
-use stormpool::statements::StatementCounters;
+use stormpool::statements::{Bound, SessionBound, StatementCounters};
 use tokio::time::{Instant, Sleep};
 
 use crate::backend::{Applied, Backend};
-use crate::deadline::{Bound, SessionBound};
 use crate::error::{is_connection_error, no_answer};
 use stormpool::statements::{ends_transaction, mentions_keyword};
 
@@ -68,7 +67,7 @@ impl Tracking {
         Tracking {
             deadline: None,
             grace,
-            bound: SessionBound::Known(Bound::Default),
+            bound: SessionBound::default(),
             restore: None,
             abandoned: false,
             suspect: false,
@@ -115,7 +114,7 @@ impl<'t, DB: Backend> Flight<'t, DB> {
             track.autocommit_changed = true;
         }
         let in_transaction = track.suspect || track.rollback_queued || conn.is_in_transaction();
-        let wanted = Bound::at(track.deadline, DB::MAX_BOUND_MS);
+        let wanted = Bound::at(track.deadline);
         let setting = track.bound.change(wanted, in_transaction);
         if setting.is_some() {
             track.counters.bound_changed();
