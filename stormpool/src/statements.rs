@@ -12,6 +12,13 @@ use std::time::Duration;
 
 use crate::clock::Instant;
 
+mod errors;
+
+pub use errors::{
+    acquire_is_connection_error, acquire_is_retryable, AdapterError, ErrorKind, ErrorParts,
+    Operation,
+};
+
 /// How long past a request's deadline a tracked statement waits for the
 /// server before the client gives up on it, unless a manager is configured
 /// otherwise: 25 ms.
