@@ -199,6 +199,17 @@ impl Tracker {
         )
     }
 
+    /// A transaction-control statement (`BEGIN`, `COMMIT`, `SAVEPOINT`..),
+    /// tracked.
+    pub(crate) async fn control<R>(
+        &self,
+        statement: impl Future<Output = Result<R, tokio_postgres::Error>>,
+    ) -> Result<R, Error> {
+        self.transaction_control();
+        self.run(None, true, Operation::Transaction, statement)
+            .await
+    }
+
     /// Runs `statement` (not polled yet, so not sent yet) as a tracked
     /// statement: bounded by the request's deadline on the server (a `SET`
     /// pipelined through `client`, when given) and on the client, and

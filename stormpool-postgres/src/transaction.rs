@@ -9,11 +9,12 @@
 //! pool does not hand the connection to anyone before the server has
 //! answered it (see the crate's docs, "Transactions and hygiene").
 
+use std::future::Future;
 use std::sync::Mutex;
 
 use tokio_postgres::{Client, IsolationLevel};
 
-use crate::error::{Error, Operation};
+use crate::error::Error;
 use crate::handle::{sealed, Scope, Tracked};
 use crate::statements::{Cache, Statements};
 use crate::tracked::Tracker;
@@ -56,6 +57,22 @@ pub struct Transaction<'a> {
     cache: &'a Mutex<Cache>,
 }
 
+impl<'a> Transaction<'a> {
+    /// Starts a transaction or a savepoint with `start`, tracked.
+    async fn begin(
+        tracker: &'a Tracker,
+        cache: &'a Mutex<Cache>,
+        start: impl Future<Output = Result<tokio_postgres::Transaction<'a>, tokio_postgres::Error>>,
+    ) -> Result<PgTransaction<'a>, Error> {
+        let inner = tracker.control(start).await?;
+        Ok(Tracked(Transaction {
+            inner,
+            tracker,
+            cache,
+        }))
+    }
+}
+
 impl sealed::Sealed for Transaction<'_> {}
 
 impl Scope for Transaction<'_> {
@@ -78,11 +95,7 @@ impl<'a> PgTransaction<'a> {
     /// unknown; the pool cancels what still runs and rolls back whatever
     /// is left open when the connection comes back.
     pub async fn commit(self) -> Result<(), Error> {
-        let tracker = self.0.tracker;
-        tracker.transaction_control();
-        tracker
-            .run(None, true, Operation::Transaction, self.0.inner.commit())
-            .await
+        self.0.tracker.control(self.0.inner.commit()).await
     }
 
     /// Rolls the transaction back (`ROLLBACK`), or the savepoint
@@ -92,11 +105,7 @@ impl<'a> PgTransaction<'a> {
     ///
     /// As [`commit`](Self::commit).
     pub async fn rollback(self) -> Result<(), Error> {
-        let tracker = self.0.tracker;
-        tracker.transaction_control();
-        tracker
-            .run(None, true, Operation::Transaction, self.0.inner.rollback())
-            .await
+        self.0.tracker.control(self.0.inner.rollback()).await
     }
 
     /// Starts a savepoint nested in this transaction, with a generated name.
@@ -106,21 +115,8 @@ impl<'a> PgTransaction<'a> {
     /// Dropping the future leaves the `SAVEPOINT` in flight; the pool rolls
     /// the session back when the connection comes back.
     pub async fn transaction(&mut self) -> Result<PgTransaction<'_>, Error> {
-        let (tracker, cache) = (self.0.tracker, self.0.cache);
-        tracker.transaction_control();
-        let inner = tracker
-            .run(
-                None,
-                true,
-                Operation::Transaction,
-                self.0.inner.transaction(),
-            )
-            .await?;
-        Ok(Tracked(Transaction {
-            inner,
-            tracker,
-            cache,
-        }))
+        let start = self.0.inner.transaction();
+        Transaction::begin(self.0.tracker, self.0.cache, start).await
     }
 
     /// Starts a savepoint named `name` nested in this transaction.
@@ -129,21 +125,8 @@ impl<'a> PgTransaction<'a> {
     ///
     /// As [`transaction`](Self::transaction).
     pub async fn savepoint(&mut self, name: impl Into<String>) -> Result<PgTransaction<'_>, Error> {
-        let (tracker, cache) = (self.0.tracker, self.0.cache);
-        tracker.transaction_control();
-        let inner = tracker
-            .run(
-                None,
-                true,
-                Operation::Transaction,
-                self.0.inner.savepoint(name),
-            )
-            .await?;
-        Ok(Tracked(Transaction {
-            inner,
-            tracker,
-            cache,
-        }))
+        let start = self.0.inner.savepoint(name);
+        Transaction::begin(self.0.tracker, self.0.cache, start).await
     }
 
     /// The raw client. Statements sent through it are not tracked (see
@@ -220,16 +203,7 @@ impl<'a> TransactionBuilder<'a> {
     /// Dropping the future leaves the `BEGIN` in flight: the pool cancels
     /// it and rolls the session back when the connection comes back.
     pub async fn start(self) -> Result<PgTransaction<'a>, Error> {
-        let (tracker, cache) = (self.tracker, self.cache);
-        tracker.transaction_control();
-        let inner = tracker
-            .run(None, true, Operation::Transaction, self.inner.start())
-            .await?;
-        Ok(Tracked(Transaction {
-            inner,
-            tracker,
-            cache,
-        }))
+        Transaction::begin(self.tracker, self.cache, self.inner.start()).await
     }
 }
 
