@@ -10,7 +10,7 @@ use std::fmt;
 
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind};
 use stormpool::statements::{
-    acquire_is_connection_error, root_cause, AdapterError, ErrorKind, ErrorParts,
+    acquire_is_connection_error, root_cause, ErrorKind, ErrorParts, Failure,
 };
 use stormpool::AcquireError;
 
@@ -109,34 +109,19 @@ impl Error {
     pub(crate) fn driver<E: std::error::Error + Send + Sync + 'static>(
         operation: Operation,
     ) -> impl FnOnce(E) -> Error {
-        move |e| Error::new(operation, Kind::Driver(Box::new(e)))
+        move |e| Error::other(operation, Kind::Driver(Box::new(e)))
     }
 
     pub(crate) fn config(problem: String) -> Error {
-        Error::new(Operation::Config, Kind::Config(problem))
+        Error::other(Operation::Config, Kind::Config(problem))
     }
 
     pub(crate) fn settings_unsupported() -> Error {
-        Error::new(Operation::Apply, Kind::SettingsUnsupported)
+        Error::other(Operation::Apply, Kind::SettingsUnsupported)
     }
 
     pub(crate) fn timed_out(operation: Operation) -> Error {
-        Error::new(operation, Kind::TimedOut)
-    }
-
-    fn new(operation: Operation, kind: Kind) -> Error {
-        Error(ErrorParts::new(operation, ErrorKind::Other(kind)))
-    }
-
-    /// Names the server a connect was aimed at.
-    pub(crate) fn at(mut self, target: String) -> Error {
-        self.0.set_target(Some(target));
-        self
-    }
-
-    /// What failed.
-    pub fn operation(&self) -> Operation {
-        self.0.operation()
+        Error::other(operation, Kind::TimedOut)
     }
 
     /// diesel's error, if the failure came from a statement.
@@ -160,11 +145,6 @@ impl Error {
             },
             _ => None,
         }
-    }
-
-    /// The pool's error, when getting a connection failed.
-    pub fn acquire_error(&self) -> Option<&AcquireError<Error>> {
-        self.0.acquire_error()
     }
 
     /// The SQLSTATE of a refused connect (`28P01`, `3D000`; MySQL's
@@ -249,16 +229,10 @@ impl Error {
     }
 }
 
-stormpool::adapter_error_impls!(Error, diesel::result::Error, Error::diesel);
+stormpool::adapter_error_impls!(Error, diesel::result::Error, Kind, Error::diesel);
 
-impl AdapterError for Error {
-    type Driver = diesel::result::Error;
-    type Other = Kind;
+impl Failure<Error> for Kind {
     const DRIVER_FIELD: &'static str = "diesel";
-
-    fn parts(&self) -> &ErrorParts<Error> {
-        &self.0
-    }
 
     fn fmt_driver(
         parts: &ErrorParts<Error>,
@@ -268,13 +242,9 @@ impl AdapterError for Error {
         write!(f, "{}: {}", parts.describe(), root_cause(e))
     }
 
-    fn fmt_other(
-        parts: &ErrorParts<Error>,
-        other: &Kind,
-        f: &mut fmt::Formatter<'_>,
-    ) -> fmt::Result {
+    fn fmt(&self, parts: &ErrorParts<Error>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let describe = parts.describe();
-        match other {
+        match self {
             Kind::Driver(e) => {
                 parts.fmt_what(f)?;
                 write!(f, ": {}", root_cause(&**e))
@@ -288,8 +258,8 @@ impl AdapterError for Error {
         }
     }
 
-    fn debug_other(other: &Kind, d: &mut fmt::DebugStruct<'_, '_>) {
-        match other {
+    fn debug(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        match self {
             Kind::Driver(e) => d.field("driver", e),
             Kind::Config(problem) => d.field("config", problem),
             Kind::SettingsUnsupported => d.field("settings_unsupported", &true),
@@ -297,8 +267,8 @@ impl AdapterError for Error {
         };
     }
 
-    fn other_source(other: &Kind) -> Option<&(dyn std::error::Error + 'static)> {
-        match other {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
             Kind::Driver(e) => Some(&**e),
             _ => None,
         }

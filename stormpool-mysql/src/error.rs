@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use mysql_async::{DriverError, ServerError, UrlError};
 use stormpool::statements::{
-    acquire_is_connection_error, acquire_is_retryable, AdapterError, ErrorKind, ErrorParts,
+    acquire_is_connection_error, acquire_is_retryable, ErrorKind, ErrorParts, Failure,
 };
 use stormpool::AcquireError;
 
@@ -77,64 +77,42 @@ impl Error {
     pub(crate) fn driver(operation: Operation) -> impl FnOnce(mysql_async::Error) -> Error {
         move |e| match e {
             // A URL error's own Display and Debug show the values.
-            mysql_async::Error::Url(e) => Error::new(operation, Kind::Url(describe_url_error(&e))),
+            mysql_async::Error::Url(e) => {
+                Error::other(operation, Kind::Url(describe_url_error(&e)))
+            }
             e => Error(ErrorParts::new(operation, ErrorKind::Driver(e))),
         }
     }
 
     pub(crate) fn url(e: UrlError) -> Error {
-        Error::new(Operation::Config, Kind::Url(describe_url_error(&e)))
+        Error::other(Operation::Config, Kind::Url(describe_url_error(&e)))
     }
 
     /// A configuration this crate refused: `problem` names what, never a
     /// value.
     pub(crate) fn config(problem: String) -> Error {
-        Error::new(Operation::Config, Kind::Url(problem))
+        Error::other(Operation::Config, Kind::Url(problem))
     }
 
     pub(crate) fn invalid_setting_name(name: &str) -> Error {
-        Error::new(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
+        Error::other(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
     }
 
     pub(crate) fn timed_out(operation: Operation) -> Error {
-        Error::new(operation, Kind::TimedOut)
+        Error::other(operation, Kind::TimedOut)
     }
 
     pub(crate) fn no_answer(operation: Operation, grace: Duration) -> Error {
-        Error::new(operation, Kind::NoAnswer(grace))
+        Error::other(operation, Kind::NoAnswer(grace))
     }
 
     pub(crate) fn reset_unsupported() -> Error {
-        Error::new(Operation::Reset, Kind::ResetUnsupported)
-    }
-
-    pub(crate) fn hook(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
-        Error(ErrorParts::new(Operation::OnConnect, ErrorKind::Hook(e)))
-    }
-
-    fn new(operation: Operation, kind: Kind) -> Error {
-        Error(ErrorParts::new(operation, ErrorKind::Other(kind)))
-    }
-
-    /// Names the server a connect was aimed at.
-    pub(crate) fn at(mut self, target: String) -> Error {
-        self.0.set_target(Some(target));
-        self
-    }
-
-    /// What failed.
-    pub fn operation(&self) -> Operation {
-        self.0.operation()
+        Error::other(Operation::Reset, Kind::ResetUnsupported)
     }
 
     /// The driver's error, if the failure came from it.
     pub fn as_driver(&self) -> Option<&mysql_async::Error> {
         self.0.driver()
-    }
-
-    /// The pool's error, when getting a connection failed.
-    pub fn acquire_error(&self) -> Option<&AcquireError<Error>> {
-        self.0.acquire_error()
     }
 
     /// The server's error report (code, SQLSTATE, message), if it sent one.
@@ -163,16 +141,9 @@ impl Error {
     }
 }
 
-stormpool::adapter_error_impls!(Error, mysql_async::Error, Error::driver);
+stormpool::adapter_error_impls!(Error, mysql_async::Error, Kind, Error::driver);
 
-impl AdapterError for Error {
-    type Driver = mysql_async::Error;
-    type Other = Kind;
-
-    fn parts(&self) -> &ErrorParts<Error> {
-        &self.0
-    }
-
+impl Failure<Error> for Kind {
     fn describe(operation: Operation) -> &'static str {
         match operation {
             Operation::Connect => "could not connect to MySQL",
@@ -181,13 +152,9 @@ impl AdapterError for Error {
         }
     }
 
-    fn fmt_other(
-        parts: &ErrorParts<Error>,
-        other: &Kind,
-        f: &mut fmt::Formatter<'_>,
-    ) -> fmt::Result {
+    fn fmt(&self, parts: &ErrorParts<Error>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let describe = parts.describe();
-        match other {
+        match self {
             Kind::Url(problem) => write!(f, "{describe}: {problem}"),
             Kind::InvalidSettingName(name) => write!(
                 f,
@@ -205,8 +172,8 @@ impl AdapterError for Error {
         }
     }
 
-    fn debug_other(other: &Kind, d: &mut fmt::DebugStruct<'_, '_>) {
-        match other {
+    fn debug(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        match self {
             Kind::Url(problem) => d.field("url", problem),
             Kind::InvalidSettingName(name) => d.field("invalid_setting_name", name),
             Kind::TimedOut => d.field("timed_out", &true),

@@ -22,8 +22,7 @@ use std::fmt;
 use std::time::Duration;
 
 use stormpool::statements::{
-    acquire_is_connection_error, acquire_is_retryable, root_cause, AdapterError, ErrorKind,
-    ErrorParts,
+    acquire_is_connection_error, acquire_is_retryable, root_cause, ErrorKind, ErrorParts, Failure,
 };
 use stormpool::AcquireError;
 use tokio_postgres::error::{DbError, SqlState};
@@ -79,64 +78,38 @@ impl Error {
     }
 
     pub(crate) fn io(operation: Operation) -> impl FnOnce(std::io::Error) -> Error {
-        move |e| Error::new(operation, Kind::Io(e))
+        move |e| Error::other(operation, Kind::Io(e))
     }
 
     pub(crate) fn invalid_setting_name(name: &str) -> Error {
-        Error::new(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
+        Error::other(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
     }
 
     pub(crate) fn timed_out(operation: Operation, grace: Duration) -> Error {
-        Error::new(operation, Kind::TimedOut(grace))
-    }
-
-    pub(crate) fn hook(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
-        Error(ErrorParts::new(Operation::OnConnect, ErrorKind::Hook(e)))
+        Error::other(operation, Kind::TimedOut(grace))
     }
 
     pub(crate) fn unknown_statement() -> Error {
-        Error::new(
+        Error::other(
             Operation::Statement,
             Kind::Pooler(PoolerMisuse::UnknownStatement),
         )
     }
 
     pub(crate) fn copy_outside_transaction() -> Error {
-        Error::new(
+        Error::other(
             Operation::Statement,
             Kind::Pooler(PoolerMisuse::CopyOutsideTransaction),
         )
     }
 
     pub(crate) fn parameter_count(expected: usize, got: usize) -> Error {
-        Error::new(Operation::Statement, Kind::ParameterCount { expected, got })
-    }
-
-    fn new(operation: Operation, kind: Kind) -> Error {
-        Error(ErrorParts::new(operation, ErrorKind::Other(kind)))
-    }
-
-    /// Names the server a connect was aimed at.
-    pub(crate) fn at(mut self, target: Option<String>) -> Error {
-        self.0.set_target(target);
-        self
-    }
-
-    /// What failed.
-    pub fn operation(&self) -> Operation {
-        self.0.operation()
+        Error::other(Operation::Statement, Kind::ParameterCount { expected, got })
     }
 
     /// The driver's error, if the failure came from it.
     pub fn as_driver(&self) -> Option<&tokio_postgres::Error> {
         self.0.driver()
-    }
-
-    /// The pool's error, when getting a connection failed: match it for
-    /// [`Shed`](AcquireError::Shed), [`Timeout`](AcquireError::Timeout) and
-    /// the other rejections.
-    pub fn acquire_error(&self) -> Option<&AcquireError<Error>> {
-        self.0.acquire_error()
     }
 
     /// The server's error report (severity, SQLSTATE, message, detail), if
@@ -181,16 +154,9 @@ impl Error {
     }
 }
 
-stormpool::adapter_error_impls!(Error, tokio_postgres::Error, Error::driver);
+stormpool::adapter_error_impls!(Error, tokio_postgres::Error, Kind, Error::driver);
 
-impl AdapterError for Error {
-    type Driver = tokio_postgres::Error;
-    type Other = Kind;
-
-    fn parts(&self) -> &ErrorParts<Error> {
-        &self.0
-    }
-
+impl Failure<Error> for Kind {
     fn describe(operation: Operation) -> &'static str {
         match operation {
             Operation::Connect => "could not connect to PostgreSQL",
@@ -214,13 +180,9 @@ impl AdapterError for Error {
         Ok(())
     }
 
-    fn fmt_other(
-        parts: &ErrorParts<Error>,
-        other: &Kind,
-        f: &mut fmt::Formatter<'_>,
-    ) -> fmt::Result {
+    fn fmt(&self, parts: &ErrorParts<Error>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let describe = parts.describe();
-        match other {
+        match self {
             Kind::Io(e) => {
                 parts.fmt_what(f)?;
                 write!(f, ": {e}")
@@ -252,8 +214,8 @@ impl AdapterError for Error {
         }
     }
 
-    fn debug_other(other: &Kind, d: &mut fmt::DebugStruct<'_, '_>) {
-        match other {
+    fn debug(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        match self {
             Kind::Io(e) => d.field("io", e),
             Kind::InvalidSettingName(name) => d.field("invalid_setting_name", name),
             Kind::TimedOut(grace) => d.field("timed_out_after_grace", grace),
@@ -265,8 +227,8 @@ impl AdapterError for Error {
         };
     }
 
-    fn other_source(other: &Kind) -> Option<&(dyn std::error::Error + 'static)> {
-        match other {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
             Kind::Io(e) => Some(e),
             _ => None,
         }

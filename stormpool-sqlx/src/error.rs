@@ -16,9 +16,8 @@ use std::io;
 
 use sqlx::error::DatabaseError;
 use stormpool::statements::{
-    acquire_is_connection_error, acquire_is_retryable, AdapterError, ErrorKind, ErrorParts,
+    acquire_is_connection_error, acquire_is_retryable, ErrorKind, ErrorParts, Failure,
 };
-use stormpool::AcquireError;
 
 pub use stormpool::statements::Operation;
 
@@ -49,30 +48,11 @@ impl Error {
 
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) fn invalid_setting_name(name: &str) -> Error {
-        Error::new(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
+        Error::other(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
     }
 
     pub(crate) fn timed_out(operation: Operation) -> Error {
-        Error::new(operation, Kind::TimedOut)
-    }
-
-    pub(crate) fn hook(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
-        Error(ErrorParts::new(Operation::OnConnect, ErrorKind::Hook(e)))
-    }
-
-    fn new(operation: Operation, kind: Kind) -> Error {
-        Error(ErrorParts::new(operation, ErrorKind::Other(kind)))
-    }
-
-    /// Names the server a connect was aimed at.
-    pub(crate) fn at(mut self, target: String) -> Error {
-        self.0.set_target(Some(target));
-        self
-    }
-
-    /// What failed.
-    pub fn operation(&self) -> Operation {
-        self.0.operation()
+        Error::other(operation, Kind::TimedOut)
     }
 
     /// sqlx's error, if the failure came from it.
@@ -92,11 +72,6 @@ impl Error {
     /// The SQLSTATE the server reported, if any (`28P01`, `40001`).
     pub fn sqlstate(&self) -> Option<Cow<'_, str>> {
         self.database_error().and_then(|e| e.code())
-    }
-
-    /// The pool's error, when getting a connection failed.
-    pub fn acquire_error(&self) -> Option<&AcquireError<Error>> {
-        self.0.acquire_error()
     }
 
     /// Whether something gave up waiting: the client on a statement the
@@ -193,22 +168,11 @@ fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
-stormpool::adapter_error_impls!(Error, sqlx::Error, Error::driver);
+stormpool::adapter_error_impls!(Error, sqlx::Error, Kind, Error::driver);
 
-impl AdapterError for Error {
-    type Driver = sqlx::Error;
-    type Other = Kind;
-
-    fn parts(&self) -> &ErrorParts<Error> {
-        &self.0
-    }
-
-    fn fmt_other(
-        parts: &ErrorParts<Error>,
-        other: &Kind,
-        f: &mut fmt::Formatter<'_>,
-    ) -> fmt::Result {
-        match other {
+impl Failure<Error> for Kind {
+    fn fmt(&self, parts: &ErrorParts<Error>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Kind::InvalidSettingName(name) => write!(
                 f,
                 "invalid session variable name `{name}`: expected letters, digits, `_` and `.`"
@@ -217,8 +181,8 @@ impl AdapterError for Error {
         }
     }
 
-    fn debug_other(other: &Kind, d: &mut fmt::DebugStruct<'_, '_>) {
-        match other {
+    fn debug(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        match self {
             Kind::InvalidSettingName(name) => d.field("invalid_setting_name", name),
             Kind::TimedOut => d.field("timed_out", &true),
         };
@@ -251,7 +215,7 @@ mod tests {
             .starts_with("could not connect to 127.0.0.1:1: "));
         let late = Error::from(no_answer(std::time::Duration::from_millis(25)));
         assert!(late.is_timeout() && late.is_connection_error());
-        let shed: Error = AcquireError::Shed {
+        let shed: Error = stormpool::AcquireError::Shed {
             retry_after: std::time::Duration::from_millis(100),
         }
         .into();

@@ -16,7 +16,7 @@ mod errors;
 
 pub use errors::{
     acquire_is_connection_error, acquire_is_retryable, AdapterError, ErrorKind, ErrorParts,
-    Operation,
+    Failure, Operation,
 };
 
 /// How long past a request's deadline a tracked statement waits for the

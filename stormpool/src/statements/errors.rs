@@ -62,20 +62,22 @@ impl Operation {
     }
 }
 
-/// An adapter's error type, which keeps its [`ErrorParts`] and says how to
-/// show what only it knows.
+/// An adapter's error type: a tuple struct around its [`ErrorParts`]
+/// ([`adapter_error_impls!`](crate::adapter_error_impls) implements this
+/// and the rest).
 pub trait AdapterError: StdError + Sized + 'static {
     /// The driver's error type.
     type Driver: StdError + 'static;
     /// The failures only this adapter has.
-    type Other;
-
-    /// The name of the driver's error in the error's `Debug`.
-    const DRIVER_FIELD: &'static str = "driver";
+    type Other: Failure<Self>;
 
     /// The error's parts.
     fn parts(&self) -> &ErrorParts<Self>;
+}
 
+/// An adapter's own failures, and how its error shows what only the
+/// adapter knows.
+pub trait Failure<E: AdapterError> {
     /// What failed, in words ([`Operation::describe`] unless the adapter
     /// names its server).
     fn describe(operation: Operation) -> &'static str {
@@ -85,27 +87,25 @@ pub trait AdapterError: StdError + Sized + 'static {
     /// Writes a driver's error: what failed (see
     /// [`fmt_what`](ErrorParts::fmt_what)), then the driver's root cause.
     fn fmt_driver(
-        parts: &ErrorParts<Self>,
-        driver: &Self::Driver,
+        parts: &ErrorParts<E>,
+        driver: &E::Driver,
         f: &mut fmt::Formatter<'_>,
     ) -> fmt::Result {
         parts.fmt_what(f)?;
         write!(f, ": {}", root_cause(driver))
     }
 
-    /// Writes one of the adapter's own failures.
-    fn fmt_other(
-        parts: &ErrorParts<Self>,
-        other: &Self::Other,
-        f: &mut fmt::Formatter<'_>,
-    ) -> fmt::Result;
+    /// The name of the driver's error in the error's `Debug`.
+    const DRIVER_FIELD: &'static str = "driver";
 
-    /// Adds one of the adapter's own failures to the error's `Debug`.
-    fn debug_other(other: &Self::Other, d: &mut fmt::DebugStruct<'_, '_>);
+    /// Writes this failure.
+    fn fmt(&self, parts: &ErrorParts<E>, f: &mut fmt::Formatter<'_>) -> fmt::Result;
 
-    /// The source of one of the adapter's own failures.
-    fn other_source(other: &Self::Other) -> Option<&(dyn StdError + 'static)> {
-        let _ = other;
+    /// Adds this failure to the error's `Debug`.
+    fn debug(&self, d: &mut fmt::DebugStruct<'_, '_>);
+
+    /// This failure's source.
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
         None
     }
 }
@@ -203,7 +203,7 @@ impl<E: AdapterError> ErrorParts<E> {
 
     /// What failed, in words.
     pub fn describe(&self) -> &'static str {
-        E::describe(self.operation)
+        E::Other::describe(self.operation)
     }
 
     /// Writes what failed: `could not connect to {target}` for a connect
@@ -224,9 +224,9 @@ impl<E: AdapterError> ErrorParts<E> {
                 AcquireError::Apply(e) => fmt::Display::fmt(e, f),
                 e => write!(f, "{}: {e}", self.describe()),
             },
-            ErrorKind::Driver(e) => E::fmt_driver(self, e, f),
+            ErrorKind::Driver(e) => E::Other::fmt_driver(self, e, f),
             ErrorKind::Hook(e) => write!(f, "{}: {}", self.describe(), root_cause(&**e)),
-            ErrorKind::Other(other) => E::fmt_other(self, other, f),
+            ErrorKind::Other(other) => other.fmt(self, f),
         }
     }
 
@@ -236,7 +236,7 @@ impl<E: AdapterError> ErrorParts<E> {
         d.field("operation", &self.operation);
         match &self.kind {
             ErrorKind::Driver(e) => {
-                d.field(E::DRIVER_FIELD, e);
+                d.field(E::Other::DRIVER_FIELD, e);
             }
             ErrorKind::Hook(e) => {
                 d.field("hook", e);
@@ -244,7 +244,7 @@ impl<E: AdapterError> ErrorParts<E> {
             ErrorKind::Acquire(e) => {
                 d.field("acquire", e);
             }
-            ErrorKind::Other(other) => E::debug_other(other, &mut d),
+            ErrorKind::Other(other) => other.debug(&mut d),
         }
         if let Some(target) = &self.target {
             d.field("target", target);
@@ -263,7 +263,7 @@ impl<E: AdapterError> ErrorParts<E> {
                 AcquireError::Apply(e) => e.source(),
                 _ => None,
             },
-            ErrorKind::Other(other) => E::other_source(other),
+            ErrorKind::Other(other) => other.source(),
         }
     }
 }
@@ -292,15 +292,71 @@ pub fn acquire_is_retryable<E>(error: &AcquireError<E>, inner: impl Fn(&E) -> bo
     }
 }
 
-/// Implements `Display`, `Debug`, [`std::error::Error`],
-/// `From<AcquireError<$error>>` and `From<$driver>` for an adapter's error
-/// type `$error`: a tuple struct around its [`ErrorParts`] that implements
-/// [`AdapterError`], whose parts these delegate to. `$statement` makes the
-/// error of a failed operation from the driver's error (`From` uses it for
-/// a statement's).
+/// Implements an adapter's error type `$error`, a tuple struct around its
+/// [`ErrorParts`] whose own failures are `$other` ([`Failure`]) and whose
+/// driver's error is `$driver`: [`AdapterError`], `Display`, `Debug`,
+/// [`std::error::Error`], `From<AcquireError<$error>>`, `From<$driver>` (a
+/// statement's error, made by `$statement`), and the methods every
+/// adapter's error has: `operation`, `acquire_error`, and for the adapter
+/// `at` (the server a connect was aimed at), `hook` (the `on_connect`
+/// hook's error) and `other` (one of its own failures).
 #[macro_export]
 macro_rules! adapter_error_impls {
-    ($error:ident, $driver:ty, $statement:path) => {
+    ($error:ident, $driver:ty, $other:ty, $statement:path) => {
+        impl $crate::statements::AdapterError for $error {
+            type Driver = $driver;
+            type Other = $other;
+
+            fn parts(&self) -> &$crate::statements::ErrorParts<$error> {
+                &self.0
+            }
+        }
+
+        #[allow(dead_code)] // not every adapter has a hook or a target
+        impl $error {
+            /// What failed.
+            pub fn operation(&self) -> $crate::statements::Operation {
+                self.0.operation()
+            }
+
+            /// The pool's error, when getting a connection failed: match it
+            /// for [`Shed`](stormpool::AcquireError::Shed),
+            /// [`Timeout`](stormpool::AcquireError::Timeout) and the other
+            /// rejections.
+            pub fn acquire_error(&self) -> ::std::option::Option<&$crate::AcquireError<$error>> {
+                self.0.acquire_error()
+            }
+
+            /// `operation` failed for one of the adapter's own reasons.
+            fn other(operation: $crate::statements::Operation, other: $other) -> $error {
+                $error($crate::statements::ErrorParts::new(
+                    operation,
+                    $crate::statements::ErrorKind::Other(other),
+                ))
+            }
+
+            /// The `on_connect` hook failed.
+            pub(crate) fn hook(
+                e: ::std::boxed::Box<
+                    dyn ::std::error::Error + ::std::marker::Send + ::std::marker::Sync,
+                >,
+            ) -> $error {
+                $error($crate::statements::ErrorParts::new(
+                    $crate::statements::Operation::OnConnect,
+                    $crate::statements::ErrorKind::Hook(e),
+                ))
+            }
+
+            /// Names the server a connect was aimed at.
+            pub(crate) fn at(
+                mut self,
+                target: impl ::std::convert::Into<::std::option::Option<::std::string::String>>,
+            ) -> $error {
+                self.0.set_target(target.into());
+                self
+            }
+        }
+
         impl ::std::convert::From<$driver> for $error {
             /// A statement's error, from a statement sent through the
             /// driver.
