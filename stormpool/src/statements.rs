@@ -13,11 +13,13 @@ use std::time::Duration;
 use crate::clock::Instant;
 
 mod errors;
+mod tracking;
 
 pub use errors::{
     acquire_is_connection_error, acquire_is_retryable, AdapterError, ErrorKind, ErrorParts,
     Failure, Operation,
 };
+pub use tracking::{SessionTracking, StatementFlight};
 
 /// How long past a request's deadline a tracked statement waits for the
 /// server before the client gives up on it, unless a manager is configured
