@@ -214,6 +214,27 @@ async fn set_bound<DB: Backend>(
     Some(DB::set_bound(conn, bound, restore.as_deref()).await)
 }
 
+/// Runs the statement of text `sql` that `statement` sends on `conn` as a
+/// tracked statement with a single answer: the `SET` of the bound first
+/// (if it must change), then the statement, bounded on the client.
+fn run<'e, DB: Backend, T: 'e>(
+    conn: &'e mut DB::Connection,
+    track: &'e mut Tracking,
+    sql: &str,
+    statement: impl FnOnce(&'e mut DB::Connection) -> BoxFuture<'e, Result<T, sqlx::Error>> + Send + 'e,
+) -> BoxFuture<'e, Result<T, sqlx::Error>> {
+    let flight = Flight::<DB>::start(conn, track, sql);
+    let setting = flight.setting();
+    let work = async move {
+        let set = set_bound::<DB>(conn, setting).await;
+        (set, statement(conn).await)
+    };
+    Box::pin(TrackedFuture {
+        work: work.boxed(),
+        flight,
+    })
+}
+
 /// [`Executor::fetch_many`](sqlx::Executor::fetch_many), tracked.
 #[allow(clippy::type_complexity)]
 pub(crate) fn fetch_many<'e, 'q: 'e, DB, E>(
@@ -248,15 +269,9 @@ where
     DB: Backend,
     E: 'q + Execute<'q, DB>,
 {
-    let flight = Flight::<DB>::start(conn, track, query.sql());
-    let setting = flight.setting();
-    let work = async move {
-        let set = set_bound::<DB>(conn, setting).await;
-        (set, DB::fetch_optional(conn, query).await)
-    };
-    Box::pin(TrackedFuture {
-        work: work.boxed(),
-        flight,
+    let sql = query.sql();
+    run::<DB, _>(conn, track, sql, move |conn| {
+        DB::fetch_optional(conn, query)
     })
 }
 
@@ -267,15 +282,8 @@ pub(crate) fn prepare_with<'e, 'q: 'e, DB: Backend>(
     sql: &'q str,
     parameters: &'e [DB::TypeInfo],
 ) -> BoxFuture<'e, Result<DB::Statement<'q>, sqlx::Error>> {
-    let flight = Flight::<DB>::start(conn, track, "");
-    let setting = flight.setting();
-    let work = async move {
-        let set = set_bound::<DB>(conn, setting).await;
-        (set, DB::prepare_with(conn, sql, parameters).await)
-    };
-    Box::pin(TrackedFuture {
-        work: work.boxed(),
-        flight,
+    run::<DB, _>(conn, track, "", move |conn| {
+        DB::prepare_with(conn, sql, parameters)
     })
 }
 
@@ -285,14 +293,5 @@ pub(crate) fn describe<'e, 'q: 'e, DB: Backend>(
     track: &'e mut Tracking,
     sql: &'q str,
 ) -> BoxFuture<'e, Result<Describe<DB>, sqlx::Error>> {
-    let flight = Flight::<DB>::start(conn, track, "");
-    let setting = flight.setting();
-    let work = async move {
-        let set = set_bound::<DB>(conn, setting).await;
-        (set, DB::describe_query(conn, sql).await)
-    };
-    Box::pin(TrackedFuture {
-        work: work.boxed(),
-        flight,
-    })
+    run::<DB, _>(conn, track, "", move |conn| DB::describe_query(conn, sql))
 }
