@@ -210,3 +210,51 @@ impl StatementFlight {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> SessionTracking {
+        SessionTracking::new(
+            Arc::default(),
+            Duration::from_millis(25),
+            SessionBound::default(),
+            (),
+        )
+    }
+
+    fn fail(_: &()) -> bool {
+        false
+    }
+
+    #[test]
+    fn a_hand_written_transaction_is_suspect_until_it_ends() {
+        let mut track = session();
+        let mut begin = StatementFlight::start(&mut track, Some("BEGIN"), true, false, true);
+        assert!(track.suspect && begin.setting().is_none());
+        assert!(begin.finish(&mut track, None::<&()>, fail, fail));
+        assert!(!begin.finish(&mut track, None::<&()>, fail, fail), "once");
+        let mut commit = StatementFlight::start(&mut track, Some("COMMIT"), false, false, true);
+        commit.finish(&mut track, None::<&()>, fail, fail);
+        assert!(!track.suspect);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_statement_forgets_the_bound_it_was_setting() {
+        let mut track = session();
+        track.deadline = Some(Instant::now() + Duration::from_millis(50));
+        let mut flight = StatementFlight::start(&mut track, None, false, true, true);
+        assert_eq!(flight.setting(), Some(Bound::Millis(48)));
+        assert!(flight.abandon(&mut track));
+        assert!(track.abandoned);
+        assert_eq!(track.bound, SessionBound::Unknown);
+        assert_eq!(track.counters.snapshot().abandoned, 1);
+        let mut next = StatementFlight::start(&mut track, None, false, true, true);
+        next.bound_outcome(&mut track, Some(Ok::<(), ()>(())), fail);
+        assert_eq!(track.bound, SessionBound::Tentative(Bound::Millis(48)));
+        assert!(next.finish(&mut track, Some(&()), fail, |_| true));
+        assert!(!track.abandoned, "the server answered after it");
+        assert_eq!(track.counters.snapshot().stopped_by_deadline, 1);
+    }
+}
