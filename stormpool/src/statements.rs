@@ -4,6 +4,13 @@
 //! put on a request's statements, the grace the client gives the server
 //! past a request's deadline, a bounded cache of prepared statements, and
 //! the counters to report.
+//!
+//! It is also where the adapters' shared building blocks live: what a
+//! session's bound is and when it must change ([`Bound`], [`SessionBound`]),
+//! the bookkeeping around a tracked statement ([`SessionTracking`],
+//! [`StatementFlight`]), and the parts of an adapter's error type
+//! ([`Operation`], [`ErrorParts`], [`Failure`],
+//! [`adapter_error_impls!`](crate::adapter_error_impls)).
 
 use std::collections::HashMap;
 use std::hash::Hash;
