@@ -5,7 +5,8 @@
 
 use std::fmt;
 
-use diesel::query_builder::{AsQuery, QueryFragment, QueryId};
+use diesel::backend::Backend;
+use diesel::query_builder::{AsQuery, QueryBuilder, QueryFragment, QueryId};
 use diesel_async::{AnsiTransactionManager, AsyncConnection, AsyncConnectionCore};
 use futures_util::future::BoxFuture;
 
@@ -22,6 +23,24 @@ pub trait Driver:
 impl<C> Driver for C where
     C: AsyncConnection<TransactionManager = AnsiTransactionManager> + sealed::Sealed
 {
+}
+
+/// The SQL text of `query`, unless its type says diesel's query builder
+/// made it (its query id is static): what a driver's
+/// [`hand_written`](sealed::Sealed::hand_written) returns.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+pub(crate) fn hand_written<DB, Q>(query: &Q) -> Option<String>
+where
+    DB: Backend + Default,
+    DB::QueryBuilder: Default,
+    Q: QueryFragment<DB> + QueryId,
+{
+    if Q::HAS_STATIC_QUERY_ID {
+        return None;
+    }
+    let mut builder = DB::QueryBuilder::default();
+    query.to_sql(&mut builder, &DB::default()).ok()?;
+    Some(builder.finish())
 }
 
 pub(crate) mod sealed {

@@ -9,67 +9,32 @@
 use std::fmt;
 
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind};
-use stormpool::statements::root_cause;
+use stormpool::statements::{
+    acquire_is_connection_error, root_cause, ErrorKind, ErrorParts, Failure,
+};
 use stormpool::AcquireError;
 
-/// What failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operation {
-    /// Opening a connection.
-    Connect,
-    /// The checkout probe.
-    Check,
-    /// Applying session settings (not supported by this adapter).
-    Apply,
-    /// Bringing a returned session back to a clean state (a rollback).
-    Recycle,
-    /// Stopping a statement.
-    Cancel,
-    /// Reading the connection options (a URL).
-    Config,
-    /// Getting a connection from the pool.
-    Acquire,
-    /// A statement.
-    Statement,
-}
-
-impl Operation {
-    fn describe(self) -> &'static str {
-        match self {
-            Operation::Connect => "could not connect",
-            Operation::Check => "the connection check failed",
-            Operation::Apply => "could not apply the session settings",
-            Operation::Recycle => "could not clean up the returned session",
-            Operation::Cancel => "could not cancel the statement",
-            Operation::Config => "invalid connection options",
-            Operation::Acquire => "could not get a connection",
-            Operation::Statement => "statement failed",
-        }
-    }
-}
+pub use stormpool::statements::Operation;
 
 /// An error of this crate: a manager operation, an acquire, or a statement.
 ///
 /// Acquire errors (`AcquireError<Error>`) and [`diesel::result::Error`]
 /// convert into it, so `?` works on both in one handler.
-pub struct Error {
-    operation: Operation,
-    kind: Kind,
-    /// The server a connect was aimed at (`host:port`), for `Display`.
-    target: Option<Box<str>>,
-}
+pub struct Error(ErrorParts<Error>);
 
-enum Kind {
-    Diesel(diesel::result::Error),
+/// This adapter's own failures (the parts of an [`Error`] the core's do
+/// not cover).
+#[derive(Debug)]
+pub enum Kind {
     /// The driver's own error (tokio-postgres, mysql_async), from a connect
     /// or a cancel.
     Driver(Box<dyn std::error::Error + Send + Sync>),
     /// What was wrong with the options, naming no value.
     Config(String),
+    /// Settings were given, which this adapter does not apply.
     SettingsUnsupported,
+    /// A manager operation (a cancel) took longer than its bound.
     TimedOut,
-    Acquire(Box<AcquireError<Error>>),
 }
 
 /// The message of the error a tracked statement fails with when the server
@@ -138,56 +103,31 @@ pub(crate) fn is_connection_error(e: &diesel::result::Error) -> bool {
 
 impl Error {
     pub(crate) fn diesel(operation: Operation) -> impl FnOnce(diesel::result::Error) -> Error {
-        move |e| Error::new(operation, Kind::Diesel(e))
+        move |e| Error(ErrorParts::new(operation, ErrorKind::Driver(e)))
     }
 
     pub(crate) fn driver<E: std::error::Error + Send + Sync + 'static>(
         operation: Operation,
     ) -> impl FnOnce(E) -> Error {
-        move |e| Error::new(operation, Kind::Driver(Box::new(e)))
+        move |e| Error::other(operation, Kind::Driver(Box::new(e)))
     }
 
     pub(crate) fn config(problem: String) -> Error {
-        Error::new(Operation::Config, Kind::Config(problem))
+        Error::other(Operation::Config, Kind::Config(problem))
     }
 
     pub(crate) fn settings_unsupported() -> Error {
-        Error::new(Operation::Apply, Kind::SettingsUnsupported)
+        Error::other(Operation::Apply, Kind::SettingsUnsupported)
     }
 
     pub(crate) fn timed_out(operation: Operation) -> Error {
-        Error::new(operation, Kind::TimedOut)
-    }
-
-    fn new(operation: Operation, kind: Kind) -> Error {
-        Error {
-            operation,
-            kind,
-            target: None,
-        }
-    }
-
-    /// Names the server a connect was aimed at.
-    pub(crate) fn at(mut self, target: String) -> Error {
-        self.target = Some(target.into_boxed_str());
-        self
-    }
-
-    /// What failed.
-    pub fn operation(&self) -> Operation {
-        match &self.kind {
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => e.operation(),
-                _ => self.operation,
-            },
-            _ => self.operation,
-        }
+        Error::other(operation, Kind::TimedOut)
     }
 
     /// diesel's error, if the failure came from a statement.
     pub fn as_diesel(&self) -> Option<&diesel::result::Error> {
-        match &self.kind {
-            Kind::Diesel(e) => Some(e),
+        match self.0.kind() {
+            ErrorKind::Driver(e) => Some(e),
             _ => None,
         }
     }
@@ -197,20 +137,12 @@ impl Error {
     /// for the server's report (`tokio_postgres::Error::code`,
     /// `mysql_async::Error::Server`).
     pub fn as_driver(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
-        match &self.kind {
-            Kind::Driver(e) => Some(&**e),
-            Kind::Acquire(e) => match &**e {
+        match self.0.kind() {
+            ErrorKind::Other(Kind::Driver(e)) => Some(&**e),
+            ErrorKind::Acquire(e) => match &**e {
                 AcquireError::Connect(e) => e.as_driver(),
                 _ => None,
             },
-            _ => None,
-        }
-    }
-
-    /// The pool's error, when getting a connection failed.
-    pub fn acquire_error(&self) -> Option<&AcquireError<Error>> {
-        match &self.kind {
-            Kind::Acquire(e) => Some(e),
             _ => None,
         }
     }
@@ -237,11 +169,10 @@ impl Error {
     /// statement the *server* stopped at its propagated bound is a
     /// database error instead.
     pub fn is_timeout(&self) -> bool {
-        match &self.kind {
-            Kind::TimedOut => true,
-            Kind::Diesel(e) => is_no_answer(e),
-            Kind::Acquire(e) => matches!(**e, AcquireError::Timeout | AcquireError::ConnectTimeout),
-            _ => false,
+        match self.0.kind() {
+            ErrorKind::Other(Kind::TimedOut) => true,
+            ErrorKind::Driver(e) => is_no_answer(e),
+            _ => self.0.acquire_timed_out(),
         }
     }
 
@@ -249,14 +180,19 @@ impl Error {
     /// closed connection, a broken transaction manager, a server that did
     /// not answer.
     pub fn is_connection_error(&self) -> bool {
-        match &self.kind {
-            Kind::Diesel(e) => is_connection_error(e),
-            Kind::Driver(_) => matches!(self.operation, Operation::Connect | Operation::Cancel),
-            Kind::TimedOut => true,
-            Kind::Acquire(e) => {
-                matches!(**e, AcquireError::Connect(_) | AcquireError::ConnectTimeout)
+        match self.0.kind() {
+            ErrorKind::Driver(e) => is_connection_error(e),
+            ErrorKind::Other(Kind::Driver(_)) => {
+                matches!(
+                    self.0.own_operation(),
+                    Operation::Connect | Operation::Cancel
+                )
             }
-            Kind::Config(_) | Kind::SettingsUnsupported => false,
+            ErrorKind::Other(Kind::TimedOut) => true,
+            ErrorKind::Acquire(e) => acquire_is_connection_error(e, |_| false),
+            ErrorKind::Other(Kind::Config(_) | Kind::SettingsUnsupported) | ErrorKind::Hook(_) => {
+                false
+            }
         }
     }
 
@@ -265,8 +201,8 @@ impl Error {
     /// serialization failure. Not: bad credentials or options, statement
     /// errors, the pool's own rejections.
     pub fn is_retryable(&self) -> bool {
-        match &self.kind {
-            Kind::Diesel(e) => {
+        match self.0.kind() {
+            ErrorKind::Driver(e) => {
                 is_connection_error(e)
                     || matches!(
                         e,
@@ -276,51 +212,41 @@ impl Error {
                         )
                     )
             }
-            Kind::Driver(_) => {
-                self.operation == Operation::Connect
+            ErrorKind::Other(Kind::Driver(_)) => {
+                self.0.own_operation() == Operation::Connect
                     && !matches!(self.sqlstate().as_deref(), Some(s) if s.starts_with("28") || s == "3D000")
             }
-            Kind::TimedOut => true,
-            Kind::Acquire(e) => match &**e {
+            ErrorKind::Other(Kind::TimedOut) => true,
+            ErrorKind::Acquire(e) => match &**e {
                 AcquireError::Connect(e) => e.is_retryable(),
                 AcquireError::ConnectTimeout => true,
                 _ => false,
             },
-            Kind::Config(_) | Kind::SettingsUnsupported => false,
+            ErrorKind::Other(Kind::Config(_) | Kind::SettingsUnsupported) | ErrorKind::Hook(_) => {
+                false
+            }
         }
     }
 }
 
-impl From<AcquireError<Error>> for Error {
-    fn from(e: AcquireError<Error>) -> Error {
-        Error::new(Operation::Acquire, Kind::Acquire(Box::new(e)))
-    }
-}
+stormpool::adapter_error_impls!(Error, diesel::result::Error, Kind, Error::diesel);
 
-impl From<diesel::result::Error> for Error {
-    /// A statement's error.
-    fn from(e: diesel::result::Error) -> Error {
-        Error::diesel(Operation::Statement)(e)
-    }
-}
+impl Failure<Error> for Kind {
+    const DRIVER_FIELD: &'static str = "diesel";
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let describe = self.operation.describe();
-        match &self.kind {
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => fmt::Display::fmt(e, f),
-                AcquireError::Apply(e) => fmt::Display::fmt(e, f),
-                e => write!(f, "{describe}: {e}"),
-            },
-            Kind::Diesel(e) => write!(f, "{describe}: {}", root_cause(e)),
+    fn fmt_driver(
+        parts: &ErrorParts<Error>,
+        e: &diesel::result::Error,
+        f: &mut fmt::Formatter<'_>,
+    ) -> fmt::Result {
+        write!(f, "{}: {}", parts.describe(), root_cause(e))
+    }
+
+    fn fmt(&self, parts: &ErrorParts<Error>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let describe = parts.describe();
+        match self {
             Kind::Driver(e) => {
-                match (self.operation, &self.target) {
-                    (Operation::Connect, Some(target)) => {
-                        write!(f, "could not connect to {target}")?
-                    }
-                    _ => f.write_str(describe)?,
-                }
+                parts.fmt_what(f)?;
                 write!(f, ": {}", root_cause(&**e))
             }
             Kind::Config(problem) => write!(f, "{describe}: {problem}"),
@@ -331,37 +257,19 @@ impl fmt::Display for Error {
             Kind::TimedOut => write!(f, "{describe}: timed out"),
         }
     }
-}
 
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Error");
-        d.field("operation", &self.operation);
-        match &self.kind {
-            Kind::Diesel(e) => d.field("diesel", e),
+    fn debug(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        match self {
             Kind::Driver(e) => d.field("driver", e),
             Kind::Config(problem) => d.field("config", problem),
             Kind::SettingsUnsupported => d.field("settings_unsupported", &true),
             Kind::TimedOut => d.field("timed_out", &true),
-            Kind::Acquire(e) => d.field("acquire", e),
         };
-        if let Some(target) = &self.target {
-            d.field("target", target);
-        }
-        d.finish()
     }
-}
 
-impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            Kind::Diesel(e) => Some(e),
+        match self {
             Kind::Driver(e) => Some(&**e),
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => e.source(),
-                AcquireError::Apply(e) => e.source(),
-                _ => None,
-            },
             _ => None,
         }
     }

@@ -15,7 +15,6 @@ use crate::config::ManagerConfig;
 use crate::connection::DieselConnection;
 use crate::driver::Driver;
 use crate::error::{Error, Operation};
-use crate::tracked::Tracking;
 
 /// A [`stormpool::Manager`] for diesel-async's connections:
 /// [`PgManager`](crate::PgManager) (`DieselManager<AsyncPgConnection>`) and
@@ -107,7 +106,7 @@ impl<C: Driver> stormpool::Manager for DieselManager<C> {
 
     fn connect(&self) -> impl Future<Output = Result<DieselConnection<C>, Error>> + Send {
         let connect = C::connect(self.target.clone());
-        let track = Tracking::new(
+        let track = crate::tracked::tracking(
             self.counters.clone(),
             self.config.statement_grace,
             C::SERVER_BOUND,
@@ -128,7 +127,7 @@ impl<C: Driver> stormpool::Manager for DieselManager<C> {
         let (raw, track) = conn.parts();
         let manager_broken = AnsiTransactionManager::is_broken_transaction_manager(raw);
         let lost = track.abandoned && !C::SURVIVES_ABANDON;
-        track.broken || lost || (manager_broken && (!open || track.control_cut))
+        track.broken || lost || (manager_broken && (!open || track.extra.control_cut))
     }
 
     async fn check(&self, conn: &mut DieselConnection<C>) -> Result<(), Error> {
@@ -185,9 +184,7 @@ impl<C: Driver> stormpool::Manager for DieselManager<C> {
             }
         }
         if rolled_back {
-            if let Some(bound) = track.bound.as_mut() {
-                bound.rolled_back();
-            }
+            track.bound.rolled_back();
             track.counters.recycled();
         }
         Ok(())

@@ -17,8 +17,8 @@
 
 use std::fmt;
 
-use diesel::mysql::{Mysql, MysqlQueryBuilder};
-use diesel::query_builder::{AsQuery, QueryBuilder, QueryFragment, QueryId};
+use diesel::mysql::Mysql;
+use diesel::query_builder::{AsQuery, QueryFragment, QueryId};
 use diesel_async::{AsyncConnectionCore, AsyncMysqlConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -133,12 +133,7 @@ impl Sealed for AsyncMysqlConnection {
     }
 
     fn hand_written<Q: QueryFragment<Mysql> + QueryId>(query: &Q) -> Option<String> {
-        if Q::HAS_STATIC_QUERY_ID {
-            return None;
-        }
-        let mut builder = MysqlQueryBuilder::default();
-        query.to_sql(&mut builder, &Mysql).ok()?;
-        Some(builder.finish())
+        crate::driver::hand_written(query)
     }
 
     fn load_tracked<'conn, 'query, T>(

@@ -6,8 +6,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use diesel::pg::{Pg, PgQueryBuilder};
-use diesel::query_builder::{AsQuery, QueryBuilder, QueryFragment, QueryId};
+use diesel::pg::Pg;
+use diesel::query_builder::{AsQuery, QueryFragment, QueryId};
 use diesel_async::{AsyncConnectionCore, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -108,12 +108,7 @@ impl Sealed for AsyncPgConnection {
     }
 
     fn hand_written<Q: QueryFragment<Pg> + QueryId>(query: &Q) -> Option<String> {
-        if Q::HAS_STATIC_QUERY_ID {
-            return None;
-        }
-        let mut builder = PgQueryBuilder::default();
-        query.to_sql(&mut builder, &Pg).ok()?;
-        Some(builder.finish())
+        crate::driver::hand_written(query)
     }
 
     fn load_tracked<'conn, 'query, T>(

@@ -14,7 +14,6 @@
 //! statement that goes on computing after its first row is not seen as
 //! abandoned.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -23,54 +22,39 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::stream::Stream;
 use futures_util::FutureExt;
-use stormpool::statements::{ends_transaction, mentions_keyword, StatementCounters};
-use tokio::time::{Instant, Sleep};
+use stormpool::statements::{
+    mentions_keyword, SessionBound, SessionTracking, StatementCounters, StatementFlight,
+};
 
-use crate::deadline::{Bound, SessionBound};
 use crate::error::{is_connection_error, no_answer};
 
 /// What a connection knows of its session and its statements, beside the
-/// driver's connection (so a statement can borrow both at once).
-#[derive(Debug)]
-pub(crate) struct Tracking {
-    /// The deadline of the request holding the connection.
-    pub(crate) deadline: Option<Instant>,
-    /// How long past the deadline the client waits for the server.
-    pub(crate) grace: Duration,
-    /// What the adapter knows of the session's statement bound; `None`
-    /// where the adapter sets none (MySQL).
-    pub(crate) bound: Option<SessionBound>,
-    /// A tracked statement was dropped before the server answered it.
-    pub(crate) abandoned: bool,
-    /// Of which a transaction-control statement (`BEGIN`, `COMMIT`, ..):
-    /// diesel's transaction manager no longer knows the session's state.
+/// driver's connection (so a statement can borrow both at once); its bound
+/// is `Unsupported` where the adapter sets none (MySQL).
+pub(crate) type Tracking = SessionTracking<DieselSession>;
+
+/// What only diesel's sessions need tracked.
+#[derive(Debug, Default)]
+pub(crate) struct DieselSession {
+    /// An abandoned statement was transaction control (`BEGIN`, `COMMIT`,
+    /// ..): diesel's transaction manager no longer knows the session's
+    /// state.
     pub(crate) control_cut: bool,
-    /// The session may be in a transaction diesel's manager did not open:
-    /// a statement that may have opened one ran, or the driver's connection
-    /// was reached.
-    pub(crate) suspect: bool,
-    /// A statement changed `autocommit` (MySQL): every statement may open a
-    /// transaction from then on, so the session stays suspect for good.
-    pub(crate) autocommit_changed: bool,
-    /// A statement failed with a connection-level error.
-    pub(crate) broken: bool,
-    pub(crate) counters: Arc<StatementCounters>,
 }
 
-impl Tracking {
-    pub(crate) fn new(counters: Arc<StatementCounters>, grace: Duration, bounds: bool) -> Self {
-        Tracking {
-            deadline: None,
-            grace,
-            bound: bounds.then_some(SessionBound::Known(Bound::Default)),
-            abandoned: false,
-            control_cut: false,
-            suspect: false,
-            autocommit_changed: false,
-            broken: false,
-            counters,
-        }
-    }
+/// A fresh session's tracking; `bounds` when the adapter bounds its
+/// statements on the server.
+pub(crate) fn tracking(
+    counters: Arc<StatementCounters>,
+    grace: Duration,
+    bounds: bool,
+) -> Tracking {
+    let bound = if bounds {
+        SessionBound::default()
+    } else {
+        SessionBound::Unsupported
+    };
+    SessionTracking::new(counters, grace, bound, DieselSession::default())
 }
 
 /// Words of the statements diesel's transaction manager sends.
@@ -80,20 +64,10 @@ const CONTROL: [&str; 5] = ["BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE
 /// dropped before that, it marks the statement abandoned.
 pub struct Flight<'t> {
     track: &'t mut Tracking,
-    /// The bound a `SET` with the statement puts on the session.
-    setting: Option<Bound>,
-    in_transaction: bool,
-    /// Whether the statement runs under a propagated deadline.
-    bounded: bool,
+    flight: StatementFlight,
     /// Whether the statement is transaction control.
     control: bool,
-    /// Whether the statement is a bare `COMMIT` or `ROLLBACK` (diesel's
-    /// manager ends a transaction so): once it succeeds, the session is
-    /// outside any transaction, whatever opened one.
-    ends_transaction: bool,
-    limit: Option<Pin<Box<Sleep>>>,
     is_bound_timeout: fn(&diesel::result::Error) -> bool,
-    finished: bool,
 }
 
 impl<'t> Flight<'t> {
@@ -108,33 +82,19 @@ impl<'t> Flight<'t> {
         in_transaction: bool,
         is_bound_timeout: fn(&diesel::result::Error) -> bool,
     ) -> Self {
-        if sql.is_some_and(may_open_transaction) {
-            track.suspect = true;
-        }
-        if sql.is_some_and(|sql| mentions_keyword(sql, &["AUTOCOMMIT"])) {
-            track.autocommit_changed = true;
-        }
-        let control = sql.is_some_and(|sql| mentions_keyword(sql, &CONTROL));
-        let in_transaction = in_transaction || track.suspect;
-        let wanted = Bound::at(track.deadline);
-        let setting = track
-            .bound
-            .and_then(|bound| bound.change(wanted, in_transaction));
-        if setting.is_some() {
-            track.counters.bound_changed();
-        }
-        let limit = track
-            .deadline
-            .map(|deadline| Box::pin(tokio::time::sleep_until(deadline + track.grace)));
-        Flight {
-            setting,
+        // Only PostgreSQL's statements are bounded, and a rollback undoes
+        // a SET there.
+        let flight = StatementFlight::start(
+            track,
+            sql,
+            sql.is_some_and(may_open_transaction),
             in_transaction,
-            bounded: track.bound.is_some() && wanted != Bound::Default,
-            control,
-            ends_transaction: sql.is_some_and(ends_transaction),
-            limit,
+            true,
+        );
+        Flight {
+            flight,
+            control: sql.is_some_and(|sql| mentions_keyword(sql, &CONTROL)),
             is_bound_timeout,
-            finished: false,
             track,
         }
     }
@@ -142,79 +102,46 @@ impl<'t> Flight<'t> {
     /// The `SET` to send with the statement, if the bound must change.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn setting(&self) -> Option<String> {
-        self.setting.map(Bound::statement)
+        self.flight.setting().map(crate::deadline::statement)
     }
 
     /// The `SET` with the statement went through or failed.
     fn bound_outcome(&mut self, outcome: Option<Result<(), diesel::result::Error>>) {
-        let (Some(bound), Some(outcome)) = (self.setting.take(), outcome) else {
-            return;
-        };
-        if let Some(session) = self.track.bound.as_mut() {
-            match outcome {
-                Ok(()) => session.set(bound, self.in_transaction),
-                Err(_) => *session = SessionBound::Unknown,
-            }
-        }
+        self.flight.bound_outcome(self.track, outcome, |_| false);
     }
 
     /// The server answered, with `error` if the statement failed.
     fn finish(&mut self, error: Option<&diesel::result::Error>) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        if self.control {
+        let ended = self.flight.finish(
+            self.track,
+            error,
+            is_connection_error,
+            self.is_bound_timeout,
+        );
+        if ended && self.control {
             // A rollback (or the end of a transaction) undoes a bound set
             // inside it.
-            if let Some(bound) = self.track.bound.as_mut() {
-                bound.rolled_back();
-            }
-        }
-        match error {
-            Some(e) if is_connection_error(e) => self.track.broken = true,
-            Some(e) => {
-                if self.bounded && (self.is_bound_timeout)(e) {
-                    self.track.counters.stopped_by_deadline();
-                }
-                self.track.abandoned = false;
-            }
-            None => {
-                self.track.abandoned = false;
-                if self.ends_transaction && !self.track.autocommit_changed {
-                    self.track.suspect = false;
-                }
-            }
+            self.track.bound.rolled_back();
         }
     }
 
     /// Whether the client's own bound has passed.
     fn poll_limit(&mut self, cx: &mut Context<'_>) -> bool {
-        self.limit
-            .as_mut()
-            .is_some_and(|limit| limit.as_mut().poll(cx).is_ready())
+        self.flight.poll_limit(cx)
     }
 
     /// The client stops waiting; the statement stays in flight, abandoned
     /// when this flight is dropped.
     fn give_up(&mut self) -> diesel::result::Error {
-        self.track.counters.timed_out();
+        self.flight.give_up(self.track);
         no_answer(self.track.grace)
     }
 }
 
 impl Drop for Flight<'_> {
     fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.track.abandoned = true;
-        self.track.control_cut |= self.control;
-        self.track.counters.abandoned();
-        if self.setting.is_some() {
-            if let Some(bound) = self.track.bound.as_mut() {
-                *bound = SessionBound::Unknown;
-            }
+        if self.flight.abandon(self.track) {
+            self.track.extra.control_cut |= self.control;
         }
     }
 }

@@ -28,10 +28,11 @@ use mysql_async::prelude::{FromRow, Queryable, StatementLike};
 use mysql_async::{Conn, Params, Statement, Value};
 use tokio::time::Instant;
 
-use crate::deadline::{Bound, SessionBound, STATEMENT_TIMEOUT, UNKNOWN_VARIABLE};
+use crate::deadline::{self, STATEMENT_TIMEOUT, UNKNOWN_VARIABLE};
 use crate::error::{Error, Operation};
 use crate::stats::Counters;
 use crate::transaction::{MySqlTransaction, Pending, TransactionBuilder};
+use stormpool::statements::{Bound, SessionBound};
 
 /// A statement future of the driver, borrowing its connection.
 type DriverFuture<'c, T> = Pin<Box<dyn Future<Output = mysql_async::Result<T>> + Send + 'c>>;
@@ -422,8 +423,9 @@ impl MySqlConnection {
     {
         self.settle().await;
         let wanted = Bound::at(self.deadline);
-        let change = self.bound.change(wanted);
-        let set = change.map(|bound| bound.statement(self.restore.as_ref()));
+        // MariaDB's SET is not transactional: a rollback leaves it.
+        let change = self.bound.change(wanted, false);
+        let set = change.map(|bound| deadline::statement(bound, self.restore.as_ref()));
         if change.is_some() {
             self.counters.bound_changed();
         }
@@ -472,14 +474,14 @@ impl MySqlConnection {
         if paid {
             self.pending = None;
         }
-        self.bound = match set {
-            None => self.bound,
-            Some(Ok(())) => SessionBound::Known(wanted),
+        match set {
+            None => {}
+            Some(Ok(())) => self.bound.set(wanted, false),
             Some(Err(mysql_async::Error::Server(e))) if e.code == UNKNOWN_VARIABLE => {
-                SessionBound::Unsupported
+                self.bound = SessionBound::Unsupported;
             }
-            Some(Err(_)) => SessionBound::Unknown,
-        };
+            Some(Err(_)) => self.bound.forget(),
+        }
         if let (Err(mysql_async::Error::Server(e)), Bound::Millis(_)) = (&result, wanted) {
             if e.code == STATEMENT_TIMEOUT {
                 self.counters.stopped_by_deadline();
@@ -562,9 +564,7 @@ impl MySqlConnection {
     /// without a deadline gets that value back instead of the default.
     pub(crate) fn settings_bound(&mut self, value: Value) {
         self.restore = Some(value);
-        if self.bound != SessionBound::Unsupported {
-            self.bound = SessionBound::Unknown;
-        }
+        self.bound.forget();
     }
 
     fn present(&self) -> &Conn {
@@ -634,8 +634,8 @@ impl<T: 'static> Drop for InFlight<'_, T> {
         };
         self.owner.counters.abandoned();
         // Whether the SET went through is not known any more.
-        if self.bound_changing && self.owner.bound != SessionBound::Unsupported {
-            self.owner.bound = SessionBound::Unknown;
+        if self.bound_changing {
+            self.owner.bound.forget();
         }
         self.owner.abandoned = Some(Box::pin(async move { statement.await.0 }));
     }

@@ -18,54 +18,12 @@ use std::fmt;
 use std::time::Duration;
 
 use mysql_async::{DriverError, ServerError, UrlError};
-use stormpool::statements::root_cause;
+use stormpool::statements::{
+    acquire_is_connection_error, acquire_is_retryable, ErrorKind, ErrorParts, Failure,
+};
 use stormpool::AcquireError;
 
-/// What failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operation {
-    /// Opening a connection.
-    Connect,
-    /// The manager's `on_connect` hook, run on a new connection.
-    OnConnect,
-    /// The checkout probe (`COM_PING`).
-    Check,
-    /// Applying session settings.
-    Apply,
-    /// Resetting the session.
-    Reset,
-    /// Bringing a returned session back to a clean state (a rollback).
-    Recycle,
-    /// Sending `KILL QUERY` over a side connection.
-    Cancel,
-    /// Reading the connection configuration (a URL).
-    Config,
-    /// Getting a connection from the pool.
-    Acquire,
-    /// A statement sent through the pooled connection or a transaction.
-    Statement,
-    /// Starting, committing or rolling back a transaction or a savepoint.
-    Transaction,
-}
-
-impl Operation {
-    fn describe(self) -> &'static str {
-        match self {
-            Operation::Connect => "could not connect to MySQL",
-            Operation::OnConnect => "the on_connect hook failed",
-            Operation::Check => "the connection check failed",
-            Operation::Apply => "could not apply the session settings",
-            Operation::Reset => "could not reset the session",
-            Operation::Recycle => "could not clean up the returned session",
-            Operation::Cancel => "could not cancel the statement",
-            Operation::Config => "invalid MySQL connection configuration",
-            Operation::Acquire => "could not get a connection",
-            Operation::Statement => "statement failed",
-            Operation::Transaction => "transaction control statement failed",
-        }
-    }
-}
+pub use stormpool::statements::Operation;
 
 /// An error of this crate: a manager operation, an acquire, or a statement.
 ///
@@ -77,18 +35,16 @@ impl Operation {
 ///
 /// `Display` says what failed and its underlying cause; it never contains
 /// the password, nor a value from the URL.
-pub struct Error {
-    operation: Operation,
-    kind: Kind,
-    /// The server a connect was aimed at (`host:port`), for `Display`.
-    target: Option<Box<str>>,
-}
+pub struct Error(ErrorParts<Error>);
 
-enum Kind {
-    Driver(mysql_async::Error),
+/// This adapter's own failures (the parts of an [`Error`] the core's do
+/// not cover).
+#[derive(Debug)]
+pub enum Kind {
     /// A URL the driver refused, or an environment variable this crate
     /// refused, told without the values it carried.
     Url(String),
+    /// A session variable name that cannot be spliced into SQL.
     InvalidSettingName(String),
     /// A manager operation (a cancel) took longer than its bound.
     TimedOut,
@@ -98,8 +54,6 @@ enum Kind {
     /// The server cannot reset a session (MySQL before 5.7.3, MariaDB
     /// before 10.2.4).
     ResetUnsupported,
-    Hook(Box<dyn std::error::Error + Send + Sync>),
-    Acquire(Box<AcquireError<Error>>),
 }
 
 /// What was wrong with a URL, naming parameters but never their values.
@@ -123,89 +77,42 @@ impl Error {
     pub(crate) fn driver(operation: Operation) -> impl FnOnce(mysql_async::Error) -> Error {
         move |e| match e {
             // A URL error's own Display and Debug show the values.
-            mysql_async::Error::Url(e) => Error::new(operation, Kind::Url(describe_url_error(&e))),
-            e => Error::new(operation, Kind::Driver(e)),
+            mysql_async::Error::Url(e) => {
+                Error::other(operation, Kind::Url(describe_url_error(&e)))
+            }
+            e => Error(ErrorParts::new(operation, ErrorKind::Driver(e))),
         }
     }
 
     pub(crate) fn url(e: UrlError) -> Error {
-        Error::new(Operation::Config, Kind::Url(describe_url_error(&e)))
+        Error::other(Operation::Config, Kind::Url(describe_url_error(&e)))
     }
 
     /// A configuration this crate refused: `problem` names what, never a
     /// value.
     pub(crate) fn config(problem: String) -> Error {
-        Error::new(Operation::Config, Kind::Url(problem))
+        Error::other(Operation::Config, Kind::Url(problem))
     }
 
     pub(crate) fn invalid_setting_name(name: &str) -> Error {
-        Error::new(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
+        Error::other(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
     }
 
     pub(crate) fn timed_out(operation: Operation) -> Error {
-        Error::new(operation, Kind::TimedOut)
+        Error::other(operation, Kind::TimedOut)
     }
 
     pub(crate) fn no_answer(operation: Operation, grace: Duration) -> Error {
-        Error::new(operation, Kind::NoAnswer(grace))
+        Error::other(operation, Kind::NoAnswer(grace))
     }
 
     pub(crate) fn reset_unsupported() -> Error {
-        Error::new(Operation::Reset, Kind::ResetUnsupported)
-    }
-
-    pub(crate) fn hook(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
-        Error::new(Operation::OnConnect, Kind::Hook(e))
-    }
-
-    fn new(operation: Operation, kind: Kind) -> Error {
-        Error {
-            operation,
-            kind,
-            target: None,
-        }
-    }
-
-    /// Names the server a connect was aimed at.
-    pub(crate) fn at(mut self, target: String) -> Error {
-        self.target = Some(target.into_boxed_str());
-        self
-    }
-
-    /// What failed.
-    pub fn operation(&self) -> Operation {
-        match &self.kind {
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => e.operation(),
-                _ => self.operation,
-            },
-            _ => self.operation,
-        }
+        Error::other(Operation::Reset, Kind::ResetUnsupported)
     }
 
     /// The driver's error, if the failure came from it.
     pub fn as_driver(&self) -> Option<&mysql_async::Error> {
-        match &self.kind {
-            Kind::Driver(e) => Some(e),
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => e.as_driver(),
-                AcquireError::Apply(e) => e.as_driver(),
-                _ => None,
-            },
-            Kind::Hook(e) => e
-                .downcast_ref::<Error>()
-                .and_then(Error::as_driver)
-                .or_else(|| e.downcast_ref::<mysql_async::Error>()),
-            _ => None,
-        }
-    }
-
-    /// The pool's error, when getting a connection failed.
-    pub fn acquire_error(&self) -> Option<&AcquireError<Error>> {
-        match &self.kind {
-            Kind::Acquire(e) => Some(e),
-            _ => None,
-        }
+        self.0.driver()
     }
 
     /// The server's error report (code, SQLSTATE, message), if it sent one.
@@ -227,46 +134,27 @@ impl Error {
     /// or the pool on a connection or a connect. A statement the *server*
     /// stopped at its propagated bound is a SQL error instead (error 1969).
     pub fn is_timeout(&self) -> bool {
-        match &self.kind {
-            Kind::NoAnswer(_) | Kind::TimedOut => true,
-            Kind::Acquire(e) => matches!(**e, AcquireError::Timeout | AcquireError::ConnectTimeout),
-            _ => false,
+        match self.0.kind() {
+            ErrorKind::Other(Kind::NoAnswer(_) | Kind::TimedOut) => true,
+            _ => self.0.acquire_timed_out(),
         }
     }
 }
 
-impl From<AcquireError<Error>> for Error {
-    fn from(e: AcquireError<Error>) -> Error {
-        Error::new(Operation::Acquire, Kind::Acquire(Box::new(e)))
-    }
-}
+stormpool::adapter_error_impls!(Error, mysql_async::Error, Kind, Error::driver);
 
-impl From<mysql_async::Error> for Error {
-    /// A statement's error, from a statement sent through the driver's
-    /// connection.
-    fn from(e: mysql_async::Error) -> Error {
-        Error::driver(Operation::Statement)(e)
+impl Failure<Error> for Kind {
+    fn describe(operation: Operation) -> &'static str {
+        match operation {
+            Operation::Connect => "could not connect to MySQL",
+            Operation::Config => "invalid MySQL connection configuration",
+            operation => operation.describe(),
+        }
     }
-}
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let describe = self.operation.describe();
-        match &self.kind {
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => fmt::Display::fmt(e, f),
-                AcquireError::Apply(e) => fmt::Display::fmt(e, f),
-                e => write!(f, "{describe}: {e}"),
-            },
-            Kind::Driver(e) => {
-                match (self.operation, &self.target) {
-                    (Operation::Connect, Some(target)) => {
-                        write!(f, "could not connect to {target}")?
-                    }
-                    _ => f.write_str(describe)?,
-                }
-                write!(f, ": {}", root_cause(e))
-            }
+    fn fmt(&self, parts: &ErrorParts<Error>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let describe = parts.describe();
+        match self {
             Kind::Url(problem) => write!(f, "{describe}: {problem}"),
             Kind::InvalidSettingName(name) => write!(
                 f,
@@ -281,44 +169,17 @@ impl fmt::Display for Error {
             Kind::ResetUnsupported => {
                 f.write_str("the server does not support resetting a session")
             }
-            Kind::Hook(e) => write!(f, "{describe}: {}", root_cause(&**e)),
         }
     }
-}
 
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Error");
-        d.field("operation", &self.operation);
-        match &self.kind {
-            Kind::Driver(e) => d.field("driver", e),
+    fn debug(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        match self {
             Kind::Url(problem) => d.field("url", problem),
             Kind::InvalidSettingName(name) => d.field("invalid_setting_name", name),
             Kind::TimedOut => d.field("timed_out", &true),
             Kind::NoAnswer(grace) => d.field("no_answer_after_grace", grace),
             Kind::ResetUnsupported => d.field("reset_unsupported", &true),
-            Kind::Hook(e) => d.field("hook", e),
-            Kind::Acquire(e) => d.field("acquire", e),
         };
-        if let Some(target) = &self.target {
-            d.field("target", target);
-        }
-        d.finish()
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            Kind::Driver(e) => Some(e),
-            Kind::Hook(e) => Some(&**e),
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => e.source(),
-                AcquireError::Apply(e) => e.source(),
-                _ => None,
-            },
-            _ => None,
-        }
     }
 }
 
@@ -429,28 +290,34 @@ impl Classify for Error {
     }
 
     fn is_connection_error(&self) -> bool {
-        match &self.kind {
+        match self.0.kind() {
             // A connect that failed never made a connection; any other
             // failing operation left its connection unusable only if the
             // driver says so.
-            Kind::Driver(e) => self.operation == Operation::Connect || e.is_connection_error(),
-            Kind::TimedOut | Kind::NoAnswer(_) => true,
-            Kind::Acquire(e) => e.is_connection_error(),
-            Kind::Hook(_) => self.as_driver().is_some_and(Classify::is_connection_error),
-            Kind::Url(_) | Kind::InvalidSettingName(_) | Kind::ResetUnsupported => false,
+            ErrorKind::Driver(e) => {
+                self.0.own_operation() == Operation::Connect || e.is_connection_error()
+            }
+            ErrorKind::Other(Kind::TimedOut | Kind::NoAnswer(_)) => true,
+            ErrorKind::Acquire(e) => e.is_connection_error(),
+            ErrorKind::Hook(_) => self.as_driver().is_some_and(Classify::is_connection_error),
+            ErrorKind::Other(
+                Kind::Url(_) | Kind::InvalidSettingName(_) | Kind::ResetUnsupported,
+            ) => false,
         }
     }
 
     fn is_retryable(&self) -> bool {
-        match &self.kind {
-            Kind::Driver(e) => match self.operation {
+        match self.0.kind() {
+            ErrorKind::Driver(e) => match self.0.own_operation() {
                 Operation::Config | Operation::Apply => false,
                 _ => e.is_retryable(),
             },
-            Kind::TimedOut | Kind::NoAnswer(_) => true,
-            Kind::Acquire(e) => e.is_retryable(),
-            Kind::Hook(_) => self.as_driver().is_some_and(Classify::is_retryable),
-            Kind::Url(_) | Kind::InvalidSettingName(_) | Kind::ResetUnsupported => false,
+            ErrorKind::Other(Kind::TimedOut | Kind::NoAnswer(_)) => true,
+            ErrorKind::Acquire(e) => e.is_retryable(),
+            ErrorKind::Hook(_) => self.as_driver().is_some_and(Classify::is_retryable),
+            ErrorKind::Other(
+                Kind::Url(_) | Kind::InvalidSettingName(_) | Kind::ResetUnsupported,
+            ) => false,
         }
     }
 }
@@ -473,22 +340,11 @@ impl Classify for AcquireError<Error> {
     }
 
     fn is_connection_error(&self) -> bool {
-        match self {
-            AcquireError::Connect(_) | AcquireError::ConnectTimeout => true,
-            AcquireError::Apply(e) => e.is_connection_error(),
-            _ => false,
-        }
+        acquire_is_connection_error(self, Classify::is_connection_error)
     }
 
     fn is_retryable(&self) -> bool {
-        match self {
-            AcquireError::Connect(e) => e.is_retryable(),
-            AcquireError::ConnectTimeout => true,
-            AcquireError::Apply(e) => e.is_retryable(),
-            // The pool's own rejections: retrying straight away adds load
-            // to a pool that just said it has too much.
-            _ => false,
-        }
+        acquire_is_retryable(self, Classify::is_retryable)
     }
 }
 

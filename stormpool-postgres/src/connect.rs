@@ -64,6 +64,27 @@ pub(crate) struct Opened {
     pub(crate) status: std::sync::Arc<SessionStatus>,
 }
 
+impl Opened {
+    /// A connect's outcome: `connection` (the driver's I/O) runs on the
+    /// connection's task until the session ends.
+    fn new<C>(
+        connected: Result<(Client, C), tokio_postgres::Error>,
+        status: std::sync::Arc<SessionStatus>,
+    ) -> Result<Opened, Error>
+    where
+        C: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+    {
+        let (client, connection) = connected.map_err(Error::driver(Operation::Connect))?;
+        Ok(Opened {
+            client,
+            io: Box::pin(async move {
+                let _ = connection.await;
+            }),
+            status,
+        })
+    }
+}
+
 /// Connects over `route` with a socket of the manager's own, watched.
 pub(crate) async fn connect_watched(config: &Config, route: &CancelRoute) -> Result<Opened, Error> {
     let connect = Operation::Connect;
@@ -94,17 +115,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (stream, status) = Sniffed::new(stream);
-    let (client, connection) = config
-        .connect_raw(stream, NoTls)
-        .await
-        .map_err(Error::driver(Operation::Connect))?;
-    Ok(Opened {
-        client,
-        io: Box::pin(async move {
-            let _ = connection.await;
-        }),
-        status,
-    })
+    Opened::new(config.connect_raw(stream, NoTls).await, status)
 }
 
 /// What the driver sets on its own sockets.
@@ -139,17 +150,7 @@ where
     T::TlsConnect: Send,
     <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
 {
-    let (client, connection) = config
-        .connect(tls)
-        .await
-        .map_err(Error::driver(Operation::Connect))?;
-    Ok(Opened {
-        client,
-        io: Box::pin(async move {
-            let _ = connection.await;
-        }),
-        status: SessionStatus::unseen(),
-    })
+    Opened::new(config.connect(tls).await, SessionStatus::unseen())
 }
 
 /// The bound the configuration's own `connect_timeout` puts on a connect

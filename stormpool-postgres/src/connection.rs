@@ -21,26 +21,24 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Buf;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tokio_postgres::types::{BorrowToSql, ToSql, Type};
-use tokio_postgres::{CancelToken, Client, Row, SimpleQueryMessage, Statement};
-
-use crate::unnamed::ToPgStatement;
+use tokio_postgres::{CancelToken, Client};
 
 use crate::error::Error;
-use crate::statements::{Cache, CopyOutStream, RowStream, SimpleQueryStream, Statements};
+use crate::handle::{sealed, Scope, Tracked};
+use crate::statements::{Cache, Statements};
 use crate::stats::Counters;
 use crate::status::SessionStatus;
-use crate::tracked::{CopyInSink, Tracker};
+use crate::tracked::Tracker;
 use crate::transaction::{PgTransaction, TransactionBuilder};
 
 /// A pooled PostgreSQL connection.
 ///
-/// Its statement methods take the same arguments and return the same
-/// values as the tokio-postgres [`Client`]'s methods of the same name,
-/// with this crate's [`Error`], and are *tracked*:
+/// Its statement methods (those of [`Tracked`], which it shares with
+/// [`PgTransaction`]) take the same arguments and return the same values as
+/// the tokio-postgres [`Client`]'s methods of the same name, with this
+/// crate's [`Error`], and are *tracked*:
 ///
 /// | family | methods |
 /// |---|---|
@@ -79,7 +77,10 @@ use crate::transaction::{PgTransaction, TransactionBuilder};
 /// session: the task says goodbye to the server, and is cut after
 /// [`ManagerConfig::close_grace`](crate::ManagerConfig::close_grace) if the
 /// server does not answer.
-pub struct PgConnection {
+pub type PgConnection = Tracked<Connection>;
+
+/// What a pooled connection holds: the session and its tracking.
+pub struct Connection {
     client: Client,
     /// Dropped with the connection: tells the I/O task to wind down.
     _closing: oneshot::Sender<()>,
@@ -89,9 +90,6 @@ pub struct PgConnection {
     tracker: Tracker,
     cache: Mutex<Cache>,
 }
-
-type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
-type TypedParams<'p> = &'p [(&'p (dyn ToSql + Sync), Type)];
 
 impl PgConnection {
     pub(crate) fn new(
@@ -103,320 +101,57 @@ impl PgConnection {
         grace: Duration,
         cache_capacity: usize,
     ) -> Self {
-        PgConnection {
+        Tracked(Connection {
             client,
             _closing: closing,
             io: Some(io),
             tracker: Tracker::new(counters, status, grace),
             cache: Mutex::new(Cache::new(cache_capacity)),
-        }
+        })
     }
 
     /// Closes the session: the I/O task says goodbye (`Terminate`) and
     /// ends once the server has closed its side, or `close_grace` after.
     pub(crate) async fn close(mut self) {
-        let io = self.io.take();
+        let io = self.0.io.take();
         drop(self);
         if let Some(io) = io {
             let _ = io.await;
         }
     }
 
-    fn statements(&self) -> Statements<'_> {
-        Statements {
-            client: &self.client,
-            tracker: &self.tracker,
-            cache: &self.cache,
-            in_transaction: false,
-        }
-    }
-
     /// The tokio-postgres client. Statements sent through it are not
     /// tracked (see the type's docs).
     pub fn client(&self) -> &Client {
-        self.tracker.touch_raw();
-        &self.client
+        self.0.tracker.touch_raw();
+        &self.0.client
     }
 
     /// The deadline of the request holding the connection, as the pool
     /// passed it on; `None` when the request set none or the pool does not
     /// propagate deadlines.
     pub fn deadline(&self) -> Option<Instant> {
-        self.tracker.deadline
+        self.0.tracker.deadline
     }
 
     /// Whether the session is closed ([`Client::is_closed`]).
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.0.client.is_closed()
     }
 
     /// The token that cancels the statement running on this session from
     /// elsewhere ([`Client::cancel_token`]).
     pub fn cancel_token(&self) -> CancelToken {
-        self.client.cancel_token()
+        self.0.client.cancel_token()
     }
 
     /// How many prepared statements the connection's cache holds.
     pub fn cached_statements(&self) -> usize {
-        self.cache
+        self.0
+            .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len()
-    }
-
-    /// [`Client::query`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future leaves the statement running on the server; the
-    /// pool cancels it when the connection comes back.
-    pub async fn query<T>(&self, statement: &T, params: Params<'_>) -> Result<Vec<Row>, Error>
-    where
-        T: ?Sized + ToPgStatement,
-    {
-        self.statements().query(statement, params).await
-    }
-
-    /// [`Client::query_one`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn query_one<T>(&self, statement: &T, params: Params<'_>) -> Result<Row, Error>
-    where
-        T: ?Sized + ToPgStatement,
-    {
-        self.statements().query_one(statement, params).await
-    }
-
-    /// [`Client::query_opt`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn query_opt<T>(
-        &self,
-        statement: &T,
-        params: Params<'_>,
-    ) -> Result<Option<Row>, Error>
-    where
-        T: ?Sized + ToPgStatement,
-    {
-        self.statements().query_opt(statement, params).await
-    }
-
-    /// [`Client::query_raw`], tracked: the statement is in flight until the
-    /// stream ends.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query), for the future and for the stream.
-    pub async fn query_raw<T, P, I>(&self, statement: &T, params: I) -> Result<RowStream<'_>, Error>
-    where
-        T: ?Sized + ToPgStatement,
-        P: BorrowToSql,
-        I: IntoIterator<Item = P>,
-        I::IntoIter: ExactSizeIterator,
-    {
-        self.statements().query_raw(statement, params).await
-    }
-
-    /// [`Client::query_typed`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn query_typed(
-        &self,
-        query: &str,
-        params: TypedParams<'_>,
-    ) -> Result<Vec<Row>, Error> {
-        self.statements().query_typed(query, params).await
-    }
-
-    /// [`Client::query_typed_one`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn query_typed_one(
-        &self,
-        query: &str,
-        params: TypedParams<'_>,
-    ) -> Result<Row, Error> {
-        self.statements().query_typed_one(query, params).await
-    }
-
-    /// [`Client::query_typed_opt`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn query_typed_opt(
-        &self,
-        query: &str,
-        params: TypedParams<'_>,
-    ) -> Result<Option<Row>, Error> {
-        self.statements().query_typed_opt(query, params).await
-    }
-
-    /// [`Client::query_typed_raw`], tracked: the statement is in flight
-    /// until the stream ends.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query), for the future and for the stream.
-    pub async fn query_typed_raw<P, I>(
-        &self,
-        query: &str,
-        params: I,
-    ) -> Result<RowStream<'_>, Error>
-    where
-        P: BorrowToSql,
-        I: IntoIterator<Item = (P, Type)>,
-    {
-        self.statements().query_typed_raw(query, params).await
-    }
-
-    /// [`Client::execute`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn execute<T>(&self, statement: &T, params: Params<'_>) -> Result<u64, Error>
-    where
-        T: ?Sized + ToPgStatement,
-    {
-        self.statements().execute(statement, params).await
-    }
-
-    /// [`Client::execute_typed`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn execute_typed(&self, query: &str, params: TypedParams<'_>) -> Result<u64, Error> {
-        self.statements().execute_typed(query, params).await
-    }
-
-    /// [`Client::execute_raw`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn execute_raw<T, P, I>(&self, statement: &T, params: I) -> Result<u64, Error>
-    where
-        T: ?Sized + ToPgStatement,
-        P: BorrowToSql,
-        I: IntoIterator<Item = P>,
-        I::IntoIter: ExactSizeIterator,
-    {
-        self.statements().execute_raw(statement, params).await
-    }
-
-    /// [`Client::simple_query`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn simple_query(&self, query: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
-        self.statements().simple_query(query).await
-    }
-
-    /// [`Client::simple_query_raw`], tracked: the statements are in flight
-    /// until the stream ends.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query), for the future and for the stream.
-    pub async fn simple_query_raw(&self, query: &str) -> Result<SimpleQueryStream<'_>, Error> {
-        self.statements().simple_query_raw(query).await
-    }
-
-    /// [`Client::batch_execute`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn batch_execute(&self, query: &str) -> Result<(), Error> {
-        self.statements().batch_execute(query).await
-    }
-
-    /// [`Client::prepare`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn prepare(&self, query: &str) -> Result<Statement, Error> {
-        self.statements().prepare_typed(query, &[]).await
-    }
-
-    /// [`Client::prepare_typed`], tracked.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query).
-    pub async fn prepare_typed(&self, query: &str, types: &[Type]) -> Result<Statement, Error> {
-        self.statements().prepare_typed(query, types).await
-    }
-
-    /// The statement prepared for `query` on this session, from the
-    /// connection's cache when it holds it (no round trip), else prepared
-    /// (tracked) and cached.
-    ///
-    /// The cache holds at most
-    /// [`ManagerConfig::statement_cache_capacity`](crate::ManagerConfig::statement_cache_capacity)
-    /// statements (100 by default), evicting the least recently used, which
-    /// is closed on the server. It is emptied when the session is reset
-    /// (`DISCARD ALL` drops the server's prepared statements).
-    /// [`PgManager::stats`](crate::PgManager::stats) counts hits and misses.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query); a prepare dropped half-way caches nothing.
-    pub async fn prepare_cached(&self, query: &str) -> Result<Statement, Error> {
-        self.statements().prepare_typed_cached(query, &[]).await
-    }
-
-    /// [`prepare_cached`](Self::prepare_cached) with parameter types
-    /// ([`Client::prepare_typed`]); the types are part of the cache's key.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`prepare_cached`](Self::prepare_cached).
-    pub async fn prepare_typed_cached(
-        &self,
-        query: &str,
-        types: &[Type],
-    ) -> Result<Statement, Error> {
-        self.statements().prepare_typed_cached(query, types).await
-    }
-
-    /// [`Client::copy_in`], tracked: the statement is in flight until the
-    /// sink is [finished](CopyInSink::finish).
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query); dropping the sink aborts the copy.
-    pub async fn copy_in<T, U>(&self, statement: &T) -> Result<CopyInSink<'_, U>, Error>
-    where
-        T: ?Sized + ToPgStatement,
-        U: Buf + Send + 'static,
-    {
-        self.statements().copy_in(statement).await
-    }
-
-    /// [`Client::copy_out`], tracked: the statement is in flight until the
-    /// stream ends.
-    ///
-    /// # Cancel safety
-    ///
-    /// As [`query`](Self::query), for the future and for the stream.
-    pub async fn copy_out<T>(&self, statement: &T) -> Result<CopyOutStream<'_>, Error>
-    where
-        T: ?Sized + ToPgStatement,
-    {
-        self.statements().copy_out(statement).await
     }
 
     /// Begins a transaction (`BEGIN`), tracked, with the session's default
@@ -432,37 +167,38 @@ impl PgConnection {
 
     /// A transaction with options: isolation level, read-only, deferrable.
     pub fn build_transaction(&mut self) -> TransactionBuilder<'_> {
-        TransactionBuilder::new(&mut self.client, &self.tracker, &self.cache)
+        TransactionBuilder::new(&mut self.0.client, &self.0.tracker, &self.0.cache)
     }
 
     /// Whether a tracked statement was dropped before it completed and
     /// nothing since proved it done; clears the flag (the pool drains the
     /// connection now).
     pub(crate) fn take_abandoned(&mut self) -> bool {
-        self.tracker.take_abandoned()
+        self.0.tracker.take_abandoned()
     }
 
     pub(crate) fn tracker_mut(&mut self) -> &mut Tracker {
-        &mut self.tracker
+        &mut self.0.tracker
     }
 
     /// The client, for the manager's own statements (not the holder's).
     pub(crate) fn own_client(&self) -> &Client {
-        &self.client
+        &self.0.client
     }
 
     /// A request takes the connection.
     pub(crate) fn set_deadline(&mut self, deadline: Option<Instant>) {
-        self.tracker.deadline = deadline;
+        self.0.tracker.deadline = deadline;
     }
 
     /// The session was reset: whatever it carried is gone, prepared
     /// statements included.
     pub(crate) fn session_reset(&mut self) {
-        self.tracker.restore = None;
-        self.tracker.local_settings = None;
-        self.tracker.bound.forget();
-        self.cache
+        self.0.tracker.restore = None;
+        self.0.tracker.local_settings = None;
+        self.0.tracker.bound.forget();
+        self.0
+            .cache
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
@@ -471,15 +207,28 @@ impl PgConnection {
     /// Behind a transaction pooler: the connection's settings, as the
     /// `set_config` calls each transaction of its requests begins with.
     pub(crate) fn set_local_settings(&mut self, calls: String) {
-        self.tracker.local_settings = Some(calls);
-        self.tracker.bound.forget();
+        self.0.tracker.local_settings = Some(calls);
+        self.0.tracker.bound.forget();
     }
 
     /// Settings put `statement_timeout = value` on the session: a request
     /// without a deadline gets that value back instead of the default.
     pub(crate) fn settings_bound(&mut self, value: &str) {
-        self.tracker.restore = Some(value.to_owned());
-        self.tracker.bound.forget();
+        self.0.tracker.restore = Some(value.to_owned());
+        self.0.tracker.bound.forget();
+    }
+}
+
+impl sealed::Sealed for Connection {}
+
+impl Scope for Connection {
+    fn statements(&self) -> Statements<'_> {
+        Statements {
+            client: &self.client,
+            tracker: &self.tracker,
+            cache: &self.cache,
+            in_transaction: false,
+        }
     }
 }
 
@@ -495,9 +244,9 @@ impl Deref for PgConnection {
 impl fmt::Debug for PgConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgConnection")
-            .field("closed", &self.client.is_closed())
-            .field("deadline", &self.tracker.deadline)
-            .field("transaction_status", &self.tracker.status.get())
+            .field("closed", &self.0.client.is_closed())
+            .field("deadline", &self.0.tracker.deadline)
+            .field("transaction_status", &self.0.tracker.status.get())
             .finish_non_exhaustive()
     }
 }

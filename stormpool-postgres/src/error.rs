@@ -21,55 +21,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use stormpool::statements::root_cause;
+use stormpool::statements::{
+    acquire_is_connection_error, acquire_is_retryable, root_cause, ErrorKind, ErrorParts, Failure,
+};
 use stormpool::AcquireError;
 use tokio_postgres::error::{DbError, SqlState};
 
-/// What failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operation {
-    /// Opening a connection.
-    Connect,
-    /// The manager's `on_connect` hook, run on a new connection.
-    OnConnect,
-    /// The checkout probe (an empty query).
-    Check,
-    /// Applying session settings.
-    Apply,
-    /// Resetting the session.
-    Reset,
-    /// Bringing a returned session back to a clean state (a rollback).
-    Recycle,
-    /// Sending a cancel request.
-    Cancel,
-    /// Reading the connection configuration (a URL or `key=value` string).
-    Config,
-    /// Getting a connection from the pool.
-    Acquire,
-    /// A statement sent through the pooled connection or a transaction.
-    Statement,
-    /// Starting, committing or rolling back a transaction or a savepoint.
-    Transaction,
-}
-
-impl Operation {
-    fn describe(self) -> &'static str {
-        match self {
-            Operation::Connect => "could not connect to PostgreSQL",
-            Operation::OnConnect => "the on_connect hook failed",
-            Operation::Check => "the connection check failed",
-            Operation::Apply => "could not apply the session settings",
-            Operation::Reset => "could not reset the session",
-            Operation::Recycle => "could not clean up the returned session",
-            Operation::Cancel => "could not send the cancel request",
-            Operation::Config => "invalid PostgreSQL connection configuration",
-            Operation::Acquire => "could not get a connection",
-            Operation::Statement => "statement failed",
-            Operation::Transaction => "transaction control statement failed",
-        }
-    }
-}
+pub use stormpool::statements::Operation;
 
 /// An error of this crate: a manager operation, an acquire, or a statement.
 ///
@@ -81,35 +39,33 @@ impl Operation {
 ///
 /// `Display` says what failed and its underlying cause (see the module's
 /// docs); it never contains the password.
-pub struct Error {
-    operation: Operation,
-    kind: Kind,
-    /// The server a connect was aimed at (`host:port`), for `Display`.
-    target: Option<Box<str>>,
-}
+pub struct Error(ErrorParts<Error>);
 
-enum Kind {
-    Driver(tokio_postgres::Error),
+/// This adapter's own failures (the parts of an [`Error`] the core's do
+/// not cover).
+#[derive(Debug)]
+pub enum Kind {
     /// A socket of the manager's own (a connect's, a cancel request's).
     Io(std::io::Error),
+    /// A session setting name that cannot be spliced into SQL.
     InvalidSettingName(String),
     /// The client gave up: the server did not answer by the request's
     /// deadline plus this grace.
     TimedOut(Duration),
-    Hook(Box<dyn std::error::Error + Send + Sync>),
-    Acquire(Box<AcquireError<Error>>),
     /// Behind a transaction pooler, what cannot run there.
     Pooler(PoolerMisuse),
     /// A statement given the wrong number of parameters.
     ParameterCount {
+        /// The parameters the statement takes.
         expected: usize,
+        /// The parameters it was given.
         got: usize,
     },
 }
 
 /// What a connection behind a transaction pooler refuses.
 #[derive(Clone, Copy, Debug)]
-enum PoolerMisuse {
+pub enum PoolerMisuse {
     /// A prepared statement the connection did not describe.
     UnknownStatement,
     /// `COPY` outside a transaction.
@@ -118,94 +74,42 @@ enum PoolerMisuse {
 
 impl Error {
     pub(crate) fn driver(operation: Operation) -> impl FnOnce(tokio_postgres::Error) -> Error {
-        move |e| Error::new(operation, Kind::Driver(e))
+        move |e| Error(ErrorParts::new(operation, ErrorKind::Driver(e)))
     }
 
     pub(crate) fn io(operation: Operation) -> impl FnOnce(std::io::Error) -> Error {
-        move |e| Error::new(operation, Kind::Io(e))
+        move |e| Error::other(operation, Kind::Io(e))
     }
 
     pub(crate) fn invalid_setting_name(name: &str) -> Error {
-        Error::new(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
+        Error::other(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
     }
 
     pub(crate) fn timed_out(operation: Operation, grace: Duration) -> Error {
-        Error::new(operation, Kind::TimedOut(grace))
-    }
-
-    pub(crate) fn hook(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
-        Error::new(Operation::OnConnect, Kind::Hook(e))
+        Error::other(operation, Kind::TimedOut(grace))
     }
 
     pub(crate) fn unknown_statement() -> Error {
-        Error::new(
+        Error::other(
             Operation::Statement,
             Kind::Pooler(PoolerMisuse::UnknownStatement),
         )
     }
 
     pub(crate) fn copy_outside_transaction() -> Error {
-        Error::new(
+        Error::other(
             Operation::Statement,
             Kind::Pooler(PoolerMisuse::CopyOutsideTransaction),
         )
     }
 
     pub(crate) fn parameter_count(expected: usize, got: usize) -> Error {
-        Error::new(Operation::Statement, Kind::ParameterCount { expected, got })
-    }
-
-    fn new(operation: Operation, kind: Kind) -> Error {
-        Error {
-            operation,
-            kind,
-            target: None,
-        }
-    }
-
-    /// Names the server a connect was aimed at.
-    pub(crate) fn at(mut self, target: Option<String>) -> Error {
-        self.target = target.map(String::into_boxed_str);
-        self
-    }
-
-    /// What failed.
-    pub fn operation(&self) -> Operation {
-        match &self.kind {
-            // The acquire failed because a connect did: say so.
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => e.operation(),
-                _ => self.operation,
-            },
-            _ => self.operation,
-        }
+        Error::other(Operation::Statement, Kind::ParameterCount { expected, got })
     }
 
     /// The driver's error, if the failure came from it.
     pub fn as_driver(&self) -> Option<&tokio_postgres::Error> {
-        match &self.kind {
-            Kind::Driver(e) => Some(e),
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => e.as_driver(),
-                AcquireError::Apply(e) => e.as_driver(),
-                _ => None,
-            },
-            Kind::Hook(e) => e
-                .downcast_ref::<Error>()
-                .and_then(Error::as_driver)
-                .or_else(|| e.downcast_ref::<tokio_postgres::Error>()),
-            _ => None,
-        }
-    }
-
-    /// The pool's error, when getting a connection failed: match it for
-    /// [`Shed`](AcquireError::Shed), [`Timeout`](AcquireError::Timeout) and
-    /// the other rejections.
-    pub fn acquire_error(&self) -> Option<&AcquireError<Error>> {
-        match &self.kind {
-            Kind::Acquire(e) => Some(e),
-            _ => None,
-        }
+        self.0.driver()
     }
 
     /// The server's error report (severity, SQLSTATE, message, detail), if
@@ -233,10 +137,9 @@ impl Error {
     /// connect. A statement the *server* stopped at its propagated bound is
     /// a SQL error instead (SQLSTATE `57014`, see [`code`](Error::code)).
     pub fn is_timeout(&self) -> bool {
-        match &self.kind {
-            Kind::TimedOut(_) => true,
-            Kind::Acquire(e) => matches!(**e, AcquireError::Timeout | AcquireError::ConnectTimeout),
-            _ => false,
+        match self.0.kind() {
+            ErrorKind::Other(Kind::TimedOut(_)) => true,
+            _ => self.0.acquire_timed_out(),
         }
     }
 
@@ -247,53 +150,43 @@ impl Error {
     /// [`prepare_cached`](crate::PgConnection::prepare_cached), or a `COPY`
     /// outside a transaction. Nothing was sent to the server.
     pub fn is_pooler_misuse(&self) -> bool {
-        matches!(self.kind, Kind::Pooler(_))
+        matches!(self.0.kind(), ErrorKind::Other(Kind::Pooler(_)))
     }
 }
 
-impl From<AcquireError<Error>> for Error {
-    fn from(e: AcquireError<Error>) -> Error {
-        Error::new(Operation::Acquire, Kind::Acquire(Box::new(e)))
-    }
-}
+stormpool::adapter_error_impls!(Error, tokio_postgres::Error, Kind, Error::driver);
 
-impl From<tokio_postgres::Error> for Error {
-    /// A statement's error, from a statement sent through the driver's
-    /// client.
-    fn from(e: tokio_postgres::Error) -> Error {
-        Error::driver(Operation::Statement)(e)
+impl Failure<Error> for Kind {
+    fn describe(operation: Operation) -> &'static str {
+        match operation {
+            Operation::Connect => "could not connect to PostgreSQL",
+            Operation::Cancel => "could not send the cancel request",
+            Operation::Config => "invalid PostgreSQL connection configuration",
+            operation => operation.describe(),
+        }
     }
-}
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let describe = self.operation.describe();
-        match &self.kind {
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => fmt::Display::fmt(e, f),
-                AcquireError::Apply(e) => fmt::Display::fmt(e, f),
-                e => write!(f, "{describe}: {e}"),
-            },
-            Kind::Driver(e) => {
-                match (self.operation, &self.target) {
-                    (Operation::Connect, Some(target)) => {
-                        write!(f, "could not connect to {target}")?
-                    }
-                    _ => f.write_str(describe)?,
-                }
-                // A configuration error's cause may quote the string it
-                // came from: keep it to the chain.
-                if self.operation != Operation::Config {
-                    write!(f, ": {}", root_cause(e))?;
-                }
-                Ok(())
+    fn fmt_driver(
+        parts: &ErrorParts<Error>,
+        e: &tokio_postgres::Error,
+        f: &mut fmt::Formatter<'_>,
+    ) -> fmt::Result {
+        parts.fmt_what(f)?;
+        // A configuration error's cause may quote the string it came from:
+        // keep it to the chain.
+        if parts.own_operation() != Operation::Config {
+            write!(f, ": {}", root_cause(e))?;
+        }
+        Ok(())
+    }
+
+    fn fmt(&self, parts: &ErrorParts<Error>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let describe = parts.describe();
+        match self {
+            Kind::Io(e) => {
+                parts.fmt_what(f)?;
+                write!(f, ": {e}")
             }
-            Kind::Io(e) => match (self.operation, &self.target) {
-                (Operation::Connect, Some(target)) => {
-                    write!(f, "could not connect to {target}: {e}")
-                }
-                _ => write!(f, "{describe}: {e}"),
-            },
             Kind::InvalidSettingName(name) => write!(
                 f,
                 "invalid session setting name `{name}`: expected letters, digits, `_` and `.`"
@@ -303,7 +196,6 @@ impl fmt::Display for Error {
                 "{describe}: the server did not answer by the request's deadline \
                  (plus a grace of {grace:?})"
             ),
-            Kind::Hook(e) => write!(f, "{describe}: {}", root_cause(&**e)),
             Kind::Pooler(PoolerMisuse::UnknownStatement) => write!(
                 f,
                 "{describe}: behind a transaction pooler a prepared statement runs by its \
@@ -321,49 +213,24 @@ impl fmt::Display for Error {
             ),
         }
     }
-}
 
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Error");
-        d.field("operation", &self.operation);
-        match &self.kind {
-            Kind::Driver(e) => d.field("driver", e),
+    fn debug(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        match self {
             Kind::Io(e) => d.field("io", e),
             Kind::InvalidSettingName(name) => d.field("invalid_setting_name", name),
             Kind::TimedOut(grace) => d.field("timed_out_after_grace", grace),
-            Kind::Hook(e) => d.field("hook", e),
-            Kind::Acquire(e) => d.field("acquire", e),
             Kind::Pooler(misuse) => d.field("pooler", misuse),
             Kind::ParameterCount { expected, got } => {
                 d.field("expected_parameters", expected);
                 d.field("got_parameters", got)
             }
         };
-        if let Some(target) = &self.target {
-            d.field("target", target);
-        }
-        d.finish()
     }
-}
 
-impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            Kind::Driver(e) => Some(e),
+        match self {
             Kind::Io(e) => Some(e),
-            Kind::Hook(e) => Some(&**e),
-            // The connect's own error says what `Display` already said:
-            // go on with its cause.
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => e.source(),
-                AcquireError::Apply(e) => e.source(),
-                _ => None,
-            },
-            Kind::InvalidSettingName(_)
-            | Kind::TimedOut(_)
-            | Kind::Pooler(_)
-            | Kind::ParameterCount { .. } => None,
+            _ => None,
         }
     }
 }
@@ -476,30 +343,36 @@ impl Classify for Error {
     }
 
     fn is_connection_error(&self) -> bool {
-        match &self.kind {
+        let operation = self.0.own_operation();
+        match self.0.kind() {
             // A connect that failed never made a connection; any other
             // failing operation left its connection unusable only if the
             // driver says so.
-            Kind::Driver(e) => self.operation == Operation::Connect || e.is_connection_error(),
-            Kind::Io(_) | Kind::TimedOut(_) => true,
-            Kind::Acquire(e) => e.is_connection_error(),
-            Kind::Hook(_) => self.as_driver().is_some_and(Classify::is_connection_error),
-            Kind::InvalidSettingName(_) | Kind::Pooler(_) | Kind::ParameterCount { .. } => false,
+            ErrorKind::Driver(e) => operation == Operation::Connect || e.is_connection_error(),
+            ErrorKind::Other(Kind::Io(_) | Kind::TimedOut(_)) => true,
+            ErrorKind::Acquire(e) => e.is_connection_error(),
+            ErrorKind::Hook(_) => self.as_driver().is_some_and(Classify::is_connection_error),
+            ErrorKind::Other(
+                Kind::InvalidSettingName(_) | Kind::Pooler(_) | Kind::ParameterCount { .. },
+            ) => false,
         }
     }
 
     fn is_retryable(&self) -> bool {
-        match &self.kind {
-            Kind::Acquire(e) => e.is_retryable(),
-            Kind::TimedOut(_) => true,
-            Kind::Io(_) => self.operation != Operation::Config,
-            Kind::InvalidSettingName(_) | Kind::Pooler(_) | Kind::ParameterCount { .. } => false,
-            Kind::Hook(_) => self.as_driver().is_some_and(Classify::is_retryable),
-            Kind::Driver(e) => match self.operation {
+        let operation = self.0.own_operation();
+        match self.0.kind() {
+            ErrorKind::Acquire(e) => e.is_retryable(),
+            ErrorKind::Other(Kind::TimedOut(_)) => true,
+            ErrorKind::Other(Kind::Io(_)) => operation != Operation::Config,
+            ErrorKind::Other(
+                Kind::InvalidSettingName(_) | Kind::Pooler(_) | Kind::ParameterCount { .. },
+            ) => false,
+            ErrorKind::Hook(_) => self.as_driver().is_some_and(Classify::is_retryable),
+            ErrorKind::Driver(e) => match operation {
                 Operation::Config | Operation::Apply => false,
                 _ => {
                     e.is_retryable()
-                        || (self.operation == Operation::Connect && e.code().is_none() && {
+                        || (operation == Operation::Connect && e.code().is_none() && {
                             // Refused, unreachable, reset: the server may come back.
                             e.to_string() != "authentication error"
                         })
@@ -519,21 +392,10 @@ impl Classify for AcquireError<Error> {
     }
 
     fn is_connection_error(&self) -> bool {
-        match self {
-            AcquireError::Connect(_) | AcquireError::ConnectTimeout => true,
-            AcquireError::Apply(e) => e.is_connection_error(),
-            _ => false,
-        }
+        acquire_is_connection_error(self, Classify::is_connection_error)
     }
 
     fn is_retryable(&self) -> bool {
-        match self {
-            AcquireError::Connect(e) => e.is_retryable(),
-            AcquireError::ConnectTimeout => true,
-            AcquireError::Apply(e) => e.is_retryable(),
-            // The pool's own rejections: retrying straight away adds load
-            // to a pool that just said it has too much.
-            _ => false,
-        }
+        acquire_is_retryable(self, Classify::is_retryable)
     }
 }

@@ -25,7 +25,7 @@ pub type CopyOutStream<'a> = TrackedStream<'a, tokio_postgres::CopyOutStream>;
 
 /// Where a statement goes and how it is tracked.
 #[derive(Clone, Copy)]
-pub(crate) struct Statements<'a> {
+pub struct Statements<'a> {
     pub(crate) client: &'a Client,
     pub(crate) tracker: &'a Tracker,
     pub(crate) cache: &'a Mutex<Cache>,

@@ -113,9 +113,7 @@ impl Tracker {
     /// The bound for a statement of the request holding the connection,
     /// sent now.
     pub(crate) fn bound_now(&self) -> Bound {
-        self.deadline.map_or(Bound::Default, |deadline| {
-            Bound::until(deadline, Instant::now())
-        })
+        Bound::at(self.deadline)
     }
 
     /// Behind a transaction pooler: the `SELECT set_config(.., true), ..`
@@ -201,6 +199,17 @@ impl Tracker {
         )
     }
 
+    /// A transaction-control statement (`BEGIN`, `COMMIT`, `SAVEPOINT`..),
+    /// tracked.
+    pub(crate) async fn control<R>(
+        &self,
+        statement: impl Future<Output = Result<R, tokio_postgres::Error>>,
+    ) -> Result<R, Error> {
+        self.transaction_control();
+        self.run(None, true, Operation::Transaction, statement)
+            .await
+    }
+
     /// Runs `statement` (not polled yet, so not sent yet) as a tracked
     /// statement: bounded by the request's deadline on the server (a `SET`
     /// pipelined through `client`, when given) and on the client, and
@@ -233,9 +242,7 @@ impl Tracker {
     ) -> Result<(R, InFlight<'t>), Error> {
         let mut flight = InFlight::start(self);
         let now = Instant::now();
-        let bound = self
-            .deadline
-            .map_or(Bound::Default, |deadline| Bound::until(deadline, now));
+        let bound = Bound::until(self.deadline, now);
         let commit_after = &mut flight.commit;
         let work = async {
             let Some(client) = client else {
@@ -258,7 +265,7 @@ impl Tracker {
                 return statement.await;
             }
             self.counters.bound_changed();
-            let set = bound.statement(self.restore.as_deref());
+            let set = crate::deadline::statement(bound, self.restore.as_deref());
             // Sent first, in the same write as the statement: tokio-postgres
             // sends requests in the order their futures are first polled, and
             // `biased` polls the SET first. No extra round trip.

@@ -9,8 +9,8 @@ use futures_util::stream::BoxStream;
 use sqlx::{Describe, Either, Execute};
 use stormpool::Settings;
 
-use crate::deadline::Bound;
 use crate::error::Error;
+use stormpool::statements::Bound;
 
 /// sqlx's connect options of a database.
 pub type Options<DB> = <<DB as sqlx::Database>::Connection as sqlx::Connection>::Options;
@@ -31,8 +31,6 @@ pub(crate) mod driver {
         /// What a cancel needs to find the session again.
         type Token: fmt::Debug + Clone + Send + Sync + 'static;
 
-        /// The longest statement bound the server accepts, in milliseconds.
-        const MAX_BOUND_MS: u32;
         /// Whether a rollback undoes a `SET` of the bound (PostgreSQL).
         const BOUND_IS_TRANSACTIONAL: bool;
         /// The session variable that bounds statements.

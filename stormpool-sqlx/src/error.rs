@@ -15,51 +15,11 @@ use std::fmt;
 use std::io;
 
 use sqlx::error::DatabaseError;
-use stormpool::statements::root_cause;
-use stormpool::AcquireError;
+use stormpool::statements::{
+    acquire_is_connection_error, acquire_is_retryable, ErrorKind, ErrorParts, Failure,
+};
 
-/// What failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Operation {
-    /// Opening a connection (and reading its session's id).
-    Connect,
-    /// The manager's `on_connect` hook, run on a new connection.
-    OnConnect,
-    /// The checkout probe.
-    Check,
-    /// Applying session settings.
-    Apply,
-    /// Resetting the session.
-    Reset,
-    /// Bringing a returned session back to a clean state (a rollback).
-    Recycle,
-    /// Stopping a statement from a side connection.
-    Cancel,
-    /// Reading the connect options (a URL).
-    Config,
-    /// Getting a connection from the pool.
-    Acquire,
-    /// A statement, sent through a pooled connection or a transaction.
-    Statement,
-}
-
-impl Operation {
-    fn describe(self) -> &'static str {
-        match self {
-            Operation::Connect => "could not connect",
-            Operation::OnConnect => "the on_connect hook failed",
-            Operation::Check => "the connection check failed",
-            Operation::Apply => "could not apply the session settings",
-            Operation::Reset => "could not reset the session",
-            Operation::Recycle => "could not clean up the returned session",
-            Operation::Cancel => "could not cancel the statement",
-            Operation::Config => "invalid connection options",
-            Operation::Acquire => "could not get a connection",
-            Operation::Statement => "statement failed",
-        }
-    }
-}
+pub use stormpool::statements::Operation;
 
 /// An error of this crate: a manager operation, an acquire, or a statement.
 ///
@@ -68,82 +28,36 @@ impl Operation {
 /// gives sqlx's error, [`database_error`](Error::database_error) the
 /// server's report, [`acquire_error`](Error::acquire_error) the pool's
 /// rejection.
-pub struct Error {
-    operation: Operation,
-    kind: Kind,
-    /// The server a connect was aimed at (`host:port`), for `Display`.
-    target: Option<Box<str>>,
-}
+pub struct Error(ErrorParts<Error>);
 
-enum Kind {
-    Driver(sqlx::Error),
+/// This adapter's own failures (the parts of an [`Error`] the core's do
+/// not cover).
+#[derive(Debug)]
+pub enum Kind {
     // Only MySQL names variables in SQL text; PostgreSQL binds them.
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     InvalidSettingName(String),
     /// A manager operation (a cancel) took longer than its bound.
     TimedOut,
-    Hook(Box<dyn std::error::Error + Send + Sync>),
-    Acquire(Box<AcquireError<Error>>),
 }
 
 impl Error {
     pub(crate) fn driver(operation: Operation) -> impl FnOnce(sqlx::Error) -> Error {
-        move |e| Error::new(operation, Kind::Driver(e))
+        move |e| Error(ErrorParts::new(operation, ErrorKind::Driver(e)))
     }
 
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) fn invalid_setting_name(name: &str) -> Error {
-        Error::new(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
+        Error::other(Operation::Apply, Kind::InvalidSettingName(name.to_owned()))
     }
 
     pub(crate) fn timed_out(operation: Operation) -> Error {
-        Error::new(operation, Kind::TimedOut)
-    }
-
-    pub(crate) fn hook(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
-        Error::new(Operation::OnConnect, Kind::Hook(e))
-    }
-
-    fn new(operation: Operation, kind: Kind) -> Error {
-        Error {
-            operation,
-            kind,
-            target: None,
-        }
-    }
-
-    /// Names the server a connect was aimed at.
-    pub(crate) fn at(mut self, target: String) -> Error {
-        self.target = Some(target.into_boxed_str());
-        self
-    }
-
-    /// What failed.
-    pub fn operation(&self) -> Operation {
-        match &self.kind {
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => e.operation(),
-                _ => self.operation,
-            },
-            _ => self.operation,
-        }
+        Error::other(operation, Kind::TimedOut)
     }
 
     /// sqlx's error, if the failure came from it.
     pub fn as_sqlx(&self) -> Option<&sqlx::Error> {
-        match &self.kind {
-            Kind::Driver(e) => Some(e),
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => e.as_sqlx(),
-                AcquireError::Apply(e) => e.as_sqlx(),
-                _ => None,
-            },
-            Kind::Hook(e) => e
-                .downcast_ref::<Error>()
-                .and_then(Error::as_sqlx)
-                .or_else(|| e.downcast_ref::<sqlx::Error>()),
-            _ => None,
-        }
+        self.0.driver()
     }
 
     /// The server's error report, if it sent one; downcast it to sqlx's
@@ -160,14 +74,6 @@ impl Error {
         self.database_error().and_then(|e| e.code())
     }
 
-    /// The pool's error, when getting a connection failed.
-    pub fn acquire_error(&self) -> Option<&AcquireError<Error>> {
-        match &self.kind {
-            Kind::Acquire(e) => Some(e),
-            _ => None,
-        }
-    }
-
     /// Whether something gave up waiting: the client on a statement the
     /// server did not answer by the request's deadline plus the grace (a
     /// frozen or unreachable server), a manager operation past its bound,
@@ -175,11 +81,10 @@ impl Error {
     /// stopped at its propagated bound is a database error instead
     /// (SQLSTATE `57014` in PostgreSQL, error 1969 in MariaDB).
     pub fn is_timeout(&self) -> bool {
-        match &self.kind {
-            Kind::TimedOut => true,
-            Kind::Driver(sqlx::Error::Io(e)) => e.kind() == io::ErrorKind::TimedOut,
-            Kind::Acquire(e) => matches!(**e, AcquireError::Timeout | AcquireError::ConnectTimeout),
-            _ => false,
+        match self.0.kind() {
+            ErrorKind::Other(Kind::TimedOut) => true,
+            ErrorKind::Driver(sqlx::Error::Io(e)) => e.kind() == io::ErrorKind::TimedOut,
+            _ => self.0.acquire_timed_out(),
         }
     }
 
@@ -187,19 +92,17 @@ impl Error {
     /// error, a killed session, a connect that failed): the work may succeed
     /// on another connection, and this one will not serve again.
     pub fn is_connection_error(&self) -> bool {
-        match &self.kind {
-            Kind::Driver(e) => {
-                matches!(self.operation, Operation::Connect | Operation::Cancel)
-                    || is_connection_error(e)
+        match self.0.kind() {
+            ErrorKind::Driver(e) => {
+                matches!(
+                    self.0.own_operation(),
+                    Operation::Connect | Operation::Cancel
+                ) || is_connection_error(e)
             }
-            Kind::TimedOut => true,
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(_) | AcquireError::ConnectTimeout => true,
-                AcquireError::Apply(e) => e.is_connection_error(),
-                _ => false,
-            },
-            Kind::Hook(_) => self.as_sqlx().is_some_and(is_connection_error),
-            Kind::InvalidSettingName(_) => false,
+            ErrorKind::Other(Kind::TimedOut) => true,
+            ErrorKind::Acquire(e) => acquire_is_connection_error(e, Error::is_connection_error),
+            ErrorKind::Hook(_) => self.as_sqlx().is_some_and(is_connection_error),
+            ErrorKind::Other(Kind::InvalidSettingName(_)) => false,
         }
     }
 
@@ -214,22 +117,17 @@ impl Error {
     /// Whether re-running is *safe* is the caller's call: a statement whose
     /// connection was lost in flight may have committed.
     pub fn is_retryable(&self) -> bool {
-        match &self.kind {
-            Kind::Driver(e) => match self.operation {
+        match self.0.kind() {
+            ErrorKind::Driver(e) => match self.0.own_operation() {
                 Operation::Config | Operation::Apply => false,
                 _ => is_connection_error(e) || is_transient(e),
             },
-            Kind::TimedOut => true,
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => e.is_retryable(),
-                AcquireError::Apply(e) => e.is_retryable(),
-                AcquireError::ConnectTimeout => true,
-                _ => false,
-            },
-            Kind::Hook(_) => self
+            ErrorKind::Other(Kind::TimedOut) => true,
+            ErrorKind::Acquire(e) => acquire_is_retryable(e, Error::is_retryable),
+            ErrorKind::Hook(_) => self
                 .as_sqlx()
                 .is_some_and(|e| is_connection_error(e) || is_transient(e)),
-            Kind::InvalidSettingName(_) => false,
+            ErrorKind::Other(Kind::InvalidSettingName(_)) => false,
         }
     }
 }
@@ -270,77 +168,24 @@ fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
-impl From<AcquireError<Error>> for Error {
-    fn from(e: AcquireError<Error>) -> Error {
-        Error::new(Operation::Acquire, Kind::Acquire(Box::new(e)))
-    }
-}
+stormpool::adapter_error_impls!(Error, sqlx::Error, Kind, Error::driver);
 
-impl From<sqlx::Error> for Error {
-    /// A statement's error.
-    fn from(e: sqlx::Error) -> Error {
-        Error::driver(Operation::Statement)(e)
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let describe = self.operation.describe();
-        match &self.kind {
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => fmt::Display::fmt(e, f),
-                AcquireError::Apply(e) => fmt::Display::fmt(e, f),
-                e => write!(f, "{describe}: {e}"),
-            },
-            Kind::Driver(e) => {
-                match (self.operation, &self.target) {
-                    (Operation::Connect, Some(target)) => {
-                        write!(f, "could not connect to {target}")?
-                    }
-                    _ => f.write_str(describe)?,
-                }
-                write!(f, ": {}", root_cause(e))
-            }
+impl Failure<Error> for Kind {
+    fn fmt(&self, parts: &ErrorParts<Error>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Kind::InvalidSettingName(name) => write!(
                 f,
                 "invalid session variable name `{name}`: expected letters, digits, `_` and `.`"
             ),
-            Kind::TimedOut => write!(f, "{describe}: timed out"),
-            Kind::Hook(e) => write!(f, "{describe}: {}", root_cause(&**e)),
+            Kind::TimedOut => write!(f, "{}: timed out", parts.describe()),
         }
     }
-}
 
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Error");
-        d.field("operation", &self.operation);
-        match &self.kind {
-            Kind::Driver(e) => d.field("driver", e),
+    fn debug(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        match self {
             Kind::InvalidSettingName(name) => d.field("invalid_setting_name", name),
             Kind::TimedOut => d.field("timed_out", &true),
-            Kind::Hook(e) => d.field("hook", e),
-            Kind::Acquire(e) => d.field("acquire", e),
         };
-        if let Some(target) = &self.target {
-            d.field("target", target);
-        }
-        d.finish()
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            Kind::Driver(e) => Some(e),
-            Kind::Hook(e) => Some(&**e),
-            Kind::Acquire(e) => match &**e {
-                AcquireError::Connect(e) => e.source(),
-                AcquireError::Apply(e) => e.source(),
-                _ => None,
-            },
-            _ => None,
-        }
     }
 }
 
@@ -370,7 +215,7 @@ mod tests {
             .starts_with("could not connect to 127.0.0.1:1: "));
         let late = Error::from(no_answer(std::time::Duration::from_millis(25)));
         assert!(late.is_timeout() && late.is_connection_error());
-        let shed: Error = AcquireError::Shed {
+        let shed: Error = stormpool::AcquireError::Shed {
             retry_after: std::time::Duration::from_millis(100),
         }
         .into();

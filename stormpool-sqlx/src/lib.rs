@@ -161,7 +161,6 @@
 mod backend;
 mod config;
 mod connection;
-mod deadline;
 mod error;
 mod manager;
 #[cfg(feature = "mysql")]

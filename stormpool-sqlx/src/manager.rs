@@ -16,7 +16,6 @@ use crate::backend::{Backend, Options};
 use crate::config::ManagerConfig;
 use crate::connection::SqlxConnection;
 use crate::error::{Error, Operation};
-use crate::tracked::Tracking;
 
 /// What an [`on_connect`](SqlxManager::on_connect) hook may fail with: any
 /// error (this crate's [`Error`] and sqlx's convert into it with `?`).
@@ -181,7 +180,7 @@ impl<DB: Backend> stormpool::Manager for SqlxManager<DB> {
         let options = self.options.clone();
         let target = DB::target(&self.options);
         let hook = self.on_connect.clone();
-        let track = Tracking::new(self.counters.clone(), self.config.statement_grace);
+        let track = crate::tracked::tracking(self.counters.clone(), self.config.statement_grace);
         let close_grace = self.config.close_grace;
         async move {
             let failed = |e| Error::driver(Operation::Connect)(e).at(target.clone());
@@ -224,12 +223,12 @@ impl<DB: Backend> stormpool::Manager for SqlxManager<DB> {
         }
         let (raw, track) = conn.parts();
         let applied = DB::apply(raw, settings).await?;
-        track.applied.extend(applied);
+        track.extra.applied.extend(applied);
         if let Some((_, value)) = settings
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(DB::BOUND_VARIABLE))
         {
-            track.restore = Some(value.to_owned());
+            track.extra.restore = Some(value.to_owned());
             track.bound.forget();
         }
         Ok(())
@@ -240,11 +239,11 @@ impl<DB: Backend> stormpool::Manager for SqlxManager<DB> {
         // Whatever the statement does, the session's bound is not known
         // after it.
         track.bound.forget();
-        track.restore = None;
-        DB::reset(raw, &track.applied)
+        track.extra.restore = None;
+        DB::reset(raw, &track.extra.applied)
             .await
             .map_err(Error::driver(Operation::Reset))?;
-        track.applied.clear();
+        track.extra.applied.clear();
         Ok(())
     }
 
@@ -254,7 +253,7 @@ impl<DB: Backend> stormpool::Manager for SqlxManager<DB> {
 
     fn needs_recycle(&self, conn: &mut SqlxConnection<DB>) -> bool {
         let (raw, track) = conn.parts();
-        track.suspect || track.rollback_queued || raw.is_in_transaction()
+        track.suspect || track.extra.rollback_queued || raw.is_in_transaction()
     }
 
     /// Drains (an abandoned statement's reply, a queued rollback), then
@@ -264,7 +263,7 @@ impl<DB: Backend> stormpool::Manager for SqlxManager<DB> {
         let (raw, track) = conn.parts();
         drain::<DB>(raw, Operation::Recycle).await?;
         track.abandoned = false;
-        let mut rolled_back = std::mem::take(&mut track.rollback_queued);
+        let mut rolled_back = std::mem::take(&mut track.extra.rollback_queued);
         while raw.is_in_transaction() {
             <DB as sqlx::Database>::TransactionManager::rollback(raw)
                 .await

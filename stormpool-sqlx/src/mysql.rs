@@ -16,9 +16,9 @@ use stormpool::statements::is_variable_name;
 use stormpool::Settings;
 
 use crate::backend::{driver::Driver, Applied};
-use crate::deadline::Bound;
 use crate::error::{Error, Operation};
 use stormpool::statements::mentions_keyword;
+use stormpool::statements::Bound;
 
 /// What a cancel needs to find a MySQL session: its connection id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,7 +64,6 @@ fn bind_value<'q>(
 impl Driver for MySql {
     type Token = MySqlSession;
 
-    const MAX_BOUND_MS: u32 = u32::MAX >> 1;
     const BOUND_IS_TRANSACTIONAL: bool = false;
     const BOUND_VARIABLE: &'static str = "max_statement_time";
 

@@ -43,9 +43,9 @@ use sqlx::{Connection, Describe, Either, Execute, Executor, Postgres, Row};
 use stormpool::Settings;
 
 use crate::backend::{driver::Driver, Applied};
-use crate::deadline::Bound;
 use crate::error::{Error, Operation};
 use stormpool::statements::mentions_keyword;
+use stormpool::statements::Bound;
 
 /// What a cancel needs to find a PostgreSQL session: its backend pid and
 /// start time.
@@ -77,8 +77,6 @@ fn sqlstate(e: &sqlx::Error) -> Option<String> {
 impl Driver for Postgres {
     type Token = PgSession;
 
-    /// `INT_MAX` milliseconds.
-    const MAX_BOUND_MS: u32 = i32::MAX as u32;
     const BOUND_IS_TRANSACTIONAL: bool = true;
     const BOUND_VARIABLE: &'static str = "statement_timeout";
 

@@ -24,83 +24,48 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, Stream};
 use futures_util::{FutureExt, StreamExt};
 use sqlx::{Connection, Describe, Either, Execute};
-use stormpool::statements::StatementCounters;
-use tokio::time::{Instant, Sleep};
+use stormpool::statements::{
+    Bound, SessionBound, SessionTracking, StatementCounters, StatementFlight,
+};
 
 use crate::backend::{Applied, Backend};
-use crate::deadline::{Bound, SessionBound};
 use crate::error::{is_connection_error, no_answer};
-use stormpool::statements::{ends_transaction, mentions_keyword};
+use stormpool::statements::mentions_keyword;
 
 /// What a connection knows of its session and its statements, beside the
 /// driver's connection (so a statement can borrow both at once).
-#[derive(Debug)]
-pub(crate) struct Tracking {
-    /// The deadline of the request holding the connection.
-    pub(crate) deadline: Option<Instant>,
-    /// How long past the deadline the client waits for the server.
-    pub(crate) grace: Duration,
-    /// What the adapter knows of the session's statement bound.
-    pub(crate) bound: SessionBound,
+pub(crate) type Tracking = SessionTracking<SqlxSession>;
+
+/// What only sqlx's sessions need tracked.
+#[derive(Debug, Default)]
+pub(crate) struct SqlxSession {
     /// The bound variable's value from the session's settings, if any.
     pub(crate) restore: Option<String>,
-    /// A tracked statement was dropped before it ended.
-    pub(crate) abandoned: bool,
-    /// The session may be in a transaction the adapter did not open: a
-    /// statement that may have opened one ran, or the raw connection was
-    /// reached.
-    pub(crate) suspect: bool,
-    /// A statement changed `autocommit` (MySQL): every statement may open a
-    /// transaction from then on, so the session stays suspect for good.
-    pub(crate) autocommit_changed: bool,
     /// A tracked transaction was dropped (or failed to end) open: sqlx has
     /// queued its rollback, to be sent with the next use.
     pub(crate) rollback_queued: bool,
-    /// A statement failed with a connection-level error.
-    pub(crate) broken: bool,
     /// The session variables settings put on the session.
     pub(crate) applied: Vec<Applied>,
-    pub(crate) counters: Arc<StatementCounters>,
 }
 
-impl Tracking {
-    pub(crate) fn new(counters: Arc<StatementCounters>, grace: Duration) -> Self {
-        Tracking {
-            deadline: None,
-            grace,
-            bound: SessionBound::Known(Bound::Default),
-            restore: None,
-            abandoned: false,
-            suspect: false,
-            autocommit_changed: false,
-            rollback_queued: false,
-            broken: false,
-            applied: Vec::new(),
-            counters,
-        }
-    }
+/// A fresh session's tracking.
+pub(crate) fn tracking(counters: Arc<StatementCounters>, grace: Duration) -> Tracking {
+    SessionTracking::new(
+        counters,
+        grace,
+        SessionBound::default(),
+        SqlxSession::default(),
+    )
 }
 
 /// One tracked statement, from its start to its end; dropped before its
 /// end, it marks the statement abandoned.
 pub(crate) struct Flight<'t, DB> {
     track: &'t mut Tracking,
-    /// The bound a `SET` ahead of the statement puts on the session, until
-    /// its outcome is known.
-    setting: Option<Bound>,
-    /// Whether that `SET` is undone by a rollback.
-    tentative: bool,
-    /// Whether the statement runs under a propagated deadline.
-    bounded: bool,
+    flight: StatementFlight,
     /// Whether the statement says `ROLLBACK`: a bound set in the
     /// transaction is gone after it.
     rolls_back: bool,
-    /// Whether the statement is a bare `COMMIT` or `ROLLBACK`: once it
-    /// succeeds, a hand-written transaction is over.
-    ends_transaction: bool,
-    /// The client's own bound: the deadline plus the grace.
-    limit: Option<Pin<Box<Sleep>>>,
-    finished: bool,
     gave_up: bool,
     _db: PhantomData<fn() -> DB>,
 }
@@ -108,29 +73,17 @@ pub(crate) struct Flight<'t, DB> {
 impl<'t, DB: Backend> Flight<'t, DB> {
     /// Starts tracking a statement of text `sql` on `conn`.
     pub(crate) fn start(conn: &DB::Connection, track: &'t mut Tracking, sql: &str) -> Self {
-        if DB::may_open_transaction(sql) {
-            track.suspect = true;
-        }
-        if mentions_keyword(sql, &["AUTOCOMMIT"]) {
-            track.autocommit_changed = true;
-        }
-        let in_transaction = track.suspect || track.rollback_queued || conn.is_in_transaction();
-        let wanted = Bound::at(track.deadline, DB::MAX_BOUND_MS);
-        let setting = track.bound.change(wanted, in_transaction);
-        if setting.is_some() {
-            track.counters.bound_changed();
-        }
-        let limit = track
-            .deadline
-            .map(|deadline| Box::pin(tokio::time::sleep_until(deadline + track.grace)));
+        let in_transaction = track.extra.rollback_queued || conn.is_in_transaction();
+        let flight = StatementFlight::start(
+            track,
+            Some(sql),
+            DB::may_open_transaction(sql),
+            in_transaction,
+            DB::BOUND_IS_TRANSACTIONAL,
+        );
         Flight {
-            setting,
-            tentative: DB::BOUND_IS_TRANSACTIONAL && in_transaction,
-            bounded: wanted != Bound::Default,
+            flight,
             rolls_back: DB::BOUND_IS_TRANSACTIONAL && mentions_keyword(sql, &["ROLLBACK"]),
-            ends_transaction: ends_transaction(sql),
-            limit,
-            finished: false,
             gave_up: false,
             track,
             _db: PhantomData,
@@ -140,78 +93,44 @@ impl<'t, DB: Backend> Flight<'t, DB> {
     /// The `SET` to send before the statement, and the settings' own value
     /// of the bound variable.
     fn setting(&self) -> Option<(Bound, Option<String>)> {
-        self.setting
-            .map(|bound| (bound, self.track.restore.clone()))
+        self.flight
+            .setting()
+            .map(|bound| (bound, self.track.extra.restore.clone()))
     }
 
-    /// The `SET` ahead of the statement went through or failed. A failed
-    /// `SET` leaves the statement unbounded, not failed.
+    /// The `SET` ahead of the statement went through or failed.
     fn bound_outcome(&mut self, outcome: Option<Result<(), sqlx::Error>>) {
-        let (Some(bound), Some(outcome)) = (self.setting.take(), outcome) else {
-            return;
-        };
-        match outcome {
-            Ok(()) => self.track.bound.set(bound, self.tentative),
-            Err(e) if DB::is_unknown_variable(&e) => self.track.bound = SessionBound::Unsupported,
-            Err(_) => self.track.bound.forget(),
-        }
+        self.flight
+            .bound_outcome(self.track, outcome, DB::is_unknown_variable);
     }
 
     /// The statement ended, with `error` if it failed.
     fn finish(&mut self, error: Option<&sqlx::Error>) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        if self.rolls_back {
+        let ended =
+            self.flight
+                .finish(self.track, error, is_connection_error, DB::is_bound_timeout);
+        if ended && self.rolls_back {
             self.track.bound.rolled_back();
-        }
-        match error {
-            Some(e) if is_connection_error(e) => self.track.broken = true,
-            Some(e) => {
-                if self.bounded && DB::is_bound_timeout(e) {
-                    self.track.counters.stopped_by_deadline();
-                }
-                // The server answered after whatever this holder abandoned
-                // before: that statement is over.
-                self.track.abandoned = false;
-            }
-            None => {
-                self.track.abandoned = false;
-                if self.ends_transaction && !self.track.autocommit_changed {
-                    self.track.suspect = false;
-                }
-            }
         }
     }
 
     /// Whether the client's own bound has passed.
     fn poll_limit(&mut self, cx: &mut Context<'_>) -> bool {
-        self.limit
-            .as_mut()
-            .is_some_and(|limit| limit.as_mut().poll(cx).is_ready())
+        self.flight.poll_limit(cx)
     }
 
     /// The client stops waiting; the statement stays in flight, abandoned
     /// when this flight is dropped.
     fn give_up(&mut self) -> sqlx::Error {
         self.gave_up = true;
-        self.track.counters.timed_out();
+        self.flight.give_up(self.track);
         no_answer(self.track.grace)
     }
 }
 
 impl<DB> Drop for Flight<'_, DB> {
     fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.track.abandoned = true;
-        self.track.counters.abandoned();
-        // Whether the SET went through is not known any more.
-        if self.setting.is_some() {
-            self.track.bound.forget();
-        }
+        self.flight.abandon(self.track);
     }
 }
 
@@ -295,6 +214,27 @@ async fn set_bound<DB: Backend>(
     Some(DB::set_bound(conn, bound, restore.as_deref()).await)
 }
 
+/// Runs the statement of text `sql` that `statement` sends on `conn` as a
+/// tracked statement with a single answer: the `SET` of the bound first
+/// (if it must change), then the statement, bounded on the client.
+fn run<'e, DB: Backend, T: 'e>(
+    conn: &'e mut DB::Connection,
+    track: &'e mut Tracking,
+    sql: &str,
+    statement: impl FnOnce(&'e mut DB::Connection) -> BoxFuture<'e, Result<T, sqlx::Error>> + Send + 'e,
+) -> BoxFuture<'e, Result<T, sqlx::Error>> {
+    let flight = Flight::<DB>::start(conn, track, sql);
+    let setting = flight.setting();
+    let work = async move {
+        let set = set_bound::<DB>(conn, setting).await;
+        (set, statement(conn).await)
+    };
+    Box::pin(TrackedFuture {
+        work: work.boxed(),
+        flight,
+    })
+}
+
 /// [`Executor::fetch_many`](sqlx::Executor::fetch_many), tracked.
 #[allow(clippy::type_complexity)]
 pub(crate) fn fetch_many<'e, 'q: 'e, DB, E>(
@@ -329,15 +269,9 @@ where
     DB: Backend,
     E: 'q + Execute<'q, DB>,
 {
-    let flight = Flight::<DB>::start(conn, track, query.sql());
-    let setting = flight.setting();
-    let work = async move {
-        let set = set_bound::<DB>(conn, setting).await;
-        (set, DB::fetch_optional(conn, query).await)
-    };
-    Box::pin(TrackedFuture {
-        work: work.boxed(),
-        flight,
+    let sql = query.sql();
+    run::<DB, _>(conn, track, sql, move |conn| {
+        DB::fetch_optional(conn, query)
     })
 }
 
@@ -348,15 +282,8 @@ pub(crate) fn prepare_with<'e, 'q: 'e, DB: Backend>(
     sql: &'q str,
     parameters: &'e [DB::TypeInfo],
 ) -> BoxFuture<'e, Result<DB::Statement<'q>, sqlx::Error>> {
-    let flight = Flight::<DB>::start(conn, track, "");
-    let setting = flight.setting();
-    let work = async move {
-        let set = set_bound::<DB>(conn, setting).await;
-        (set, DB::prepare_with(conn, sql, parameters).await)
-    };
-    Box::pin(TrackedFuture {
-        work: work.boxed(),
-        flight,
+    run::<DB, _>(conn, track, "", move |conn| {
+        DB::prepare_with(conn, sql, parameters)
     })
 }
 
@@ -366,14 +293,5 @@ pub(crate) fn describe<'e, 'q: 'e, DB: Backend>(
     track: &'e mut Tracking,
     sql: &'q str,
 ) -> BoxFuture<'e, Result<Describe<DB>, sqlx::Error>> {
-    let flight = Flight::<DB>::start(conn, track, "");
-    let setting = flight.setting();
-    let work = async move {
-        let set = set_bound::<DB>(conn, setting).await;
-        (set, DB::describe_query(conn, sql).await)
-    };
-    Box::pin(TrackedFuture {
-        work: work.boxed(),
-        flight,
-    })
+    run::<DB, _>(conn, track, "", move |conn| DB::describe_query(conn, sql))
 }

@@ -38,7 +38,7 @@ struct Open<'c> {
 impl Drop for Open<'_> {
     fn drop(&mut self) {
         if self.open {
-            self.track.rollback_queued = true;
+            self.track.extra.rollback_queued = true;
             self.track.bound.rolled_back();
         }
     }
@@ -51,10 +51,10 @@ impl<'c, DB: Backend> SqlxTransaction<'c, DB> {
     ) -> Result<Self, sqlx::Error> {
         // Until the transaction stands, its drop (sqlx queues a rollback
         // when `begin` is cut short) is the connection's to clean up.
-        track.rollback_queued = true;
+        track.extra.rollback_queued = true;
         let tx = conn.begin().await?;
         // sqlx sent whatever rollback was queued before the `BEGIN`.
-        track.rollback_queued = false;
+        track.extra.rollback_queued = false;
         Ok(SqlxTransaction {
             tx,
             open: Open { track, open: true },

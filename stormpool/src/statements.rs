@@ -4,11 +4,29 @@
 //! put on a request's statements, the grace the client gives the server
 //! past a request's deadline, a bounded cache of prepared statements, and
 //! the counters to report.
+//!
+//! It is also where the adapters' shared building blocks live: what a
+//! session's bound is and when it must change ([`Bound`], [`SessionBound`]),
+//! the bookkeeping around a tracked statement ([`SessionTracking`],
+//! [`StatementFlight`]), and the parts of an adapter's error type
+//! ([`Operation`], [`ErrorParts`], [`Failure`],
+//! [`adapter_error_impls!`](crate::adapter_error_impls)).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::clock::Instant;
+
+mod errors;
+mod tracking;
+
+pub use errors::{
+    acquire_is_connection_error, acquire_is_retryable, AdapterError, ErrorKind, ErrorParts,
+    Failure, Operation,
+};
+pub use tracking::{SessionTracking, StatementFlight};
 
 /// How long past a request's deadline a tracked statement waits for the
 /// server before the client gives up on it, unless a manager is configured
@@ -54,6 +72,144 @@ pub fn statement_bound(remaining: Duration) -> Duration {
     // Keep the leading bit and the two after it.
     let dropped = (63 - ms.leading_zeros()).saturating_sub(2);
     Duration::from_millis(ms >> dropped << dropped)
+}
+
+/// The longest bound a manager puts on a session, in milliseconds: the
+/// largest PostgreSQL's `statement_timeout` and MariaDB's
+/// `max_statement_time` both accept (`INT_MAX`).
+const MAX_BOUND_MS: u64 = i32::MAX as u64;
+
+/// What a session's statements are bounded by: the server-side bound a
+/// manager propagates from a request's deadline
+/// (`statement_timeout` in PostgreSQL, `max_statement_time` in MariaDB).
+///
+/// ```
+/// use std::time::Duration;
+/// use stormpool::clock::Instant;
+/// use stormpool::statements::Bound;
+///
+/// let now = Instant::now();
+/// let deadline = now + Duration::from_millis(50);
+/// assert_eq!(Bound::until(Some(deadline), now), Bound::Millis(48));
+/// assert_eq!(Bound::until(None, now), Bound::Default);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// The session's default (or the value its settings gave).
+    Default,
+    /// This many milliseconds.
+    Millis(u32),
+}
+
+impl Bound {
+    /// The bound for a request holding the connection until `deadline`
+    /// (none: the session's default), now.
+    pub fn at(deadline: Option<Instant>) -> Bound {
+        Bound::until(deadline, Instant::now())
+    }
+
+    /// The bound for a request holding the connection until `deadline`
+    /// (none: the session's default), at `now`: the [`statement_bound`] of
+    /// the time left, within the servers' range.
+    pub fn until(deadline: Option<Instant>, now: Instant) -> Bound {
+        deadline.map_or(Bound::Default, |deadline| {
+            let remaining = deadline.saturating_duration_since(now);
+            let bound = statement_bound(remaining.min(Duration::from_millis(MAX_BOUND_MS)));
+            Bound::Millis(bound.as_millis() as u32)
+        })
+    }
+}
+
+/// What a manager knows of the [`Bound`] a session carries, so that it
+/// sends a change only when the bound differs.
+///
+/// # Inside a transaction
+///
+/// PostgreSQL undoes a `SET` when its transaction rolls back, so a bound
+/// set while the session may be inside a transaction is *tentative*:
+/// trusted while the session may still be in that transaction, set again
+/// by the first statement after it, and forgotten when a rollback is seen.
+/// A rollback to a savepoint can still leave the session with a longer
+/// bound than the manager believes (within one request the bound only
+/// ever shrinks), never a shorter one. MariaDB's `SET` is not
+/// transactional, so there a bound set is always known.
+///
+/// ```
+/// use stormpool::statements::{Bound, SessionBound};
+///
+/// let mut session = SessionBound::default();
+/// assert_eq!(session.change(Bound::Millis(48), false), Some(Bound::Millis(48)));
+/// session.set(Bound::Millis(48), false);
+/// assert_eq!(session.change(Bound::Millis(48), false), None);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionBound {
+    /// The bound the manager last set (or a fresh session's default).
+    Known(Bound),
+    /// Set inside what may be a transaction: a rollback undoes it.
+    Tentative(Bound),
+    /// A `SET` failed or was cut short, a reset or settings changed it, or
+    /// a rollback undid it: the next statement sets its bound again.
+    Unknown,
+    /// The server has no such variable (MySQL): never set.
+    Unsupported,
+}
+
+impl Default for SessionBound {
+    /// A fresh session: its default.
+    fn default() -> Self {
+        SessionBound::Known(Bound::Default)
+    }
+}
+
+impl SessionBound {
+    /// The bound to set before the next statement, if it must change;
+    /// `in_transaction` when the session may be inside a transaction.
+    pub fn change(self, wanted: Bound, in_transaction: bool) -> Option<Bound> {
+        match self {
+            SessionBound::Known(current) if current == wanted => None,
+            SessionBound::Tentative(current) if current == wanted && in_transaction => None,
+            SessionBound::Unsupported => None,
+            _ => Some(wanted),
+        }
+    }
+
+    /// A `SET` of `bound` went through; `undone_by_rollback` when the
+    /// server undoes it with a rollback (PostgreSQL, inside a transaction).
+    pub fn set(&mut self, bound: Bound, undone_by_rollback: bool) {
+        *self = if undone_by_rollback {
+            SessionBound::Tentative(bound)
+        } else {
+            SessionBound::Known(bound)
+        };
+    }
+
+    /// Claims the change to `wanted` before sending it, for sessions whose
+    /// statements run concurrently: `true` when the bound must change, and
+    /// the session is then taken to carry `wanted` (tentatively when
+    /// `in_transaction`); the caller sends the `SET`, and
+    /// [`forget`](SessionBound::forget)s the bound if it fails.
+    pub fn claim(&mut self, wanted: Bound, in_transaction: bool) -> bool {
+        let change = self.change(wanted, in_transaction);
+        if let Some(bound) = change {
+            self.set(bound, in_transaction);
+        }
+        change.is_some()
+    }
+
+    /// The session's bound is not known any more.
+    pub fn forget(&mut self) {
+        if *self != SessionBound::Unsupported {
+            *self = SessionBound::Unknown;
+        }
+    }
+
+    /// A rollback ran: a bound set inside the transaction is gone.
+    pub fn rolled_back(&mut self) {
+        if matches!(self, SessionBound::Tentative(_)) {
+            *self = SessionBound::Unknown;
+        }
+    }
 }
 
 /// The innermost source of `error`: the cause worth a log line (`Connection
@@ -371,6 +527,76 @@ mod tests {
         assert!(!mentions_keyword("SELECT $begin", &begin));
         assert!(!mentions_keyword("", &begin));
         assert!(mentions_keyword("SET @@autocommit = 0", &["AUTOCOMMIT"]));
+    }
+
+    #[test]
+    fn a_bound_change_is_sent_once() {
+        let mut bound = SessionBound::default();
+        assert_eq!(bound.change(Bound::Default, false), None);
+        assert_eq!(
+            bound.change(Bound::Millis(48), false),
+            Some(Bound::Millis(48))
+        );
+        bound.set(Bound::Millis(48), false);
+        assert_eq!(bound.change(Bound::Millis(48), true), None);
+        bound.forget();
+        assert_eq!(
+            bound.change(Bound::Default, false),
+            Some(Bound::Default),
+            "an unknown default is set again"
+        );
+        let mut unsupported = SessionBound::Unsupported;
+        assert_eq!(unsupported.change(Bound::Millis(8), false), None);
+        unsupported.forget();
+        assert_eq!(unsupported, SessionBound::Unsupported);
+    }
+
+    #[test]
+    fn a_bound_change_is_claimed_once() {
+        let mut bound = SessionBound::default();
+        assert!(!bound.claim(Bound::Default, false), "a fresh session");
+        assert!(bound.claim(Bound::Millis(48), false));
+        assert!(!bound.claim(Bound::Millis(48), false));
+        assert!(
+            !bound.claim(Bound::Millis(48), true),
+            "trusted in a transaction"
+        );
+        bound.forget();
+        assert!(bound.claim(Bound::Millis(48), false), "unknown: set again");
+    }
+
+    #[test]
+    fn a_bound_set_in_a_transaction_is_set_again_after_it() {
+        let mut bound = SessionBound::default();
+        bound.set(Bound::Millis(40), true);
+        assert_eq!(
+            bound.change(Bound::Millis(40), true),
+            None,
+            "same transaction"
+        );
+        assert_eq!(
+            bound.change(Bound::Millis(40), false),
+            Some(Bound::Millis(40)),
+            "maybe rolled back"
+        );
+        bound.rolled_back();
+        assert_eq!(bound, SessionBound::Unknown);
+        let mut known = SessionBound::Known(Bound::Millis(40));
+        known.rolled_back();
+        assert_eq!(known, SessionBound::Known(Bound::Millis(40)));
+    }
+
+    #[test]
+    fn the_bound_stays_in_the_servers_range() {
+        let now = Instant::now();
+        let at = |ms| Bound::until(Some(now + Duration::from_millis(ms)), now);
+        assert_eq!(
+            (at(0), at(50), at(1000)),
+            (Bound::Millis(1), Bound::Millis(48), Bound::Millis(896))
+        );
+        let far = Bound::until(Some(now + Duration::from_secs(1 << 40)), now);
+        assert_eq!(far, Bound::Millis(0x7000_0000));
+        assert_eq!(Bound::until(None, now), Bound::Default);
     }
 
     #[test]
