@@ -1,5 +1,5 @@
 //! Fault scenarios shared by the database adapters' tests: the same
-//! acceptance checks, run against PostgreSQL and MariaDB through a
+//! checks, run against PostgreSQL and MariaDB through a
 //! [`Harness`] that knows the adapter's SQL.
 //!
 //! Each scenario builds its own pool, injects one fault, measures, undoes
@@ -297,7 +297,7 @@ pub async fn killed_sessions<H: Harness>(url: &str) {
 /// `AcquireError::Connect` while no connection can be established (and with
 /// `Timeout` when a deadline passes meanwhile), by design. Those acquire-side
 /// failures are counted and reported apart, and each must return within its
-/// deadline plus 50 ms. The *errors* bounded by the acceptance are the
+/// deadline plus 50 ms. The *errors* bounded by the scenario are the
 /// requests that were handed a connection and whose query then failed: at
 /// most the number of requests holding a connection while the server went
 /// down.
