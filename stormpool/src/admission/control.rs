@@ -246,10 +246,15 @@ impl Admission {
     /// (no waiter, or a queue waiting for a connect rather than for
     /// service), which clears them. Returns what to shed when a class other
     /// than the critical one is overloaded.
+    ///
+    /// `returning`: a connection is on its way back to the queue (a drain
+    /// under way, which the pool bounds by its abandon timeout), so a queue
+    /// without hand-offs meanwhile is waiting for it, not unserved.
     pub(crate) fn observe(
         &mut self,
         now: Instant,
         queues: Option<[ClassQueue; CLASSES]>,
+        returning: bool,
     ) -> Option<Shedding> {
         let classes = self.classes.as_mut()?;
         let Some(queues) = queues else {
@@ -274,7 +279,7 @@ impl Admission {
         // a while is not a wedge either).
         let patience = interval.max(2 * Duration::from_nanos(self.mean_hold));
         let unserved = now.saturating_duration_since(self.last_handoff.unwrap_or(since));
-        let stalled = unserved >= patience && self.timer_samples >= STALL_SAMPLES;
+        let stalled = !returning && unserved >= patience && self.timer_samples >= STALL_SAMPLES;
         let mut overloaded = [false; CLASSES];
         for ((i, class), queue) in classes.iter_mut().enumerate().zip(queues) {
             overloaded[i] = class.observe(now, queue, stalled);
@@ -328,16 +333,16 @@ mod tests {
     fn a_growing_standing_queue_sheds_every_class_but_the_critical_one() {
         let mut a = admission();
         let t0 = Instant::now();
-        assert_eq!(a.observe(t0, queues(6 * MS, 100, false)), None);
+        assert_eq!(a.observe(t0, queues(6 * MS, 100, false), false), None);
         a.handed_off(t0 + 99 * MS);
         assert_eq!(
-            a.observe(t0 + 100 * MS, queues(50 * MS, 200, false)),
+            a.observe(t0 + 100 * MS, queues(50 * MS, 200, false), false),
             None,
             "a step is not growth"
         );
         a.handed_off(t0 + 199 * MS);
         let shedding = a
-            .observe(t0 + 200 * MS, queues(50 * MS, 300, false))
+            .observe(t0 + 200 * MS, queues(50 * MS, 300, false), false)
             .expect("standing, and growing for two intervals");
         assert_eq!(shedding.classes, [false, true, true, true]);
         assert_eq!(
@@ -347,7 +352,7 @@ mod tests {
         assert!(a.is_overloaded() && a.needs_hold_times());
         assert_eq!(a.order(1, None), Order::Lifo);
         // Nothing to measure clears the detectors.
-        assert_eq!(a.observe(t0 + 201 * MS, None), None);
+        assert_eq!(a.observe(t0 + 201 * MS, None, false), None);
         assert!(!a.is_overloaded() && !a.needs_hold_times());
         assert_eq!(a.order(1, None), Order::Fifo);
     }
@@ -362,7 +367,7 @@ mod tests {
             let now = t0 + 10 * MS * step;
             a.handed_off(now);
             let len = 240 + (step as usize % 3);
-            assert_eq!(a.observe(now, queues(32 * MS, len, false)), None);
+            assert_eq!(a.observe(now, queues(32 * MS, len, false), false), None);
         }
         assert!(!a.is_overloaded());
         assert_eq!(a.order(2, None), Order::Fifo);
@@ -373,7 +378,7 @@ mod tests {
         let mut a = admission();
         let t0 = Instant::now();
         // The first sample that shows FIFO would serve too late.
-        let shedding = a.observe(t0, queues(8 * MS, 400, true));
+        let shedding = a.observe(t0, queues(8 * MS, 400, true), false);
         assert!(
             shedding.is_some(),
             "no interval to wait: the storm is cut at once"
@@ -381,12 +386,15 @@ mod tests {
         // Served newest first and shed, the queue is short and no longer
         // doomed, but its head is still above target: still overloaded.
         assert!(a
-            .observe(t0 + 50 * MS, queues(10 * MS, 80, false))
+            .observe(t0 + 50 * MS, queues(10 * MS, 80, false), false)
             .is_some());
         // Under target for a whole interval: overload ends.
-        a.observe(t0 + 60 * MS, queues(2 * MS, 4, false));
+        a.observe(t0 + 60 * MS, queues(2 * MS, 4, false), false);
         assert!(a.is_overloaded());
-        assert_eq!(a.observe(t0 + 160 * MS, queues(3 * MS, 4, false)), None);
+        assert_eq!(
+            a.observe(t0 + 160 * MS, queues(3 * MS, 4, false), false),
+            None
+        );
         assert!(!a.is_overloaded());
     }
 
@@ -395,17 +403,50 @@ mod tests {
         // Every connection stuck: no hand-off at all for an interval.
         let mut a = admission();
         let t0 = Instant::now();
-        assert_eq!(a.observe(t0, queues(6 * MS, 200, false)), None);
+        assert_eq!(a.observe(t0, queues(6 * MS, 200, false), false), None);
         // A process that was not run for 100 ms is no wedge: one sample.
         a.timer_sample();
         let at = |ms: u32| t0 + ms * MS;
-        assert_eq!(a.observe(at(100), queues(106 * MS, 200, false)), None);
+        assert_eq!(
+            a.observe(at(100), queues(106 * MS, 200, false), false),
+            None
+        );
         // The timer keeps finding it unserved.
         for i in 1..=3u32 {
             a.timer_sample();
-            let shed = a.observe(at(100 + 10 * i), queues((106 + 10 * i) * MS, 200, false));
+            let shed = a.observe(
+                at(100 + 10 * i),
+                queues((106 + 10 * i) * MS, 200, false),
+                false,
+            );
             assert_eq!(shed.is_some(), i >= 2, "sample {i}");
         }
+    }
+
+    #[test]
+    fn a_queue_waiting_for_a_drain_is_not_unserved() {
+        // No hand-off while a connection goes through the drain path (its
+        // statement finished or rolled back on the server, bounded by the
+        // abandon timeout): the waiters wait for it, they are not stuck.
+        // Once no drain is under way and still nothing comes free, the
+        // queue is unserved as in the test above.
+        let mut a = admission();
+        let t0 = Instant::now();
+        let at = |ms: u32| t0 + ms * MS;
+        assert_eq!(a.observe(t0, queues(6 * MS, 200, false), true), None);
+        for i in 1..=40u32 {
+            a.timer_sample();
+            let age = (6 + 10 * i) * MS;
+            assert_eq!(
+                a.observe(at(10 * i), queues(age, 200, false), true),
+                None,
+                "at {i}"
+            );
+        }
+        a.timer_sample();
+        assert!(a
+            .observe(at(410), queues(416 * MS, 200, false), false)
+            .is_some());
     }
 
     #[test]
@@ -422,7 +463,7 @@ mod tests {
             a.timer_sample();
             let now = t0 + 10 * MS * i;
             assert_eq!(
-                a.observe(now, queues(10 * MS * i, 20, false)),
+                a.observe(now, queues(10 * MS * i, 20, false), false),
                 None,
                 "at {i}"
             );
@@ -433,7 +474,7 @@ mod tests {
     fn the_critical_class_turns_lifo_only_when_fifo_is_too_late() {
         let mut a = admission();
         let t0 = Instant::now();
-        a.observe(t0, queues(8 * MS, 400, true));
+        a.observe(t0, queues(8 * MS, 400, true), false);
         for _ in 0..64 {
             a.held(2 * MS);
         }
@@ -459,8 +500,8 @@ mod tests {
         assert!(gap >= MS / 9 && gap <= MS / 7, "{gap:?}");
         // A queue that empties forgets the last hand-off: the idle time
         // before the next queue is not service time.
-        a.observe(t0, queues(MS, 1, false));
-        a.observe(t0 + 20 * MS, None);
+        a.observe(t0, queues(MS, 1, false), false);
+        a.observe(t0 + 20 * MS, None, false);
         a.handed_off(t0 + 500 * MS);
         a.handed_off(t0 + 500 * MS + MS / 8);
         let again = a.service_gap(16).unwrap();
@@ -477,7 +518,10 @@ mod tests {
     fn off_serves_fifo_and_never_sheds() {
         let mut a = Admission::new(None, DeadlineAware::MinRemaining(3 * MS));
         let t0 = Instant::now();
-        assert_eq!(a.observe(t0 + 500 * MS, queues(400 * MS, 900, true)), None);
+        assert_eq!(
+            a.observe(t0 + 500 * MS, queues(400 * MS, 900, true), false),
+            None
+        );
         assert_eq!(a.order(2, None), Order::Fifo);
         assert_eq!(a.min_remaining(), 3 * MS);
     }

@@ -449,7 +449,8 @@ impl<M: Manager> State<M> {
     fn admission_tick(&mut self, now: Instant, budget: usize, fx: &mut Effects<M>) {
         let queues = (!self.waitlist.is_empty() && self.ledger.established() > 0)
             .then(|| self.class_queues(now));
-        let Some(shedding) = self.admission.observe(now, queues) else {
+        let returning = self.ledger.draining() > 0;
+        let Some(shedding) = self.admission.observe(now, queues, returning) else {
             return;
         };
         let retry_after = shedding.retry_after;
