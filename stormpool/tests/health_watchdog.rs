@@ -279,3 +279,24 @@ async fn a_lone_stuck_lease_is_cancelled_with_nobody_waiting() {
     let s = pool.status();
     assert_eq!((s.waiting, s.counters.revoked), (0, 1));
 }
+
+/// A revoked connection gives its fairness key's place back when its holder
+/// lets go, as any connection does: the key is not left capped.
+#[tokio::test(start_paused = true)]
+async fn a_revoked_connection_frees_its_keys_place() {
+    let pool: Pool<SimManager> = Pool::builder(SimManager::new(SimConfig::default()))
+        .max_size(4)
+        .max_in_flight_per_key(Some(1))
+        .max_hold(Some(Duration::from_millis(100)))
+        .build()
+        .unwrap();
+    let stuck = pool.get_with(AcquireOptions::new().key(7)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pool.status().counters.revoked, 1, "the lease was revoked");
+    drop(stuck);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let next = pool
+        .get_with(AcquireOptions::new().key(7).timeout(Duration::from_millis(50)))
+        .await;
+    assert!(next.is_ok(), "the key's place came back: {:?}", next.err());
+}

@@ -547,7 +547,10 @@ impl<M: Manager> State<M> {
     ) {
         self.counters.cancelled_on_return += u64::from(abandoned);
         if self.end_lease(&mut entry) {
-            // Revoked: already out of the ledger; never reused.
+            // Revoked: already out of the ledger; never reused. Its key's
+            // place is free all the same.
+            let now = self.latest_now.max(acquired);
+            self.waitlist.key_done(std::mem::take(&mut entry.key), now);
             return self.close_orphan(entry, fx);
         }
         // The clock is read only when the time matters to someone: waiters
@@ -602,6 +605,7 @@ impl<M: Manager> State<M> {
         fx: &mut Effects<M>,
     ) -> Option<Box<Entry<M>>> {
         if self.end_lease(&mut entry) {
+            self.waitlist.key_done(std::mem::take(&mut entry.key), now);
             self.close_orphan(entry, fx);
             return None;
         }
@@ -652,6 +656,7 @@ impl<M: Manager> State<M> {
         let key = std::mem::take(&mut entry.key);
         let revoked = self.end_lease(&mut entry);
         let (conn, seat) = entry.into_parts();
+        self.waitlist.key_done(key, now);
         if revoked {
             // Already out of the ledger; taken out of the pool, it is no
             // orphan of the pool's either.
@@ -659,7 +664,6 @@ impl<M: Manager> State<M> {
             return conn;
         }
         self.ledger.release(seat);
-        self.waitlist.key_done(key, now);
         self.serve_idle(now, fx);
         self.start_connects(now, config, fx);
         conn
