@@ -79,10 +79,12 @@ fn main() {
         }
         return;
     }
-    // `--profile`: stormpool alone, on one worker, for a profiler.
-    if std::env::args().any(|a| a == "--profile") {
+    // `--profile [WORKERS]`: stormpool alone, on one worker (or WORKERS),
+    // for a profiler.
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        let workers = args.get(i + 1).and_then(|w| w.parse().ok()).unwrap_or(1);
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(workers)
             .enable_all()
             .build()
             .unwrap();

@@ -5,10 +5,10 @@
 //! tokio into its own loom mode.
 
 #[cfg(stormpool_loom)]
-pub(crate) use loom::sync::{Mutex, MutexGuard};
+pub(crate) use loom::sync::{atomic::fence, Arc, Mutex, MutexGuard};
 
 #[cfg(not(stormpool_loom))]
-pub(crate) use std::sync::{Mutex, MutexGuard};
+pub(crate) use std::sync::{atomic::fence, Arc, Mutex, MutexGuard};
 
 /// Locks `mutex`, ignoring poisoning.
 ///

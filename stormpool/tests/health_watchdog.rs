@@ -296,7 +296,11 @@ async fn a_revoked_connection_frees_its_keys_place() {
     drop(stuck);
     tokio::time::sleep(Duration::from_millis(10)).await;
     let next = pool
-        .get_with(AcquireOptions::new().key(7).timeout(Duration::from_millis(50)))
+        .get_with(
+            AcquireOptions::new()
+                .key(7)
+                .timeout(Duration::from_millis(50)),
+        )
         .await;
     assert!(next.is_ok(), "the key's place came back: {:?}", next.err());
 }

@@ -187,3 +187,104 @@ async fn an_expired_prefix_is_evicted_once() {
         assert!(task.await.unwrap().is_err());
     }
 }
+
+/// The pool's one timer fails each waiter at its own deadline: a waiter
+/// queued behind one with a long deadline, with a short deadline of its
+/// own, times out at its deadline, and the long one still gets the
+/// connection when it comes back.
+#[tokio::test(start_paused = true)]
+async fn each_waiter_times_out_at_its_own_deadline() {
+    let pool = pool(1);
+    let held = pool.get().await.unwrap();
+    let patient = {
+        let p = pool.clone();
+        tokio::spawn(async move {
+            let opts = AcquireOptions::new().timeout(Duration::from_secs(10));
+            p.get_with(opts).await.map(drop)
+        })
+    };
+    wait_for_waiters(&pool, 1).await;
+    let start = Instant::now();
+    let hasty = pool
+        .get_with(AcquireOptions::new().timeout(Duration::from_millis(3)))
+        .await;
+    let waited = start.elapsed();
+    assert!(matches!(hasty, Err(AcquireError::Timeout)), "{hasty:?}");
+    // Shorter than the time to the next maintenance pass (every 10 ms
+    // while requests wait): only a timer re-armed for it is on time.
+    assert!(
+        waited >= Duration::from_millis(3) && waited <= Duration::from_millis(4),
+        "timed out after {waited:?}, deadline 3 ms"
+    );
+    assert_eq!(pool.status().waiting, 1, "the patient waiter still waits");
+    drop(held);
+    patient
+        .await
+        .unwrap()
+        .expect("the patient waiter is served");
+    let status = pool.status();
+    assert_eq!((status.waiting, status.counters.timed_out), (0, 1));
+}
+
+/// A waiter held back by its key's in-flight cap times out at its deadline
+/// too.
+#[tokio::test(start_paused = true)]
+async fn a_waiter_held_back_by_its_key_times_out() {
+    let pool: Pool<SimManager> = Pool::builder(SimManager::new(SimConfig::default()))
+        .max_size(4)
+        .max_in_flight_per_key(Some(1))
+        .build()
+        .unwrap();
+    let first = pool.get_with(AcquireOptions::new().key(7)).await.unwrap();
+    let start = Instant::now();
+    let second = pool
+        .get_with(
+            AcquireOptions::new()
+                .key(7)
+                .timeout(Duration::from_millis(30)),
+        )
+        .await;
+    assert!(matches!(second, Err(AcquireError::Timeout)), "{second:?}");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(30) && waited <= Duration::from_millis(32),
+        "timed out after {waited:?}, deadline 30 ms"
+    );
+    assert_eq!(pool.status().held, 0);
+    drop(first);
+}
+
+/// A pool that outlives the runtime its background task ran on starts the
+/// task again on the next request's runtime: waiters there still time out.
+#[test]
+fn the_timer_restarts_on_a_new_runtime() {
+    let pool = pool(1);
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    first.block_on(async { drop(pool.get().await.unwrap()) });
+    drop(first);
+    runtime().block_on(async {
+        let held = pool.get().await.unwrap();
+        let start = Instant::now();
+        let waiting = pool.get_with(AcquireOptions::new().timeout(Duration::from_millis(20)));
+        // Polled again when this timer fires, the waiter would notice its
+        // deadline itself: what is checked is that it did not wait for that.
+        let outcome = tokio::time::timeout(Duration::from_secs(10), waiting).await;
+        let waited = start.elapsed();
+        assert!(
+            matches!(outcome, Ok(Err(AcquireError::Timeout))),
+            "{outcome:?}"
+        );
+        assert!(
+            waited <= Duration::from_millis(22),
+            "timed out after {waited:?}, deadline 20 ms"
+        );
+        drop(held);
+    });
+}

@@ -223,7 +223,7 @@ impl Model {
     fn check(&mut self) {
         let s = self.pool.status();
         assert_eq!(
-            s.idle + s.in_use + s.handing_over + s.connecting + s.draining + s.closing,
+            s.idle + s.in_use + s.connecting + s.draining + s.closing,
             s.open,
             "ledger: {s:?}"
         );

@@ -11,9 +11,8 @@ use std::task::{Context, Poll};
 use super::conn::Conn;
 use super::options::AcquireOptions;
 use super::shared::Shared;
-use super::state::{settings_id, Ask, Checkout, Collected, Entry};
+use super::state::{settings_id, Ask, Checkout, Entry, Failure, Ticket};
 use super::stats::CloseCause;
-use super::waitlist::WaiterId;
 use crate::clock::{self, Instant};
 use crate::error::AcquireError;
 use crate::manager::Manager;
@@ -39,18 +38,12 @@ impl<M: Manager> Shared<M> {
         };
         loop {
             let config = &self.config;
-            // Polled once, to queue a request that must wait with its task's
-            // waker: one lock round trip fewer per wait.
-            let step = poll_fn(|cx| {
-                Poll::Ready(self.transition_at(now, |state, now, fx| {
-                    state.checkout(now, &ask, Some(cx.waker()), config, fx)
-                }))
-            })
-            .await;
+            let step =
+                self.transition_at(now, |state, now, fx| state.checkout(now, &ask, config, fx));
             let entry = match step {
                 Checkout::Ready(entry) => entry,
-                Checkout::Wait(id) => {
-                    let (entry, collected_at) = self.wait(id, deadline.resolve(), site).await?;
+                Checkout::Wait(ticket) => {
+                    let (entry, collected_at) = self.wait(ticket).await?;
                     now = collected_at;
                     entry
                 }
@@ -99,31 +92,32 @@ impl<M: Manager> Shared<M> {
     /// idle store.
     async fn wait(
         self: &Arc<Self>,
-        id: WaiterId,
-        deadline: Instant,
-        site: &'static Location<'static>,
+        ticket: Ticket<M>,
     ) -> Result<(Box<Entry<M>>, Instant), AcquireError<M::Error>> {
+        let deadline = ticket.deadline;
         let mut waiter = Waiter {
             shared: self,
-            id,
-            site,
-            fresh: true,
+            ticket,
             done: false,
-            collected_at: deadline,
         };
-        let timer = tokio::time::sleep_until(deadline);
-        tokio::pin!(timer);
+        // The pool's timer fails the waiter at its deadline. Without it
+        // (no runtime was found to start it on), the waiter keeps its own.
+        let mut timer = (!self.timer_runs()).then(|| Box::pin(tokio::time::sleep_until(deadline)));
         poll_fn(|cx| match waiter.poll(cx) {
             Poll::Ready(collected) => Poll::Ready(collected),
-            // Arms the timer so the waiter wakes at its deadline (the
-            // transition itself compares `now` with the deadline); one that
-            // has already fired means the deadline passed: look again.
-            Poll::Pending if timer.as_mut().poll(cx).is_ready() => waiter.poll(cx),
+            // Arms the timer so the waiter wakes at its deadline; one that
+            // has fired means the deadline passed: look under the lock.
+            Poll::Pending
+                if timer
+                    .as_mut()
+                    .is_some_and(|t| t.as_mut().poll(cx).is_ready()) =>
+            {
+                waiter.timer_fired()
+            }
             Poll::Pending => Poll::Pending,
         })
         .await
         .map_err(AcquireError::from)
-        .map(|entry| (entry, waiter.collected_at))
     }
 
     /// Gives the connection to the request, telling the manager its
@@ -228,39 +222,51 @@ enum Readiness {
 /// A queued request, as seen from its future.
 struct Waiter<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
-    id: WaiterId,
-    site: &'static Location<'static>,
-    /// Not polled yet: it was queued with this task's waker a moment ago,
-    /// so there is nothing to look at.
-    fresh: bool,
-    /// The record was collected; nothing to clean up on drop.
+    ticket: Ticket<M>,
+    /// The outcome was collected; nothing to clean up on drop.
     done: bool,
-    /// When it was collected: the time the request goes on with.
-    collected_at: Instant,
 }
 
+/// A hand-off as the request goes on with it: the connection and the time
+/// it was collected at, or why there is none.
+type Outcome<M> = Result<(Box<Entry<M>>, Instant), Failure<<M as Manager>::Error>>;
+
 impl<M: Manager> Waiter<'_, M> {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Collected<M>> {
-        if std::mem::take(&mut self.fresh) {
-            // Anything that happened since (a hand-off, a failure) woke
-            // the task with the waker the waiter was queued with, so it is
-            // polled again.
-            return Poll::Pending;
-        }
-        let (id, site) = (self.id, self.site);
-        let now = clock::now();
-        // A connection passed on past the deadline may wake another waiter.
-        let outcome = self.shared.transition_at(now, |state, now, fx| {
-            state.poll_waiter(id, now, cx.waker(), site, fx)
-        });
-        match outcome {
+    /// Looks into the cell, without the pool lock, leaving the task's
+    /// waker there if nothing has been written yet.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Outcome<M>> {
+        match self.ticket.cell.poll(cx.waker()) {
             None => Poll::Pending,
-            Some(result) => {
-                self.done = true;
-                self.collected_at = now;
-                Poll::Ready(result)
-            }
+            Some(outcome) => Poll::Ready(self.collect(outcome)),
         }
+    }
+
+    /// Its own timer fired: looks again under the pool lock, where the
+    /// deadline is decided.
+    fn timer_fired(&mut self) -> Poll<Outcome<M>> {
+        let ticket = &self.ticket;
+        match self
+            .shared
+            .transition(|state, now, fx| state.waiter_timer_fired(ticket, now, fx))
+        {
+            None => Poll::Pending,
+            Some(outcome) => Poll::Ready(self.collect(outcome)),
+        }
+    }
+
+    /// Takes the outcome written into the cell. A connection found past the
+    /// deadline is not taken: the request has given up, and the connection
+    /// moves on.
+    fn collect(&mut self, outcome: Result<Box<Entry<M>>, Failure<M::Error>>) -> Outcome<M> {
+        self.done = true;
+        let entry = outcome?;
+        let now = clock::now();
+        if now < self.ticket.deadline {
+            return Ok((entry, now));
+        }
+        Err(self
+            .shared
+            .transition_at(now, |state, now, fx| state.collected_late(now, entry, fx)))
     }
 }
 
@@ -269,8 +275,8 @@ impl<M: Manager> Drop for Waiter<'_, M> {
         if self.done {
             return;
         }
-        let id = self.id;
+        let ticket = &self.ticket;
         self.shared
-            .transition(|state, now, fx| state.drop_waiter(id, now, fx));
+            .transition(|state, now, fx| state.drop_waiter(ticket, now, fx));
     }
 }

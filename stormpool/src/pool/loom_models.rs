@@ -13,9 +13,8 @@ use loom::sync::Arc;
 use loom::thread;
 
 use super::options::{Priority, When};
-use super::state::{Ask, Checkout, Effects, Entry, Failure, Perform, Seat, State};
+use super::state::{Ask, Checkout, Effects, Entry, Failure, Perform, Seat, State, Ticket};
 use super::stats::Status;
-use super::waitlist::WaiterId;
 use super::Config;
 use crate::clock::Instant;
 use crate::sync::{lock, Mutex};
@@ -61,6 +60,7 @@ impl Perform<Dummy> for Performer<'_> {
         self.connects.lock().unwrap().push(seat);
     }
     fn kick_maintenance(&self) {}
+    fn arm_expiry(&self) {}
     fn cancel_revoked(&self, _: std::sync::Arc<()>) {}
     fn leak(&self, _: &'static Location<'static>, _: Duration) {}
 }
@@ -104,7 +104,7 @@ struct Setup {
     state: Shared,
     config: Arc<Config>,
     held: Box<Entry<Dummy>>,
-    waiter: WaiterId,
+    waiter: Ticket<Dummy>,
     t0: Instant,
     deadline: Instant,
 }
@@ -120,7 +120,7 @@ fn setup() -> Setup {
     let state: Shared = Arc::new(Mutex::new(State::<Dummy>::new(&config)));
     // The first request waits for the connect its arrival starts...
     let (first, mut seats) = step(&state, &config, t0, |s, fx| {
-        s.checkout(t0, &ask(deadline), None, &config, fx)
+        s.checkout(t0, &ask(deadline), &config, fx)
     });
     let Checkout::Wait(first) = first else {
         panic!("the first request waits for a connect")
@@ -130,11 +130,11 @@ fn setup() -> Setup {
         s.connected(t0, seat, Ok((7, ())), &config, fx)
     });
     // ...and collects the new connection.
-    let held = wait(&state, first, t0)
+    let held = wait(&state, &first, t0)
         .ok()
         .expect("the first request is served");
     let (second, _) = step(&state, &config, t0, |s, fx| {
-        s.checkout(t0, &ask(deadline), None, &config, fx)
+        s.checkout(t0, &ask(deadline), &config, fx)
     });
     let Checkout::Wait(waiter) = second else {
         panic!("the second request waits")
@@ -156,22 +156,35 @@ fn release(state: &Shared, config: &Config, entry: Box<Entry<Dummy>>, now: Insta
     });
 }
 
-/// The waiter's future, polled to completion at `now` as `Waiter::poll` does.
+/// The waiter's future, polled to completion at `now` as `Waiter` does:
+/// its cell without the pool lock, then (past its deadline) its own timer
+/// under the lock; a connection found past the deadline moves on.
 fn wait(
     state: &Shared,
-    id: WaiterId,
+    ticket: &Ticket<Dummy>,
     now: Instant,
 ) -> Result<Box<Entry<Dummy>>, Failure<std::io::Error>> {
     let config = Config::default();
-    loom::future::block_on(poll_fn(|cx| {
-        let (outcome, _) = step(state, &config, now, |s, fx| {
-            s.poll_waiter(id, now, cx.waker(), Location::caller(), fx)
-        });
-        match outcome {
-            Some(result) => Poll::Ready(result),
-            None => Poll::Pending,
+    let outcome = loom::future::block_on(poll_fn(|cx| {
+        if let Some(outcome) = ticket.cell.poll(cx.waker()) {
+            return Poll::Ready(outcome);
         }
-    }))
+        if now < ticket.deadline {
+            return Poll::Pending;
+        }
+        let (fired, _) = step(state, &config, now, |s, fx| {
+            s.waiter_timer_fired(ticket, now, fx)
+        });
+        fired.map_or(Poll::Pending, Poll::Ready)
+    }));
+    let entry = outcome?;
+    if now < ticket.deadline {
+        return Ok(entry);
+    }
+    let (failure, _) = step(state, &config, now, |s, fx| {
+        s.collected_late(now, entry, fx)
+    });
+    Err(failure)
 }
 
 fn status(state: &Shared, now: Instant) -> Status {
@@ -183,7 +196,6 @@ fn status(state: &Shared, now: Instant) -> Status {
 fn assert_settled(state: &Shared, now: Instant, idle: usize, open: usize) {
     let s = status(state, now);
     assert_eq!(s.waiting, 0);
-    assert_eq!(s.handing_over, 0);
     assert_eq!(s.idle, idle);
     assert_eq!(s.open, open);
     assert_eq!(s.counters.dead_handoffs, 0);
@@ -203,12 +215,12 @@ fn grant_vs_poll_the_waiter_is_served() {
         let s = setup();
         let (state, config, now) = (s.state.clone(), s.config.clone(), s.t0);
         let returner = thread::spawn(move || release(&state, &config, s.held, now));
-        let got = wait(&s.state, s.waiter, s.t0);
+        let got = wait(&s.state, &s.waiter, s.t0);
         returner.join().unwrap();
         let entry = got.ok().expect("the live waiter gets the connection");
         assert_eq!(entry.conn, 7);
         let s2 = status(&s.state, s.t0);
-        assert_eq!((s2.in_use, s2.handing_over, s2.idle), (1, 0, 0));
+        assert_eq!((s2.in_use, s2.idle, s2.counters.acquired_waited), (1, 0, 2));
     });
 }
 
@@ -220,7 +232,7 @@ fn grant_vs_cancel_the_connection_is_never_lost() {
         let returner = thread::spawn(move || release(&state, &config, s.held, now));
         // The waiter's future is dropped, before or after the grant.
         step(&s.state, &s.config, s.t0, |st, fx| {
-            st.drop_waiter(s.waiter, s.t0, fx)
+            st.drop_waiter(&s.waiter, s.t0, fx)
         });
         returner.join().unwrap();
         assert_settled(&s.state, s.t0, 1, 1);
@@ -238,7 +250,7 @@ fn grant_vs_deadline_no_connection_reaches_an_expired_waiter() {
         let early = s.deadline - Duration::from_millis(1);
         let (state2, config2) = (s.state.clone(), s.config.clone());
         let returner = thread::spawn(move || release(&state, &config, s.held, early));
-        let got = wait(&s.state, s.waiter, late);
+        let got = wait(&s.state, &s.waiter, late);
         returner.join().unwrap();
         assert!(
             matches!(got, Err(Failure::Timeout)),
@@ -250,12 +262,35 @@ fn grant_vs_deadline_no_connection_reaches_an_expired_waiter() {
 }
 
 #[test]
+fn grant_vs_pool_timer_no_connection_reaches_an_expired_waiter() {
+    model(|| {
+        let s = setup();
+        let (state, config) = (s.state.clone(), s.config.clone());
+        let early = s.deadline - Duration::from_millis(1);
+        let late = s.deadline;
+        // The returner just before the deadline; the pool's timer at it;
+        // the waiter polled after both.
+        let returner = thread::spawn(move || release(&state, &config, s.held, early));
+        step(&s.state, &s.config, late, |st, fx| st.expire(late, fx));
+        returner.join().unwrap();
+        let got = wait(&s.state, &s.waiter, late);
+        assert!(
+            matches!(got, Err(Failure::Timeout)),
+            "an expired waiter never gets a connection"
+        );
+        assert_settled(&s.state, late, 1, 1);
+        let st = status(&s.state, late);
+        assert_eq!(st.counters.acquired_waited, 1, "only the first request");
+    });
+}
+
+#[test]
 fn eviction_by_a_late_returner() {
     model(|| {
         let s = setup();
         let (state, config, late) = (s.state.clone(), s.config.clone(), s.deadline);
         let returner = thread::spawn(move || release(&state, &config, s.held, late));
-        let got = wait(&s.state, s.waiter, late);
+        let got = wait(&s.state, &s.waiter, late);
         returner.join().unwrap();
         assert!(matches!(got, Err(Failure::Timeout)));
         let st = status(&s.state, late);
@@ -278,7 +313,7 @@ fn close_vs_acquire_nobody_is_left_waiting() {
         };
         let deadline = t0 + Duration::from_secs(1);
         let (step, seats) = step(&state, &config, t0, |s, fx| {
-            s.checkout(t0, &ask(deadline), None, &config, fx)
+            s.checkout(t0, &ask(deadline), &config, fx)
         });
         // A connect may have been started for the request: account it as
         // abandoned, as a spawn on a dead runtime would.
@@ -287,8 +322,8 @@ fn close_vs_acquire_nobody_is_left_waiting() {
         }
         match step {
             Checkout::Reject(crate::AcquireError::Closed) => {}
-            Checkout::Wait(id) => {
-                assert!(matches!(wait(&state, id, t0), Err(Failure::Closed)));
+            Checkout::Wait(ticket) => {
+                assert!(matches!(wait(&state, &ticket, t0), Err(Failure::Closed)));
             }
             _ => panic!("an acquire racing a close is rejected or woken with Closed"),
         }

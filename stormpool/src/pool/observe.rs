@@ -20,13 +20,13 @@
 //! | `stormpool_acquires_total` | counter | `outcome`: `direct`, `waited`, `timeout`, `shed`, `wedged`, `rejected_waiters`, `rejected_key_queue`, `rejected_closed`, `connect_error`, `apply_error`, `cancelled` | how acquires ended |
 //! | `stormpool_handoffs_total` | counter | | connections handed to a waiting request |
 //! | `stormpool_dead_handoffs_total` | counter | | handed to a request that had given up: must stay 0 |
-//! | `stormpool_evicted_expired_total` | counter | | expired waiters removed by a returner or the timer |
+//! | `stormpool_evicted_expired_total` | counter | | expired waiters a returner removed from its way |
 //! | `stormpool_connects_total` | counter | `outcome`: `ok`, `failed`, `timeout` | connects |
 //! | `stormpool_closes_total` | counter | `cause`: `broken`, `tainted`, `check_failed`, `lifetime`, `idle`, `resize`, `pool_closed`, `revoked`, `drain_failed` | connections closed |
 //! | `stormpool_revoked_total` | counter | | leases revoked by the watchdog |
 //! | `stormpool_leaks_total` | counter | | leases reported past `leak_threshold` |
 //! | `stormpool_abandoned_total` | counter | `outcome`: `cancelled`, `recycled`, `drained` | connections returned with a statement running (cancelled) or session state to undo (recycled), and those put back in service |
-//! | `stormpool_connections` | gauge | `state`: `idle`, `in_use`, `handing_over`, `connecting`, `draining`, `closing`, `orphaned` | connections by state |
+//! | `stormpool_connections` | gauge | `state`: `idle`, `in_use`, `connecting`, `draining`, `closing`, `orphaned` | connections by state |
 //! | `stormpool_max_size` | gauge | | the current `max_size` |
 //! | `stormpool_waiting` | gauge | `class`: `critical`, `normal`, `sheddable`, `background` | waiting requests |
 //! | `stormpool_held` | gauge | | requests held back by their key's valve |
@@ -247,7 +247,6 @@ mod export {
             let states = [
                 ("idle", s.idle),
                 ("in_use", s.in_use),
-                ("handing_over", s.handing_over),
                 ("connecting", s.connecting),
                 ("draining", s.draining),
                 ("closing", s.closing),

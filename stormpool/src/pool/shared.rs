@@ -28,10 +28,17 @@ pub(crate) struct Shared<M: Manager> {
     /// Counters bumped outside the lock.
     pub(crate) checks: AtomicU64,
     pub(crate) apply_errors: AtomicU64,
+    /// Whether the last return needed the time (requests were waiting):
+    /// the next one reads the clock before it takes the lock rather than
+    /// under it.
+    release_reads_clock: AtomicBool,
     started: AtomicBool,
     runtime: OnceLock<Handle>,
     /// Wakes the maintenance task early (first waiter queued, pool closed).
     maintenance: Arc<Notify>,
+    /// Wakes the same task to re-arm its timer for an earlier waiter
+    /// deadline.
+    expiry: Arc<Notify>,
     /// Signalled whenever a connection is closed after the pool was closed.
     drained: Notify,
     /// The pool's metric handles (feature `metrics`).
@@ -46,9 +53,11 @@ impl<M: Manager> Shared<M> {
             state: Mutex::new(State::new(&config)),
             checks: AtomicU64::new(0),
             apply_errors: AtomicU64::new(0),
+            release_reads_clock: AtomicBool::new(false),
             started: AtomicBool::new(false),
             runtime: OnceLock::new(),
             maintenance: Arc::new(Notify::new()),
+            expiry: Arc::new(Notify::new()),
             drained: Notify::new(),
             #[cfg(feature = "metrics")]
             metrics: observe::Metrics::new(&config.name),
@@ -74,7 +83,17 @@ impl<M: Manager> Shared<M> {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
-        handle.spawn(maintenance(Arc::downgrade(self), self.maintenance.clone()));
+        handle.spawn(maintenance(
+            Arc::downgrade(self),
+            self.maintenance.clone(),
+            self.expiry.clone(),
+        ));
+    }
+
+    /// Whether the maintenance task runs, and with it the timer that
+    /// expires waiters.
+    pub(crate) fn timer_runs(&self) -> bool {
+        self.started.load(Ordering::Acquire)
     }
 
     /// Performs what a transition left to do outside the lock.
@@ -185,8 +204,17 @@ impl<M: Manager> Shared<M> {
         // it for nobody, and hold the session meanwhile.
         entry.cancel_on_close = abandoned;
         let mut fx = Effects::new();
+        let early = self
+            .release_reads_clock
+            .load(Ordering::Relaxed)
+            .then(clock::now);
+        let mut read = false;
         {
             let mut state = self.lock();
+            let clock = || {
+                read = true;
+                early.unwrap_or_else(clock::now)
+            };
             state.release(
                 entry,
                 acquired,
@@ -194,9 +222,12 @@ impl<M: Manager> Shared<M> {
                 abandoned,
                 &self.config,
                 &mut fx,
-                clock::now,
+                clock,
             );
             state.check_ledger();
+        }
+        if read != early.is_some() {
+            self.release_reads_clock.store(read, Ordering::Relaxed);
         }
         self.run(fx);
     }
@@ -245,9 +276,9 @@ impl<M: Manager> Shared<M> {
         self.transition(|state, now, fx| state.detach(now, entry, config, fx))
     }
 
-    /// Runs one maintenance pass; returns when to run the next.
-    fn maintain(self: &Arc<Self>) -> Instant {
-        let now = clock::now();
+    /// Runs one maintenance pass; returns when to run the next, and when
+    /// the next waiter deadline comes.
+    fn maintain(self: &Arc<Self>, now: Instant) -> (Instant, Option<Instant>) {
         let mut fx = Effects::new();
         let (next, overload) = {
             let mut state = self.lock();
@@ -255,7 +286,7 @@ impl<M: Manager> Shared<M> {
             let next = state.maintain(now, &self.config, &mut fx);
             state.check_ledger();
             (
-                next,
+                (next, state.expiry_at()),
                 (was != state.is_overloaded()).then(|| state.is_overloaded()),
             )
         };
@@ -266,6 +297,15 @@ impl<M: Manager> Shared<M> {
         #[cfg(feature = "metrics")]
         self.publish_metrics();
         next
+    }
+
+    /// Fails the waiters whose deadline has come; returns when the next
+    /// one comes.
+    fn expire(self: &Arc<Self>, now: Instant) -> Option<Instant> {
+        self.transition_at(now, |state, now, fx| {
+            state.expire(now, fx);
+            state.expiry_at()
+        })
     }
 
     /// Publishes the counters and gauges of a fresh snapshot.
@@ -355,6 +395,10 @@ impl<M: Manager> Perform<M> for Arc<Shared<M>> {
         self.maintenance.notify_one();
     }
 
+    fn arm_expiry(&self) {
+        self.expiry.notify_one();
+    }
+
     fn cancel_revoked(&self, statement: Arc<M::CancelToken>) {
         observe::revoked(&self.config.name);
         self.spawn_cancel(statement);
@@ -423,18 +467,43 @@ impl<M: Manager> Drop for PendingConnect<M> {
 }
 
 /// The pool's one background task: runs [`State::maintain`] on a timer
-/// until the pool is gone.
-async fn maintenance<M: Manager>(shared: Weak<Shared<M>>, kick: Arc<Notify>) {
+/// until the pool is gone, and in between expires waiters at their
+/// deadlines, so that a waiter needs no timer of its own.
+async fn maintenance<M: Manager>(shared: Weak<Shared<M>>, kick: Arc<Notify>, arm: Arc<Notify>) {
+    let _stopped = Stopped(shared.clone());
+    let mut maintain_at = clock::now();
+    let mut kicked = true;
     loop {
-        let next = {
+        let wake_at = {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            shared.maintain()
+            let now = clock::now();
+            let expiry_at = if kicked || now >= maintain_at {
+                let (next, expiry_at) = shared.maintain(now);
+                maintain_at = next;
+                expiry_at
+            } else {
+                shared.expire(now)
+            };
+            expiry_at.map_or(maintain_at, |at| at.min(maintain_at))
         };
-        tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
-            _ = kick.notified() => {}
+        kicked = tokio::select! {
+            _ = tokio::time::sleep_until(wake_at) => false,
+            _ = kick.notified() => true,
+            _ = arm.notified() => false,
+        };
+    }
+}
+
+/// Dropped with the maintenance task: when its runtime shuts down while
+/// the pool lives on, the next request starts it again on its own.
+struct Stopped<M: Manager>(Weak<Shared<M>>);
+
+impl<M: Manager> Drop for Stopped<M> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.started.store(false, Ordering::Release);
         }
     }
 }

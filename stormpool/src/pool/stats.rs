@@ -53,8 +53,8 @@ pub struct Counters {
     pub apply_errors: u64,
     /// Acquires whose future was dropped by the caller while waiting.
     pub cancelled: u64,
-    /// Expired waiters removed from the queue by a returner or the
-    /// maintenance task (rather than by their own timer).
+    /// Expired waiters a returner found in its way and removed (the rest
+    /// are failed by the pool's timer at their deadline).
     pub evicted_expired: u64,
     /// Connections handed from a returner or connect to a waiting request.
     pub handoffs: u64,
@@ -150,10 +150,9 @@ pub struct Status {
     pub open: usize,
     /// Connections in the idle store.
     pub idle: usize,
-    /// Connections held by requests.
+    /// Connections held by requests (counted from the moment one is handed
+    /// to a waiting request, which picks it up without the pool lock).
     pub in_use: usize,
-    /// Connections handed to a waiter that has not yet picked them up.
-    pub handing_over: usize,
     /// Connects in flight.
     pub connecting: usize,
     /// Connections returned with a statement still running, being drained.

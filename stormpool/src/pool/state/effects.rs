@@ -1,6 +1,6 @@
 //! What a transition leaves to do once the pool lock is released: wakers
-//! to wake, connections to close, connects to start, statements to cancel,
-//! leaks to report.
+//! to wake, connections to close, connects to start, the timer to re-arm,
+//! statements to cancel, leaks to report.
 //!
 //! A batch is private data: transitions add to it through its methods, and
 //! [`Effects::perform`] is the one place that carries it out. Wakers, the
@@ -29,6 +29,9 @@ pub(crate) trait Perform<M: Manager> {
     fn connect(&self, seat: Seat);
     /// Runs the maintenance task now.
     fn kick_maintenance(&self);
+    /// Tells the pool's timer that the earliest waiter deadline moved
+    /// earlier.
+    fn arm_expiry(&self);
     /// Cancels the statement of a revoked lease on the server.
     fn cancel_revoked(&self, statement: Arc<M::CancelToken>);
     /// Reports a lease held past the leak threshold.
@@ -40,6 +43,7 @@ enum Effect<M: Manager> {
     Close(Box<Entry<M>>),
     Connect(Seat),
     KickMaintenance,
+    ArmExpiry,
     CancelRevoked(Arc<M::CancelToken>),
     Leak(&'static Location<'static>, Duration),
 }
@@ -79,6 +83,11 @@ impl<M: Manager> Effects<M> {
         self.rest.push(Effect::KickMaintenance);
     }
 
+    /// Re-arms the pool's timer for an earlier waiter deadline.
+    pub(crate) fn arm_expiry(&mut self) {
+        self.rest.push(Effect::ArmExpiry);
+    }
+
     /// Cancels the statement of a revoked lease.
     pub(crate) fn cancel_revoked(&mut self, statement: Arc<M::CancelToken>) {
         self.rest.push(Effect::CancelRevoked(statement));
@@ -106,6 +115,7 @@ impl<M: Manager> Effects<M> {
                 Effect::Close(entry) => to.close(entry),
                 Effect::Connect(seat) => to.connect(seat),
                 Effect::KickMaintenance => to.kick_maintenance(),
+                Effect::ArmExpiry => to.arm_expiry(),
                 Effect::CancelRevoked(statement) => to.cancel_revoked(statement),
                 Effect::Leak(site, held) => to.leak(site, held),
             }

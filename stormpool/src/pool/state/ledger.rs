@@ -3,8 +3,8 @@
 //! # Invariant
 //!
 //! Every connection the pool counts has exactly one [`Seat`], which says
-//! where it is: being opened, idle, in use, being handed over, draining, or
-//! being closed. Each count is the number of seats in that place, and
+//! where it is: being opened, idle, in use (a request's, or handed to a
+//! waiter that has yet to collect it), draining, or being closed. Each count is the number of seats in that place, and
 //! `open`, their sum, never grows past `max_size` (a shrink may leave it
 //! above the new size until enough connections come back). A revoked
 //! connection (its lease held past `max_hold`) leaves `open` for `orphans`
@@ -25,10 +25,9 @@ pub(crate) enum Place {
     Connecting,
     /// In the idle store.
     Idle,
-    /// Held by a request.
+    /// Held by a request, or handed to a waiter (written into its
+    /// hand-off cell, which it collects without the pool lock).
     InUse,
-    /// Written into a waiter's slot, not yet collected.
-    HandingOver,
     /// Returned with work to undo (a statement to cancel, a session to
     /// recycle), out of circulation until the drain task reports.
     Draining,
@@ -62,7 +61,6 @@ pub(crate) struct Ledger {
     connecting: usize,
     idle: usize,
     in_use: usize,
-    handing_over: usize,
     draining: usize,
     closing: usize,
     /// Revoked connections not yet gone: still held, or being closed.
@@ -79,7 +77,6 @@ impl Ledger {
             connecting: 0,
             idle: 0,
             in_use: 0,
-            handing_over: 0,
             draining: 0,
             closing: 0,
             orphans: 0,
@@ -92,7 +89,6 @@ impl Ledger {
             Place::Connecting => &mut self.connecting,
             Place::Idle => &mut self.idle,
             Place::InUse => &mut self.in_use,
-            Place::HandingOver => &mut self.handing_over,
             Place::Draining => &mut self.draining,
             Place::Closing => &mut self.closing,
             Place::Orphan => &mut self.orphans_closing,
@@ -186,10 +182,6 @@ impl Ledger {
         self.in_use
     }
 
-    pub(crate) fn handing_over(&self) -> usize {
-        self.handing_over
-    }
-
     pub(crate) fn draining(&self) -> usize {
         self.draining
     }
@@ -223,8 +215,7 @@ impl Ledger {
     /// Whether the counts add up (debug builds check it after every
     /// transition; by construction it cannot fail).
     pub(crate) fn balances(&self) -> bool {
-        self.connecting + self.idle + self.in_use + self.handing_over + self.draining + self.closing
-            == self.open
+        self.connecting + self.idle + self.in_use + self.draining + self.closing == self.open
             && self.orphans_closing <= self.orphans
     }
 }
@@ -233,13 +224,12 @@ impl Ledger {
 mod tests {
     use super::*;
 
-    fn counts(l: &Ledger) -> [usize; 9] {
+    fn counts(l: &Ledger) -> [usize; 8] {
         [
             l.open,
             l.connecting,
             l.idle,
             l.in_use,
-            l.handing_over,
             l.draining,
             l.closing,
             l.orphans,
@@ -258,7 +248,7 @@ mod tests {
         let c = ledger.reserve().expect("a released slot is free again");
         ledger.release(b);
         ledger.release(c);
-        assert_eq!(counts(&ledger), [0; 9]);
+        assert_eq!(counts(&ledger), [0; 8]);
     }
 
     #[test]
@@ -269,7 +259,6 @@ mod tests {
             Place::Idle,
             Place::InUse,
             Place::Draining,
-            Place::HandingOver,
             Place::InUse,
             Place::Closing,
         ] {
@@ -284,7 +273,7 @@ mod tests {
             "a closing connection keeps its slot"
         );
         ledger.release(seat);
-        assert_eq!(counts(&ledger), [0; 9]);
+        assert_eq!(counts(&ledger), [0; 8]);
     }
 
     #[test]
@@ -301,7 +290,7 @@ mod tests {
         assert!(ledger.balances());
         ledger.release(seat);
         ledger.release(replacement);
-        assert_eq!(counts(&ledger), [0; 9]);
+        assert_eq!(counts(&ledger), [0; 8]);
     }
 
     #[test]
@@ -311,7 +300,7 @@ mod tests {
         ledger.moved(&mut seat, Place::InUse);
         ledger.revoke();
         ledger.revoked_detached(seat);
-        assert_eq!(counts(&ledger), [0; 9]);
+        assert_eq!(counts(&ledger), [0; 8]);
     }
 
     #[test]

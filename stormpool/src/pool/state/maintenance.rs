@@ -1,5 +1,6 @@
 //! The maintenance pass, run by the pool's one background task: expiring
-//! waiters that neither their own timer nor a returner has removed, feeding
+//! waiters whose deadline has come (also run on its own, at the earliest
+//! deadline, by the same task), feeding
 //! the overload detectors, the lease watchdog, closing idle connections past
 //! their idle timeout or lifetime, keeping `min_idle`, retrying connects
 //! after backoff.
@@ -7,7 +8,6 @@
 use std::time::Duration;
 
 use super::{Effects, State};
-use crate::admission::CLASSES;
 use crate::clock::Instant;
 use crate::health::{Health, Reason};
 use crate::manager::Manager;
@@ -24,26 +24,7 @@ impl<M: Manager> State<M> {
         fx: &mut Effects<M>,
     ) -> Instant {
         self.latest_now = self.latest_now.max(now);
-        // Waiters normally leave by their own timer or are evicted by the
-        // next returner; this pass bounds their stay when neither happens.
-        const SCAN: usize = 64;
-        for class in 0..CLASSES {
-            let mut cursor = self.waitlist.oldest(class);
-            let mut scanned = 0;
-            while let Some(id) = cursor {
-                if scanned == SCAN {
-                    break;
-                }
-                scanned += 1;
-                cursor = self.waitlist.next_in_class(id);
-                if self.waitlist.get(id).deadline <= now {
-                    let failure = self.timeout_failure(now);
-                    self.waitlist.fail(id, failure, now, fx.wakes());
-                    self.counters.evicted_expired += 1;
-                    self.counters.timed_out += 1;
-                }
-            }
-        }
+        self.expire(now, fx);
 
         self.admission.timer_sample();
         self.admission_tick(now, config.max_shed_per_tick, fx);

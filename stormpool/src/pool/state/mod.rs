@@ -32,7 +32,7 @@ use super::idle::{IdleEntry, IdleStore};
 use super::lease::{Lease, LeaseId, Leases, NO_LEASE};
 use super::options::{Priority, When};
 use super::stats::{CloseCause, Counters, Status};
-use super::waitlist::{Slot, WaiterId, Waitlist};
+use super::waitlist::{Cell, WaiterId, Waitlist};
 use crate::admission::{Admission, ClassQueue, Order, CLASSES};
 use crate::clock::{Instant, Rng};
 use crate::error::AcquireError;
@@ -162,9 +162,18 @@ pub(crate) struct Ask<'a> {
 pub(crate) enum Checkout<M: Manager> {
     /// An idle connection, now in use.
     Ready(Box<Entry<M>>),
-    /// Queued as this waiter.
-    Wait(WaiterId),
+    /// Queued: wait for the hand-off.
+    Wait(Ticket<M>),
     Reject(AcquireError<M::Error>),
+}
+
+/// A queued request's claim on its hand-off: its place in the waitlist
+/// while it is queued, and the cell its connection (or failure) is
+/// written into, which it reads without the pool lock.
+pub(crate) struct Ticket<M: Manager> {
+    pub(crate) id: WaiterId,
+    pub(crate) cell: Cell<Box<Entry<M>>, Failure<M::Error>>,
+    pub(crate) deadline: Instant,
 }
 
 /// What a waiter collects: its connection, or why it has none.
@@ -210,6 +219,11 @@ pub(crate) struct State<M: Manager> {
     latest_now: Instant,
     /// When a hand-off may sample the queue for the admission state again.
     next_sample: Instant,
+    /// When the pool's timer next expires waiters: never later than the
+    /// earliest deadline of a queued one (it may be earlier: that waiter
+    /// may have been served since). `None`: nobody has queued since the
+    /// last expiry found the queue empty.
+    expiry_at: Option<Instant>,
     next_conn_id: u64,
     rng: Rng,
 }
@@ -236,6 +250,7 @@ impl<M: Manager> State<M> {
             connect_patience: config.maintenance_tick,
             latest_now: crate::clock::now(),
             next_sample: crate::clock::now(),
+            expiry_at: None,
             next_conn_id: 1,
             rng: config.jitter_seed.map_or_else(Rng::new, Rng::with_seed),
         }
@@ -279,7 +294,6 @@ impl<M: Manager> State<M> {
             open: l.open(),
             idle: l.idle(),
             in_use: l.in_use(),
-            handing_over: l.handing_over(),
             connecting: l.connecting(),
             draining: l.draining(),
             closing: l.closing(),
@@ -297,13 +311,10 @@ impl<M: Manager> State<M> {
     }
 
     /// Takes an idle connection, or queues the request, or rejects it.
-    /// A request that must wait is queued with `waker` (its task's), so its
-    /// first poll need not take the lock again.
     pub(crate) fn checkout(
         &mut self,
         now: Instant,
         ask: &Ask<'_>,
-        waker: Option<&std::task::Waker>,
         config: &Config,
         fx: &mut Effects<M>,
     ) -> Checkout<M> {
@@ -360,16 +371,51 @@ impl<M: Manager> State<M> {
             fx.kick_maintenance();
         }
         self.starved(now);
+        let deadline = ask.deadline.resolve();
         let id = self.waitlist.push(
             now,
-            ask.deadline.resolve(),
+            deadline,
             ask.priority.index() as u8,
             ask.key,
             wanted,
-            waker.cloned(),
+            ask.site,
         );
+        let cell = self.waitlist.cell(id);
+        if self.expiry_at.is_none_or(|at| deadline < at) {
+            // Deadlines mostly arrive in order, so the timer rarely moves.
+            self.expiry_at = Some(deadline);
+            fx.arm_expiry();
+        }
         self.start_connects(now, config, fx);
-        Checkout::Wait(id)
+        Checkout::Wait(Ticket { id, cell, deadline })
+    }
+
+    /// When the pool's timer must next run [`expire`](Self::expire).
+    pub(crate) fn expiry_at(&self) -> Option<Instant> {
+        self.expiry_at
+    }
+
+    /// Fails the waiters whose deadline has come, if any can have: the
+    /// pool's one timer for every waiter, instead of a timer each. Each
+    /// gets the failure its own timer would have given it.
+    pub(crate) fn expire(&mut self, now: Instant, fx: &mut Effects<M>) {
+        if self.expiry_at.is_none_or(|at| at > now) {
+            return;
+        }
+        let failure = self.timeout_failure(now);
+        let (expired, next) = self.waitlist.expire(
+            now,
+            || match &failure {
+                Failure::Connect(c) => Failure::Connect(c.clone()),
+                _ => Failure::Timeout,
+            },
+            fx.wakes(),
+        );
+        self.expiry_at = next;
+        if expired > 0 {
+            self.counters.timed_out += expired as u64;
+            self.serve_idle(now, fx);
+        }
     }
 
     /// Hands a connection that is free to the next live waiter, or to the
@@ -399,9 +445,22 @@ impl<M: Manager> State<M> {
             self.counters.evicted_expired += evicted;
             self.counters.timed_out += evicted;
             if let Some(id) = chosen {
+                // The waiter takes the connection out of its cell without
+                // the lock: it is in use from now on.
                 entry.handed_at = now;
                 entry.key = self.waitlist.key_of(id);
-                self.ledger.moved(&mut entry.seat, Place::HandingOver);
+                let (deadline, site) = {
+                    let record = self.waitlist.get(id);
+                    (record.deadline, record.site)
+                };
+                if deadline <= now {
+                    // Impossible by construction (`pick` skips expired
+                    // waiters); counted so tests and dashboards can prove it.
+                    self.counters.dead_handoffs += 1;
+                }
+                self.ledger.moved(&mut entry.seat, Place::InUse);
+                self.counters.acquired_waited += 1;
+                self.take_lease(&mut entry, now, site);
                 self.counters.handoffs += 1;
                 self.admission.handed_off(now);
                 self.waitlist.grant(id, entry, fx.wakes());
@@ -798,67 +857,57 @@ impl<M: Manager> State<M> {
         self.connector.abandoned(self.ledger.connecting());
     }
 
-    /// A waiter's future is polled: collect its hand-off, or notice its
-    /// deadline, or keep waiting.
-    pub(crate) fn poll_waiter(
+    /// A waiter's own timer fired (the pool's timer is not running): its
+    /// outcome if one was written meanwhile, else a timeout if its deadline
+    /// has passed, else nothing yet.
+    pub(crate) fn waiter_timer_fired(
         &mut self,
-        id: WaiterId,
+        ticket: &Ticket<M>,
         now: Instant,
-        waker: &std::task::Waker,
-        site: &'static Location<'static>,
         fx: &mut Effects<M>,
     ) -> Option<Collected<M>> {
-        let record = self.waitlist.get_mut(id);
-        let deadline = record.deadline;
-        if let Slot::Queued = record.slot {
-            if now < deadline {
-                match &record.waker {
-                    Some(w) if w.will_wake(waker) => {}
-                    _ => record.waker = Some(waker.clone()),
-                }
-                return None;
-            }
-            self.waitlist.remove(id, now);
-            self.counters.timed_out += 1;
-            self.serve_idle(now, fx);
-            return Some(Err(self.timeout_failure(now)));
+        if let Some(outcome) = ticket.cell.take() {
+            return Some(outcome);
         }
-        match self.waitlist.take_slot(id) {
-            Slot::Granted(mut entry) => {
-                if entry.handed_at >= deadline {
-                    // Impossible by construction (`pick` skips expired
-                    // waiters); counted so tests and dashboards can prove it.
-                    self.counters.dead_handoffs += 1;
-                }
-                if now >= deadline {
-                    // Granted in time, but the request is past its deadline
-                    // now: it has given up, so the connection moves on.
-                    self.counters.timed_out += 1;
-                    self.pass_on(now, entry, fx);
-                    return Some(Err(self.timeout_failure(now)));
-                }
-                self.ledger.moved(&mut entry.seat, Place::InUse);
-                self.counters.acquired_waited += 1;
-                self.take_lease(&mut entry, now, site);
-                Some(Ok(entry))
-            }
-            Slot::Failed(failure) => Some(Err(failure)),
-            Slot::Queued | Slot::Vacant { .. } => Some(Err(Failure::Closed)),
+        if now < ticket.deadline {
+            return None;
         }
+        // Nothing written: the waiter is still queued under its id.
+        self.waitlist.remove(ticket.id, now);
+        self.counters.timed_out += 1;
+        self.serve_idle(now, fx);
+        Some(Err(self.timeout_failure(now)))
+    }
+
+    /// A waiter found its connection in its cell past its deadline: it has
+    /// given up, so the connection moves on. Returns the waiter's failure.
+    pub(crate) fn collected_late(
+        &mut self,
+        now: Instant,
+        entry: Box<Entry<M>>,
+        fx: &mut Effects<M>,
+    ) -> Failure<M::Error> {
+        self.counters.timed_out += 1;
+        self.ungrant(now, entry, fx);
+        self.timeout_failure(now)
     }
 
     /// A waiter's future was dropped: leave the queue in O(1), or pass on a
     /// connection that was already handed to it.
-    pub(crate) fn drop_waiter(&mut self, id: WaiterId, now: Instant, fx: &mut Effects<M>) {
-        if let Slot::Queued = self.waitlist.get(id).slot {
-            self.waitlist.remove(id, now);
-            self.counters.cancelled += 1;
-            self.serve_idle(now, fx);
-            return;
-        }
-        if let Slot::Granted(entry) = self.waitlist.take_slot(id) {
-            self.counters.cancelled += 1;
-            self.pass_on(now, entry, fx);
+    pub(crate) fn drop_waiter(&mut self, ticket: &Ticket<M>, now: Instant, fx: &mut Effects<M>) {
+        match ticket.cell.take() {
+            None => {
+                // Nothing written (writes happen under this lock): still
+                // queued under its id.
+                self.waitlist.remove(ticket.id, now);
+                self.counters.cancelled += 1;
+                self.serve_idle(now, fx);
+            }
+            Some(Ok(entry)) => {
+                self.counters.cancelled += 1;
+                self.ungrant(now, entry, fx);
+            }
+            Some(Err(_)) => {}
         }
     }
 
@@ -889,9 +938,15 @@ impl<M: Manager> State<M> {
     }
 
     /// A connection granted to a waiter that will not take it goes on to
-    /// the next one; the waiter's valve place is freed.
-    fn pass_on(&mut self, now: Instant, mut entry: Box<Entry<M>>, fx: &mut Effects<M>) {
+    /// the next one (or, revoked meanwhile, is closed); the waiter's valve
+    /// place is freed, and the grant is not counted as an acquire.
+    fn ungrant(&mut self, now: Instant, mut entry: Box<Entry<M>>, fx: &mut Effects<M>) {
+        self.counters.acquired_waited -= 1;
         self.waitlist.key_done(std::mem::take(&mut entry.key), now);
+        // As a return: a revoked connection is closed, not reused.
+        if self.end_lease(&mut entry) {
+            return self.close_orphan(entry, fx);
+        }
         self.dispatch(now, entry, fx);
         self.serve_idle(now, fx);
     }

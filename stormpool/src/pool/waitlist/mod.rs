@@ -23,23 +23,30 @@
 //! keys are served round-robin within a class. Classes are served in strict
 //! priority order.
 //!
-//! A record's [`Slot`] is the hand-off: a returner writes the connection (or
-//! a failure) into the slot of the waiter it removes from the lists and wakes
-//! it; it never waits for the waiter (with a rendezvous hand-off, returners
-//! block until their chosen waiter gets through the lock, and every
-//! connection ends up parked in the return path). Only the waiter frees its
-//! own record, after reading the
-//! slot, so an id is never reused while its waiter may still look at it.
+//! A record's [`Handoff`] cell is the hand-off: a returner writes the
+//! connection (or a failure) into the cell of the waiter it removes from the
+//! lists, frees the record and wakes the waiter; it never waits for the
+//! waiter (with a rendezvous hand-off, returners block until their chosen
+//! waiter gets through the lock, and every connection ends up parked in the
+//! return path). The waiter reads its cell without the pool lock. A record
+//! is freed when its waiter leaves the queue, so an id names its waiter
+//! only while the waiter is queued: the waiter asks its cell, under the
+//! pool lock, whether it still is before it uses the id.
 //!
-//! Nothing here reads the clock or touches a lock: the pool passes `now` in
-//! and holds its mutex around every call.
+//! Nothing here reads the clock: the pool passes `now` in and holds its
+//! mutex around every call.
+
+mod handoff;
+
+pub(crate) use handoff::Handoff;
 
 use std::collections::HashMap;
-use std::task::Waker;
+use std::panic::Location;
 
 use super::wake::WakeList;
 use crate::admission::{Order, CLASSES};
 use crate::clock::Instant;
+use crate::sync::Arc;
 
 /// The index of a waiter record.
 pub(crate) type WaiterId = u32;
@@ -52,17 +59,17 @@ const NIL: u32 = u32::MAX;
 /// settings preference can cause.
 pub(crate) const MAX_BYPASS: u8 = 4;
 
-/// The state of a waiter's hand-off slot.
-pub(crate) enum Slot<G, F> {
+/// Whether a record holds a waiter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
     /// The record is free; links the free list.
     Vacant { next_free: u32 },
     /// Waiting in the lists.
     Queued,
-    /// Removed from the lists and handed `G` (a connection).
-    Granted(G),
-    /// Removed from the lists and failed with `F`.
-    Failed(F),
 }
+
+/// What a waiter's cell receives: its grant, or why it has none.
+pub(crate) type Cell<G, F> = Arc<Handoff<Result<G, F>>>;
 
 #[derive(Clone, Copy, Debug)]
 struct Links {
@@ -77,10 +84,13 @@ const UNLINKED: Links = Links {
 
 /// One waiting request.
 pub(crate) struct Record<G, F> {
-    pub(crate) slot: Slot<G, F>,
-    pub(crate) waker: Option<Waker>,
+    pub(crate) slot: Slot,
+    /// Its hand-off; kept when the record is freed, for the next waiter.
+    cell: Cell<G, F>,
     pub(crate) enqueued: Instant,
     pub(crate) deadline: Instant,
+    /// Where the request was made, for its lease.
+    pub(crate) site: &'static Location<'static>,
     class: u8,
     bypassed: u8,
     /// Held back by its key's in-flight cap (a valve): linked into its key
@@ -138,7 +148,9 @@ enum List {
 
 pub(crate) struct Waitlist<G, F> {
     records: Vec<Record<G, F>>,
+    /// The free list's head (reused first) and tail (freed last).
     free: u32,
+    free_tail: u32,
     keys: Vec<KeyQueue>,
     free_keys: Vec<u32>,
     key_index: HashMap<(u8, u64), u32>,
@@ -172,6 +184,7 @@ impl<G, F> Waitlist<G, F> {
         Waitlist {
             records: Vec::new(),
             free: NIL,
+            free_tail: NIL,
             keys,
             free_keys: Vec::new(),
             key_index: HashMap::new(),
@@ -279,10 +292,6 @@ impl<G, F> Waitlist<G, F> {
         &self.records[id as usize]
     }
 
-    pub(crate) fn get_mut(&mut self, id: WaiterId) -> &mut Record<G, F> {
-        &mut self.records[id as usize]
-    }
-
     /// The oldest queued waiter of a class.
     pub(crate) fn oldest(&self, class: usize) -> Option<WaiterId> {
         let head = self.classes[class].all.head;
@@ -295,14 +304,9 @@ impl<G, F> Waitlist<G, F> {
         (tail != NIL).then_some(tail)
     }
 
-    /// The waiter queued after `id` in its class's arrival order.
-    pub(crate) fn next_in_class(&self, id: WaiterId) -> Option<WaiterId> {
-        let next = self.records[id as usize].class_links.next;
-        (next != NIL).then_some(next)
-    }
-
     /// Adds a waiter at the back of its key queue, or of its key's held list
-    /// when the key is at its valve cap.
+    /// when the key is at its valve cap. What it gets is written into its
+    /// [`cell`](Self::cell).
     pub(crate) fn push(
         &mut self,
         now: Instant,
@@ -310,39 +314,55 @@ impl<G, F> Waitlist<G, F> {
         class: u8,
         key: u64,
         settings: u32,
-        waker: Option<Waker>,
+        site: &'static Location<'static>,
     ) -> WaiterId {
         let held = self.is_capped(key);
         if !held {
             self.admit(key);
         }
         let key_idx = self.key_queue(class, key);
-        let record = Record {
-            slot: Slot::Queued,
-            waker,
-            enqueued: now,
-            deadline,
-            class,
-            bypassed: 0,
-            held,
-            settings,
-            key: key_idx,
-            key_links: UNLINKED,
-            class_links: UNLINKED,
-            set_links: UNLINKED,
-        };
         let id = if self.free != NIL {
             let id = self.free;
-            let slot = &mut self.records[id as usize];
-            if let Slot::Vacant { next_free } = slot.slot {
+            let record = &mut self.records[id as usize];
+            if let Slot::Vacant { next_free } = record.slot {
                 self.free = next_free;
+                if next_free == NIL {
+                    self.free_tail = NIL;
+                }
             }
-            *slot = record;
+            Handoff::renew(&mut record.cell);
             id
         } else {
-            self.records.push(record);
+            self.records.push(Record {
+                slot: Slot::Vacant { next_free: NIL },
+                cell: Handoff::new(),
+                enqueued: now,
+                deadline,
+                site,
+                class,
+                bypassed: 0,
+                held,
+                settings,
+                key: key_idx,
+                key_links: UNLINKED,
+                class_links: UNLINKED,
+                set_links: UNLINKED,
+            });
             (self.records.len() - 1) as u32
         };
+        let record = &mut self.records[id as usize];
+        record.slot = Slot::Queued;
+        record.enqueued = now;
+        record.deadline = deadline;
+        record.site = site;
+        record.class = class;
+        record.bypassed = 0;
+        record.held = held;
+        record.settings = settings;
+        record.key = key_idx;
+        record.key_links = UNLINKED;
+        record.class_links = UNLINKED;
+        record.set_links = UNLINKED;
         if held {
             let kq = &mut self.keys[key_idx as usize];
             kq.held_len += 1;
@@ -473,48 +493,47 @@ impl<G, F> Waitlist<G, F> {
         self.len -= 1;
     }
 
+    /// The hand-off cell of a queued waiter, for the waiter to keep.
+    pub(crate) fn cell(&self, id: WaiterId) -> Cell<G, F> {
+        self.records[id as usize].cell.clone()
+    }
+
     /// Removes a queued waiter and fails it, queueing its waker on `wakes`.
     pub(crate) fn fail(&mut self, id: WaiterId, failure: F, now: Instant, wakes: &mut WakeList) {
         self.leave(id, now);
-        let record = &mut self.records[id as usize];
-        record.slot = Slot::Failed(failure);
-        wakes.push(record.waker.take());
+        self.complete(id, Err(failure), wakes);
     }
 
     /// Removes a queued waiter and hands it `grant`, queueing its waker.
     pub(crate) fn grant(&mut self, id: WaiterId, grant: G, wakes: &mut WakeList) {
         self.unlink(id);
-        let record = &mut self.records[id as usize];
-        record.slot = Slot::Granted(grant);
-        wakes.push(record.waker.take());
+        self.complete(id, Ok(grant), wakes);
+    }
+
+    /// Writes a waiter's outcome into its cell and frees its record.
+    fn complete(&mut self, id: WaiterId, outcome: Result<G, F>, wakes: &mut WakeList) {
+        wakes.push(self.records[id as usize].cell.complete(outcome));
+        self.free_record(id);
     }
 
     /// Removes a queued waiter and frees its record at once: the waiter
     /// itself leaves (its future was dropped, or its own timer fired).
     pub(crate) fn remove(&mut self, id: WaiterId, now: Instant) {
         self.leave(id, now);
-        let record = &mut self.records[id as usize];
-        record.waker = None;
-        record.slot = Slot::Vacant {
-            next_free: self.free,
-        };
-        self.free = id;
+        self.free_record(id);
     }
 
-    /// Takes the hand-off out of a record that is no longer queued, and
-    /// frees the record; called by its waiter only.
-    pub(crate) fn take_slot(&mut self, id: WaiterId) -> Slot<G, F> {
-        let record = &mut self.records[id as usize];
-        debug_assert!(!matches!(record.slot, Slot::Queued | Slot::Vacant { .. }));
-        record.waker = None;
-        let slot = std::mem::replace(
-            &mut record.slot,
-            Slot::Vacant {
-                next_free: self.free,
-            },
-        );
-        self.free = id;
-        slot
+    /// Frees a record at the back of the free list: the record reused
+    /// next is the one freed longest ago, whose waiter has most likely let
+    /// go of its cell, so the cell is reused rather than allocated anew.
+    fn free_record(&mut self, id: WaiterId) {
+        self.records[id as usize].slot = Slot::Vacant { next_free: NIL };
+        if self.free_tail == NIL {
+            self.free = id;
+        } else {
+            self.records[self.free_tail as usize].slot = Slot::Vacant { next_free: id };
+        }
+        self.free_tail = id;
     }
 
     /// Chooses the waiter a connection carrying `settings` (0: none) goes to.
@@ -655,6 +674,39 @@ impl<G, F> Waitlist<G, F> {
             }
         }
         shed
+    }
+
+    /// Fails every waiter, eligible or held back, whose deadline is not
+    /// after `now`, with `failure()`. Returns how many were failed and the
+    /// earliest deadline among the waiters left: the next time this has
+    /// anything to do.
+    ///
+    /// One pass over the records, O(capacity of the slab): it runs when a
+    /// deadline comes due (the pool's one timer), not per request.
+    pub(crate) fn expire(
+        &mut self,
+        now: Instant,
+        mut failure: impl FnMut() -> F,
+        wakes: &mut WakeList,
+    ) -> (usize, Option<Instant>) {
+        let mut failed = 0;
+        let mut next: Option<Instant> = None;
+        for id in 0..self.records.len() as u32 {
+            let record = &self.records[id as usize];
+            if !matches!(record.slot, Slot::Queued) {
+                continue;
+            }
+            if record.deadline <= now {
+                // Leaving may promote a held waiter of the same key; it is
+                // in the slab already and is looked at in this same pass
+                // (its deadline unchanged) whether before or after `id`.
+                self.fail(id, failure(), now, wakes);
+                failed += 1;
+            } else {
+                next = Some(next.map_or(record.deadline, |n| n.min(record.deadline)));
+            }
+        }
+        (failed, next)
     }
 
     /// Fails every queued waiter (pool closed, database down).
