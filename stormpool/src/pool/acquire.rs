@@ -219,6 +219,10 @@ enum Readiness {
     RoundTrip,
 }
 
+/// How close to its deadline a waiter must have been granted its connection
+/// for the time it is collected at to be checked against the clock.
+const LATE_CHECK_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A queued request, as seen from its future.
 struct Waiter<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
@@ -257,11 +261,24 @@ impl<M: Manager> Waiter<'_, M> {
     /// Takes the outcome written into the cell. A connection found past the
     /// deadline is not taken: the request has given up, and the connection
     /// moves on.
+    ///
+    /// The grant was made before the deadline (a returner never grants to
+    /// an expired waiter), at `handed_at`, a time read from the clock; what
+    /// may have passed since is the wait for this task to run. Only a grant
+    /// that left less than [`LATE_CHECK_WITHIN`] to the deadline is checked
+    /// against the clock: a waiter with more to spare is late only if its
+    /// runtime stalled for that long. The request goes on with the grant's
+    /// time then, which is when the connection became its own.
     fn collect(&mut self, outcome: Result<Box<Entry<M>>, Failure<M::Error>>) -> Outcome<M> {
         self.done = true;
         let entry = outcome?;
+        let deadline = self.ticket.deadline;
+        if deadline.saturating_duration_since(entry.handed_at) > LATE_CHECK_WITHIN {
+            let granted = entry.handed_at;
+            return Ok((entry, granted));
+        }
         let now = clock::now();
-        if now < self.ticket.deadline {
+        if now < deadline {
             return Ok((entry, now));
         }
         Err(self
