@@ -866,13 +866,16 @@ impl<M: Manager> State<M> {
         now: Instant,
         fx: &mut Effects<M>,
     ) -> Option<Collected<M>> {
-        if let Some(outcome) = ticket.cell.take() {
+        if let Some(outcome) = ticket.cell.take_outcome() {
             return Some(outcome);
         }
         if now < ticket.deadline {
+            // Still queued, still to be woken by its cell.
             return None;
         }
-        // Nothing written: the waiter is still queued under its id.
+        // Nothing written: the waiter is still queued under its id, and
+        // leaves; its waker goes with it.
+        let _ = ticket.cell.take();
         self.waitlist.remove(ticket.id, now);
         self.counters.timed_out += 1;
         self.serve_idle(now, fx);

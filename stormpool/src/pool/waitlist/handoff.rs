@@ -89,6 +89,12 @@ impl<T> Handoff<T> {
         None
     }
 
+    /// Takes the outcome if it has been written, leaving the waker: under
+    /// the pool lock, for a waiter that stays queued if nothing was.
+    pub(crate) fn take_outcome(&self) -> Option<T> {
+        lock(&self.inner).outcome.take()
+    }
+
     /// Takes the outcome if it has been written, and forgets the waker:
     /// the waiter is going away. Under the pool lock: whether the waiter
     /// is still queued.

@@ -271,3 +271,20 @@ fn expire_fails_the_due_and_reports_the_next_deadline() {
     assert_eq!(w.expire(later, || "timeout", &mut wakes), (1, None));
     assert!(w.is_empty());
 }
+
+#[test]
+fn a_cell_keeps_its_waker_until_written_or_left() {
+    let cell = Handoff::<u32>::new();
+    let waker = std::task::Waker::noop();
+    assert!(cell.poll(waker).is_none(), "nothing written yet");
+    // A look under the pool lock that finds nothing keeps the waiter's
+    // waker: a later grant must still wake it.
+    assert!(cell.take_outcome().is_none());
+    assert!(cell.complete(5).is_some(), "the waker is handed to the writer");
+    assert_eq!(cell.poll(waker), Some(5));
+    // A waiter going away takes its waker with it.
+    let cell = Handoff::<u32>::new();
+    assert!(cell.poll(waker).is_none());
+    assert!(cell.take().is_none());
+    assert!(cell.complete(6).is_none(), "nobody left to wake");
+}
