@@ -216,3 +216,53 @@ async fn a_saturated_pool_with_time_to_spare_queues_instead_of_shedding() {
     assert_eq!((rejected, c.shed, c.wedged), (0, 0, 0));
     assert!(throughput >= 0.97, "throughput {throughput}");
 }
+
+/// A one-off burst: 200 requests at once on 4 connections, 5 ms queries,
+/// 30 ms deadlines, nothing after. The queue is doomed (the pool cannot
+/// serve 200 in 30 ms), so it is served newest first and its old waiters
+/// are shed, but only those the connections could not serve in time
+/// anyway: with no request arriving after them, shedding the rest would
+/// leave connections idle that could serve them.
+#[tokio::test(start_paused = true)]
+async fn a_burst_is_shed_only_down_to_what_can_be_served() {
+    let service = Duration::from_millis(5);
+    let deadline = Duration::from_millis(30);
+    let pool = support::pool_with(service, |b| b.max_size(4).min_idle(4));
+    while pool.status().idle < 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A few requests first, so the pool knows its hold time.
+    for _ in 0..4 {
+        let mut conn = pool.get().await.unwrap();
+        conn.query().await.unwrap();
+    }
+    let start = tokio::time::Instant::now();
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let opts = AcquireOptions::new().deadline(start + deadline);
+                let Ok(mut conn) = pool.get_with(opts).await else {
+                    return false;
+                };
+                conn.query().await.is_ok() && tokio::time::Instant::now() <= start + deadline
+            })
+        })
+        .collect();
+    let mut served = 0;
+    for task in tasks {
+        served += usize::from(task.await.unwrap());
+    }
+    // The most that fit: 4 connections, 6 queries of 5 ms each in 30 ms.
+    let most = 4 * (deadline.as_millis() / service.as_millis()) as usize;
+    let status = pool.status();
+    println!(
+        "burst: {served} of at most {most} served in time, shed {}, timed out {}",
+        status.counters.shed, status.counters.timed_out
+    );
+    assert!(
+        served * 5 >= most * 4,
+        "{served} served in time of the {most} that fit"
+    );
+    assert_eq!(status.counters.dead_handoffs, 0);
+}

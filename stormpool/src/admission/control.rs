@@ -46,11 +46,21 @@ pub(crate) struct ClassQueue {
     /// and the classes above), at the measured service rate, take more than
     /// four fifths of the time it has left.
     pub(crate) doomed: bool,
+    /// How many of its newest waiters the connections can still serve in
+    /// time (within four fifths of the newest's time left, after the
+    /// classes above and the requests arriving meanwhile at the current
+    /// rate): shedding them would not help anyone.
+    pub(crate) servable: usize,
 }
 
 /// How many timer samples in a row must find no hand-off before a queue
 /// counts as unserved.
 const STALL_SAMPLES: u32 = 3;
+
+/// The window the arrival rate is measured over: short, so that the end of
+/// a burst shows within a few milliseconds, long enough to hold several
+/// arrivals at the rates where shedding matters.
+const ARRIVAL_WINDOW: Duration = Duration::from_millis(5);
 
 /// One class's detector and overload state.
 #[derive(Clone, Debug)]
@@ -134,6 +144,11 @@ pub(crate) struct Admission {
     /// the timer keeps finding unserved, not one a stalled process (the
     /// machine's, not the pool's) failed to look at.
     timer_samples: u32,
+    /// Requests that joined the queue since `arrivals_since`.
+    arrivals: u32,
+    arrivals_since: Option<Instant>,
+    /// Requests joining the queue per second, over the last whole window.
+    arrival_rate: f64,
     deadline_aware: DeadlineAware,
 }
 
@@ -147,7 +162,36 @@ impl Admission {
             last_handoff: None,
             waiting_since: None,
             timer_samples: 0,
+            arrivals: 0,
+            arrivals_since: None,
+            arrival_rate: 0.0,
             deadline_aware,
+        }
+    }
+
+    /// A request joined the queue.
+    pub(crate) fn arrived(&mut self) {
+        self.arrivals = self.arrivals.saturating_add(1);
+    }
+
+    /// Requests joining the queue per second, over the last whole
+    /// [`ARRIVAL_WINDOW`] the detectors saw.
+    pub(crate) fn arrival_rate(&self) -> f64 {
+        self.arrival_rate
+    }
+
+    /// Closes the arrival window if it is over.
+    fn count_arrivals(&mut self, now: Instant) {
+        let Some(since) = self.arrivals_since else {
+            self.arrivals_since = Some(now);
+            self.arrivals = 0;
+            return;
+        };
+        let window = now.saturating_duration_since(since);
+        if window >= ARRIVAL_WINDOW {
+            self.arrival_rate = f64::from(self.arrivals) / window.as_secs_f64();
+            self.arrivals = 0;
+            self.arrivals_since = Some(now);
         }
     }
 
@@ -256,6 +300,7 @@ impl Admission {
         queues: Option<[ClassQueue; CLASSES]>,
         returning: bool,
     ) -> Option<Shedding> {
+        self.count_arrivals(now);
         let classes = self.classes.as_mut()?;
         let Some(queues) = queues else {
             // The common case of a pool keeping up: nothing to measure.
@@ -321,6 +366,7 @@ mod tests {
                 head_age: Some(age),
                 len,
                 doomed,
+                servable: 0,
             }; CLASSES],
         )
     }

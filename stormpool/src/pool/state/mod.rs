@@ -371,6 +371,7 @@ impl<M: Manager> State<M> {
             fx.kick_maintenance();
         }
         self.starved(now);
+        self.admission.arrived();
         let deadline = ask.deadline.resolve();
         let id = self.waitlist.push(
             now,
@@ -508,6 +509,7 @@ impl<M: Manager> State<M> {
     fn admission_tick(&mut self, now: Instant, budget: usize, fx: &mut Effects<M>) {
         let queues = (!self.waitlist.is_empty() && self.ledger.established() > 0)
             .then(|| self.class_queues(now));
+        let servable = queues.map(|q| q.map(|class| class.servable));
         let returning = self.ledger.draining() > 0;
         let Some(shedding) = self.admission.observe(now, queues, returning) else {
             return;
@@ -517,11 +519,19 @@ impl<M: Manager> State<M> {
             .starved_since
             .map(|since| now.saturating_duration_since(since))
             .filter(|stalled| *stalled >= retry_after);
+        // The newest waiters the connections can still serve in time are
+        // not shed: with nobody arriving to take their place, shedding them
+        // would only leave connections idle. A wedged pool serves nobody.
+        let keep = match (stalled, servable) {
+            (None, Some(servable)) => servable,
+            _ => [0; CLASSES],
+        };
         let shed = self.waitlist.shed(
             now,
             shedding.older_than,
             budget,
             shedding.classes,
+            keep,
             || match stalled {
                 Some(stalled) => Failure::Wedged { stalled },
                 None => Failure::Shed { retry_after },
@@ -553,11 +563,13 @@ impl<M: Manager> State<M> {
         // nobody: counted, it would make the queue look faster than it is.
         let serving = self.ledger.established().saturating_sub(self.stuck_leases);
         let gap = self.admission.service_gap(serving);
+        let arrival_rate = self.admission.arrival_rate();
         let mut ahead = 0usize;
         std::array::from_fn(|class| {
+            let above = ahead;
             let len = self.waitlist.class_len(class);
             ahead += len;
-            let doomed = match (gap, self.waitlist.newest(class)) {
+            let (doomed, servable) = match (gap, self.waitlist.newest(class)) {
                 (Some(gap), Some(newest)) => {
                     let left = self
                         .waitlist
@@ -565,14 +577,22 @@ impl<M: Manager> State<M> {
                         .deadline
                         .saturating_duration_since(now);
                     let wait = gap.saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX));
-                    wait.saturating_mul(5) > left.saturating_mul(4)
+                    let doomed = wait.saturating_mul(5) > left.saturating_mul(4);
+                    // Connections coming free in the time the newest has,
+                    // less those the classes above and the requests
+                    // arriving meanwhile take first.
+                    let usable = left.mul_f64(0.8).as_secs_f64();
+                    let free = usable / gap.as_secs_f64();
+                    let taken = arrival_rate * usable + above as f64;
+                    (doomed, (free - taken).max(0.0) as usize)
                 }
-                _ => false,
+                _ => (false, 0),
             };
             ClassQueue {
                 head_age: self.waitlist.class_head_age(class, now),
                 len,
                 doomed,
+                servable,
             }
         })
     }

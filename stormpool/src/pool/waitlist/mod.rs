@@ -652,19 +652,22 @@ impl<G, F> Waitlist<G, F> {
 
     /// Sheds up to `budget` waiters of the classes `which` selects that have
     /// queued for longer than `max_age`: the oldest of the lowest class
-    /// first, never `Critical` (class 0). Returns how many were shed.
+    /// first, never `Critical` (class 0), and never below `keep` waiters
+    /// in a class. Returns how many were shed.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn shed(
         &mut self,
         now: Instant,
         max_age: std::time::Duration,
         budget: usize,
         which: [bool; CLASSES],
+        keep: [usize; CLASSES],
         mut failure: impl FnMut() -> F,
         wakes: &mut WakeList,
     ) -> usize {
         let mut shed = 0;
         for class in (1..CLASSES).rev().filter(|&c| which[c]) {
-            while shed < budget {
+            while shed < budget && self.classes[class].len > keep[class] {
                 let Some(id) = self.oldest(class) else { break };
                 if now.saturating_duration_since(self.records[id as usize].enqueued) <= max_age {
                     break;

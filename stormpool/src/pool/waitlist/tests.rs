@@ -175,6 +175,7 @@ fn shedding_takes_the_oldest_of_the_lowest_class_and_spares_critical() {
         Duration::from_millis(10),
         1,
         [true; CLASSES],
+        [0; CLASSES],
         || "shed",
         &mut wakes,
     );
@@ -185,6 +186,7 @@ fn shedding_takes_the_oldest_of_the_lowest_class_and_spares_critical() {
         Duration::from_millis(10),
         10,
         [true; CLASSES],
+        [0; CLASSES],
         || "shed",
         &mut wakes,
     );
@@ -280,7 +282,10 @@ fn a_cell_keeps_its_waker_until_written_or_left() {
     // A look under the pool lock that finds nothing keeps the waiter's
     // waker: a later grant must still wake it.
     assert!(cell.take_outcome().is_none());
-    assert!(cell.complete(5).is_some(), "the waker is handed to the writer");
+    assert!(
+        cell.complete(5).is_some(),
+        "the waker is handed to the writer"
+    );
     assert_eq!(cell.poll(waker), Some(5));
     // A waiter going away takes its waker with it.
     let cell = Handoff::<u32>::new();
