@@ -144,10 +144,11 @@ pub(crate) struct Admission {
     /// the timer keeps finding unserved, not one a stalled process (the
     /// machine's, not the pool's) failed to look at.
     timer_samples: u32,
-    /// Requests that joined the queue since `arrivals_since`.
+    /// Requests that found no idle connection (queued, or turned away
+    /// because the queue was full) since `arrivals_since`.
     arrivals: u32,
     arrivals_since: Option<Instant>,
-    /// Requests joining the queue per second, over the last whole window.
+    /// Such requests per second, over the last whole window.
     arrival_rate: f64,
     deadline_aware: DeadlineAware,
 }
@@ -169,12 +170,13 @@ impl Admission {
         }
     }
 
-    /// A request joined the queue.
+    /// A request found no idle connection: it queues, or is turned away
+    /// because the queue is full.
     pub(crate) fn arrived(&mut self) {
         self.arrivals = self.arrivals.saturating_add(1);
     }
 
-    /// Requests joining the queue per second, over the last whole
+    /// Requests finding no idle connection per second, over the last whole
     /// [`ARRIVAL_WINDOW`] the detectors saw.
     pub(crate) fn arrival_rate(&self) -> f64 {
         self.arrival_rate

@@ -356,6 +356,9 @@ impl<M: Manager> State<M> {
             self.counters.connect_errors += 1;
             return Checkout::Reject(failure.into());
         }
+        // Demand the idle store could not meet, whether it queues or not:
+        // what the shedding floor weighs against the connections.
+        self.admission.arrived();
         if self.waitlist.len() + self.waitlist.held_len() >= config.max_waiters {
             self.counters.rejected_waiters += 1;
             self.starved(now);
@@ -371,7 +374,6 @@ impl<M: Manager> State<M> {
             fx.kick_maintenance();
         }
         self.starved(now);
-        self.admission.arrived();
         let deadline = ask.deadline.resolve();
         let id = self.waitlist.push(
             now,
