@@ -288,3 +288,32 @@ fn the_timer_restarts_on_a_new_runtime() {
         drop(held);
     });
 }
+
+/// The pool's connects, too, run on the runtime of the request that
+/// started the pool's task again, not on the one that shut down.
+#[test]
+fn connects_run_on_the_new_runtime() {
+    let pool: Pool<SimManager> = Pool::builder(SimManager::new(SimConfig::default()))
+        .max_size(2)
+        .build()
+        .unwrap();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    first.block_on(async { drop(pool.get().await.unwrap()) });
+    drop(first);
+    runtime().block_on(async {
+        let held = pool.get().await.unwrap();
+        // The second connection has to be opened, on this runtime.
+        let second = pool
+            .get_with(AcquireOptions::new().timeout(Duration::from_secs(1)))
+            .await;
+        assert!(second.is_ok(), "{:?}", second.err());
+        drop(held);
+    });
+}

@@ -5,7 +5,7 @@
 
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
@@ -33,7 +33,9 @@ pub(crate) struct Shared<M: Manager> {
     /// under it.
     release_reads_clock: AtomicBool,
     started: AtomicBool,
-    runtime: OnceLock<Handle>,
+    /// Where the pool's tasks run: the runtime the maintenance task was
+    /// last started on.
+    runtime: Mutex<Option<Handle>>,
     /// Wakes the maintenance task early (first waiter queued, pool closed).
     maintenance: Arc<Notify>,
     /// Wakes the same task to re-arm its timer for an earlier waiter
@@ -55,7 +57,7 @@ impl<M: Manager> Shared<M> {
             apply_errors: AtomicU64::new(0),
             release_reads_clock: AtomicBool::new(false),
             started: AtomicBool::new(false),
-            runtime: OnceLock::new(),
+            runtime: Mutex::new(None),
             maintenance: Arc::new(Notify::new()),
             expiry: Arc::new(Notify::new()),
             drained: Notify::new(),
@@ -69,17 +71,17 @@ impl<M: Manager> Shared<M> {
         lock(&self.state)
     }
 
-    /// Starts the maintenance task on the current runtime, once.
+    /// Starts the maintenance task on the current runtime, once, and again
+    /// if the runtime it ran on shut down; the pool's other tasks go to the
+    /// same runtime from then on.
     pub(crate) fn ensure_started(self: &Arc<Self>) {
-        // Acquire pairs with the Release of the swap below: a thread that
-        // sees `true` also sees the runtime handle stored before it.
         if self.started.load(Ordering::Acquire) {
             return;
         }
         let Ok(handle) = Handle::try_current() else {
             return;
         };
-        let _ = self.runtime.set(handle.clone());
+        *lock(&self.runtime) = Some(handle.clone());
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -88,6 +90,11 @@ impl<M: Manager> Shared<M> {
             self.maintenance.clone(),
             self.expiry.clone(),
         ));
+    }
+
+    /// The runtime the pool's tasks run on (`None`: none was ever seen).
+    fn runtime(&self) -> Option<Handle> {
+        lock(&self.runtime).clone()
     }
 
     /// Whether the maintenance task runs, and with it the timer that
@@ -112,7 +119,7 @@ impl<M: Manager> Shared<M> {
             shared: self.clone(),
             seat: Some(seat),
         };
-        let Some(handle) = self.runtime.get() else {
+        let Some(handle) = self.runtime() else {
             // No runtime: the connection is dropped here, and `pending`
             // reports it closed.
             drop(conn);
@@ -132,7 +139,7 @@ impl<M: Manager> Shared<M> {
     /// Asks the server to stop the statement behind `token`, within
     /// `check_timeout`, without blocking anyone.
     fn spawn_cancel(self: &Arc<Self>, token: Arc<M::CancelToken>) {
-        let Some(handle) = self.runtime.get() else {
+        let Some(handle) = self.runtime() else {
             return;
         };
         let shared = self.clone();
@@ -152,7 +159,7 @@ impl<M: Manager> Shared<M> {
             shared: self.clone(),
             seat: Some(seat),
         };
-        let Some(handle) = self.runtime.get() else {
+        let Some(handle) = self.runtime() else {
             // No runtime was ever seen: `pending` reports the connect as
             // abandoned when dropped here.
             return;
@@ -243,7 +250,7 @@ impl<M: Manager> Shared<M> {
             self.transition(|state, now, fx| state.release_to_drain(entry, abandoned, now, fx));
         // A revoked lease was closed as the orphan it is.
         let Some(entry) = draining else { return };
-        let Some(handle) = self.runtime.get() else {
+        let Some(handle) = self.runtime() else {
             return self.finish_drain(entry, false);
         };
         let shared = self.clone();
