@@ -254,11 +254,9 @@ async fn a_waiter_held_back_by_its_key_times_out() {
     drop(first);
 }
 
-/// A pool that outlives the runtime its background task ran on starts the
-/// task again on the next request's runtime: waiters there still time out.
-#[test]
-fn the_timer_restarts_on_a_new_runtime() {
-    let pool = pool(1);
+/// A paused runtime, after `pool` served a request on another one that has
+/// shut down since: the pool outlives the runtime its task started on.
+fn second_runtime(pool: &Pool<SimManager>) -> tokio::runtime::Runtime {
     let runtime = || {
         tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -266,10 +264,16 @@ fn the_timer_restarts_on_a_new_runtime() {
             .build()
             .unwrap()
     };
-    let first = runtime();
-    first.block_on(async { drop(pool.get().await.unwrap()) });
-    drop(first);
-    runtime().block_on(async {
+    runtime().block_on(async { drop(pool.get().await.unwrap()) });
+    runtime()
+}
+
+/// A pool that outlives the runtime its background task ran on starts the
+/// task again on the next request's runtime: waiters there still time out.
+#[test]
+fn the_timer_restarts_on_a_new_runtime() {
+    let pool = pool(1);
+    second_runtime(&pool).block_on(async {
         let held = pool.get().await.unwrap();
         let start = Instant::now();
         let waiting = pool.get_with(AcquireOptions::new().timeout(Duration::from_millis(20)));
@@ -297,17 +301,7 @@ fn connects_run_on_the_new_runtime() {
         .max_size(2)
         .build()
         .unwrap();
-    let runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap()
-    };
-    let first = runtime();
-    first.block_on(async { drop(pool.get().await.unwrap()) });
-    drop(first);
-    runtime().block_on(async {
+    second_runtime(&pool).block_on(async {
         let held = pool.get().await.unwrap();
         // The second connection has to be opened, on this runtime.
         let second = pool
