@@ -4,7 +4,12 @@
 //! Every pool in the same run, on 1 and 2 worker threads, with a tokio
 //! semaphore in front of a stack of free connections as the floor. Prints
 //! operations per second (median of the rounds) and each pool's ratio to
-//! deadpool's.
+//! deadpool's: the median of the ratios of rounds run back to back, since
+//! on a virtual machine the rate of every pool can move two- or threefold
+//! from one second to the next (where the host places the two vCPUs), and
+//! a ratio of medians would then compare rounds from different moments.
+//! Then, on the same runtime, the uncontended path as a request task sees
+//! it: one task on a worker getting and giving back a free connection.
 //!
 //! `cargo bench -p stormpool-bench --bench handoff` (`-- --quick` for one
 //! short round).
@@ -37,6 +42,31 @@ macro_rules! round {
             start.elapsed()
         })
     }};
+}
+
+/// One round of the uncontended path on a runtime worker: one task gets
+/// and gives back a free connection `cycles` times; nanoseconds per cycle.
+macro_rules! uncontended {
+    ($rt:expr, $pool:expr, $cycles:expr) => {{
+        let pool = $pool.clone();
+        let took = $rt.block_on(async move {
+            tokio::spawn(async move {
+                let start = Instant::now();
+                for _ in 0..$cycles {
+                    drop(pool.get().await.unwrap());
+                }
+                start.elapsed()
+            })
+            .await
+            .unwrap()
+        });
+        took.as_secs_f64() * 1e9 / $cycles as f64
+    }};
+}
+
+/// The median of the ratios of rounds run back to back.
+fn median_ratio(pool: &[f64], deadpool: &[f64]) -> f64 {
+    median(pool.iter().zip(deadpool).map(|(p, d)| p / d).collect())
 }
 
 fn median(mut rates: Vec<f64>) -> f64 {
@@ -90,13 +120,19 @@ fn main() {
             .unwrap();
         let storm = rt.block_on(pools::stormpool(CONNECTIONS));
         for _ in 0..20 {
-            round!(rt, storm, 2_000);
+            let took = round!(rt, storm, 2_000);
+            eprintln!("{:.0} ops/s", (TASKS * 2_000) as f64 / took.as_secs_f64());
         }
         return;
     }
-    let (rounds, per_task) = if quick { (1, 200) } else { (5, 2_000) };
+    let (rounds, per_task, cycles) = if quick {
+        (1, 200, 20_000)
+    } else {
+        (9, 2_000, 1_000_000)
+    };
     let ops = (TASKS * per_task) as f64;
     let rate = |d: Duration| ops / d.as_secs_f64();
+    let names = ["stormpool", "deadpool", "bb8", "semaphore"];
     println!("hand-off: {TASKS} tasks on {CONNECTIONS} connections, yielding while they hold");
     for workers in [1, 2] {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -108,24 +144,35 @@ fn main() {
         let dead = rt.block_on(pools::deadpool(CONNECTIONS));
         let bb8 = rt.block_on(pools::bb8(CONNECTIONS as u32));
         let semaphore = pools::SemaphorePool::new(CONNECTIONS);
-        let mut results = [const { Vec::new() }; 4];
         // Interleaved rounds, so a noisy moment hurts every pool alike.
+        let mut rates = [const { Vec::new() }; 4];
         for _ in 0..rounds {
-            results[0].push(rate(round!(rt, storm, per_task)));
-            results[1].push(rate(round!(rt, dead, per_task)));
-            results[2].push(rate(round!(rt, bb8, per_task)));
-            results[3].push(rate(round!(rt, semaphore, per_task)));
+            rates[0].push(rate(round!(rt, storm, per_task)));
+            rates[1].push(rate(round!(rt, dead, per_task)));
+            rates[2].push(rate(round!(rt, bb8, per_task)));
+            rates[3].push(rate(round!(rt, semaphore, per_task)));
         }
-        let medians: Vec<f64> = results.into_iter().map(median).collect();
-        println!("{workers} worker(s):");
-        for (name, m) in ["stormpool", "deadpool", "bb8", "semaphore"]
-            .iter()
-            .zip(&medians)
-        {
+        let mut cycle = [const { Vec::new() }; 4];
+        for _ in 0..rounds {
+            cycle[0].push(uncontended!(rt, storm, cycles));
+            cycle[1].push(uncontended!(rt, dead, cycles));
+            cycle[2].push(uncontended!(rt, bb8, cycles));
+            cycle[3].push(uncontended!(rt, semaphore, cycles));
+        }
+        println!("{workers} worker(s), hand-offs per second and the ratio to deadpool's:");
+        for (name, pool) in names.iter().zip(&rates) {
             println!(
                 "  {name:<10} {:>9.0} ops/s  {:.2}x deadpool",
-                m,
-                m / medians[1]
+                median(pool.clone()),
+                median_ratio(pool, &rates[1])
+            );
+        }
+        println!("  uncontended, one task on a worker, per get and give back:");
+        for (name, pool) in names.iter().zip(&cycle) {
+            println!(
+                "  {name:<10} {:>6.0} ns  {:.2}x deadpool's time",
+                median(pool.clone()),
+                median_ratio(pool, &cycle[1])
             );
         }
     }
