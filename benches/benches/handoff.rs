@@ -69,6 +69,15 @@ fn median_ratio(pool: &[f64], deadpool: &[f64]) -> f64 {
     median(pool.iter().zip(deadpool).map(|(p, d)| p / d).collect())
 }
 
+/// One line per pool: its median and its ratio to deadpool's.
+fn rows(pools: &[Vec<f64>; 4], show: impl Fn(f64, f64) -> String) {
+    let names = ["stormpool", "deadpool", "bb8", "semaphore"];
+    for (name, pool) in names.iter().zip(pools) {
+        let shown = show(median(pool.clone()), median_ratio(pool, &pools[1]));
+        println!("  {name:<10} {shown}");
+    }
+}
+
 fn median(mut rates: Vec<f64>) -> f64 {
     rates.sort_by(f64::total_cmp);
     rates[rates.len() / 2]
@@ -132,7 +141,6 @@ fn main() {
     };
     let ops = (TASKS * per_task) as f64;
     let rate = |d: Duration| ops / d.as_secs_f64();
-    let names = ["stormpool", "deadpool", "bb8", "semaphore"];
     println!("hand-off: {TASKS} tasks on {CONNECTIONS} connections, yielding while they hold");
     for workers in [1, 2] {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -160,20 +168,12 @@ fn main() {
             cycle[3].push(uncontended!(rt, semaphore, cycles));
         }
         println!("{workers} worker(s), hand-offs per second and the ratio to deadpool's:");
-        for (name, pool) in names.iter().zip(&rates) {
-            println!(
-                "  {name:<10} {:>9.0} ops/s  {:.2}x deadpool",
-                median(pool.clone()),
-                median_ratio(pool, &rates[1])
-            );
-        }
+        rows(&rates, |rate, ratio| {
+            format!("{rate:>9.0} ops/s  {ratio:.2}x deadpool")
+        });
         println!("  uncontended, one task on a worker, per get and give back:");
-        for (name, pool) in names.iter().zip(&cycle) {
-            println!(
-                "  {name:<10} {:>6.0} ns  {:.2}x deadpool's time",
-                median(pool.clone()),
-                median_ratio(pool, &cycle[1])
-            );
-        }
+        rows(&cycle, |ns, ratio| {
+            format!("{ns:>6.0} ns  {ratio:.2}x deadpool's time")
+        });
     }
 }
